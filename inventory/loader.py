@@ -1,0 +1,198 @@
+"""Load an inventory directory into a `Topology`, collecting every schema problem at once.
+
+Layout of an inventory directory::
+
+    clouds/<cloud>.yaml          one cloud and its centers, flavors, images
+    tiers.yaml                   list of tiers (RTO/RPO targets, placement)
+    departments.yaml             list of departments (tenants) and their quotas
+    systems/**/<system>.yaml     one reviewed request per system
+    ipam.lock.yaml               address blocks already handed out (written by `tricenter ipam`)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from inventory.errors import InvalidInventory, InventoryProblem, display_path
+from inventory.model import Cloud, Department, GbtStandard, System, Tier
+from inventory.yamlsource import PathKey, YamlDocument, YamlSyntaxError, load_yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_INVENTORY = PACKAGE_DIR / "guangdong"
+LAB_INVENTORY = PACKAGE_DIR / "lab"
+GBT_TABLE = PACKAGE_DIR / "standards" / "gbt20988-2007.yaml"
+IPAM_LOCK_NAME = "ipam.lock.yaml"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a model object was declared, so cross-checks can point back at it."""
+
+    file: Path
+    path: PathKey
+    document: YamlDocument
+
+    def problem(self, root: Path, subpath: PathKey, message: str) -> InventoryProblem:
+        full = self.path + subpath
+        return InventoryProblem(
+            file=display_path(self.file, root),
+            path=format_path(full),
+            message=message,
+            line=self.document.line_of(full),
+        )
+
+
+@dataclass
+class Topology:
+    root: Path
+    clouds: dict[str, Cloud] = field(default_factory=dict)
+    tiers: dict[str, Tier] = field(default_factory=dict)
+    departments: dict[str, Department] = field(default_factory=dict)
+    systems: dict[str, System] = field(default_factory=dict)
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    gbt: GbtStandard | None = None
+
+    def origin(self, kind: str, name: str) -> Origin:
+        return self.origins[(kind, name)]
+
+    def cloud_of(self, system: System) -> Cloud:
+        return self.clouds[self.departments[system.department].cloud]
+
+    def systems_in_cloud(self, cloud: str) -> list[System]:
+        return [s for s in self.systems.values() if self.departments[s.department].cloud == cloud]
+
+    @property
+    def ipam_lock_file(self) -> Path:
+        return self.root / IPAM_LOCK_NAME
+
+
+def format_path(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Collector:
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[InventoryProblem] = []
+
+    def add(self, file: Path, path: PathKey, message: str, line: int | None) -> None:
+        self.problems.append(
+            InventoryProblem(display_path(file, self.root), format_path(path), message, line)
+        )
+
+    def read(self, file: Path) -> YamlDocument | None:
+        try:
+            return load_yaml(file)
+        except YamlSyntaxError as exc:
+            self.add(file, (), f"{exc} — fix the YAML so it parses", exc.line)
+        except (OSError, UnicodeDecodeError) as exc:
+            self.add(file, (), f"cannot read file: {exc}", None)
+        return None
+
+    def parse(self, model: type[M], doc: YamlDocument, path: PathKey, value: Any) -> M | None:
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = path + tuple(err["loc"])
+                self.add(doc.file, loc, _explain(err), doc.line_of(loc))
+            return None
+
+
+def _explain(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key — remove it or check its spelling against docs/inventory.md"
+    if kind == "missing":
+        return "required field is missing — add it"
+    if kind == "string_pattern_mismatch":
+        return f"{msg}: names use lower-case letters, digits and '-', starting with a letter"
+    got = err.get("input")
+    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    return f"{msg} (got {shown})"
+
+
+def _list_file(col: _Collector, file: Path, model: type[M], key_field: str, kind: str,
+               topo: Topology, into: dict[str, M]) -> None:
+    if not file.exists():
+        col.add(file, (), f"missing file: create {file.name} with a list of {kind}s", None)
+        return
+    doc = col.read(file)
+    if doc is None:
+        return
+    if not isinstance(doc.data, list):
+        col.add(file, (), f"must be a YAML list of {kind}s (got {type(doc.data).__name__})", doc.line_of(()))
+        return
+    for index, entry in enumerate(doc.data):
+        obj = col.parse(model, doc, (index,), entry)
+        if obj is None:
+            continue
+        name = getattr(obj, key_field)
+        if name in into:
+            first = topo.origins[(kind, name)]
+            col.add(file, (index, key_field),
+                    f"duplicate {kind} '{name}' (first declared in "
+                    f"{display_path(first.file, topo.root)}) — rename one of them",
+                    doc.line_of((index, key_field)))
+            continue
+        into[name] = obj
+        topo.origins[(kind, name)] = Origin(file, (index,), doc)
+
+
+def _one_per_file(col: _Collector, files: list[Path], model: type[M], kind: str,
+                  topo: Topology, into: dict[str, M]) -> None:
+    for file in files:
+        doc = col.read(file)
+        if doc is None:
+            continue
+        if not isinstance(doc.data, dict):
+            col.add(file, (), f"must be a YAML mapping describing one {kind}", doc.line_of(()))
+            continue
+        obj = col.parse(model, doc, (), doc.data)
+        if obj is None:
+            continue
+        name = obj.name
+        if name in into:
+            first = topo.origins[(kind, name)]
+            col.add(file, ("name",),
+                    f"duplicate {kind} '{name}' (also in {display_path(first.file, topo.root)}) "
+                    f"— {kind} names must be unique across the inventory",
+                    doc.line_of(("name",)))
+            continue
+        into[name] = obj
+        topo.origins[(kind, name)] = Origin(file, (), doc)
+
+
+def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:
+    return GbtStandard.model_validate(load_yaml(file).data)
+
+
+def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
+    """Load and schema-check an inventory; raise InvalidInventory listing every problem.
+
+    Cross-references (unknown tier, quota, placement …) are checked by `inventory.validate`.
+    """
+    root = Path(root).resolve()
+    col = _Collector(root)
+    topo = Topology(root=root, gbt=load_gbt_table())
+    if not root.is_dir():
+        raise InvalidInventory([InventoryProblem(str(root), "", "inventory directory not found — "
+                                                 "pass --inventory DIR pointing at one")])
+    cloud_files = sorted((root / "clouds").glob("*.yaml"))
+    if not cloud_files:
+        col.add(root / "clouds", (), "no clouds declared: add clouds/<name>.yaml", None)
+    _one_per_file(col, cloud_files, Cloud, "cloud", topo, topo.clouds)
+    _list_file(col, root / "tiers.yaml", Tier, "name", "tier", topo, topo.tiers)
+    _list_file(col, root / "departments.yaml", Department, "id", "department", topo, topo.departments)
+    _one_per_file(col, sorted((root / "systems").rglob("*.yaml")), System, "system", topo, topo.systems)
+    if col.problems:
+        raise InvalidInventory(col.problems)
+    return topo

@@ -1,0 +1,236 @@
+"""The topology model: clouds → centers → departments (quotas) → systems (requests).
+
+Every plane reads these types. They describe what is *asked for*; what actually runs
+is the runtime inventory (`inventory.runtime`). Schemas forbid unknown keys so a typo
+in a reviewed request is an error, not a silently ignored field.
+"""
+from __future__ import annotations
+
+import enum
+from ipaddress import IPv4Network
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+Name = str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CenterRole(str, enum.Enum):
+    main = "main"
+    samecity = "samecity"
+    remote = "remote"
+
+
+class CloudKind(str, enum.Enum):
+    provincial = "provincial"
+    industry = "industry"
+    city = "city"
+
+
+class Resources(Strict):
+    """An amount of compute: used for center capacity, department quotas and demand."""
+
+    vcpus: int = Field(ge=0)
+    ram_gib: int = Field(ge=0)
+    storage_gib: int = Field(ge=0)
+    instances: int = Field(ge=0)
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            vcpus=self.vcpus + other.vcpus,
+            ram_gib=self.ram_gib + other.ram_gib,
+            storage_gib=self.storage_gib + other.storage_gib,
+            instances=self.instances + other.instances,
+        )
+
+    def exceeding(self, limit: Resources) -> list[str]:
+        """Names of the dimensions where this amount is larger than `limit`."""
+        return [
+            dim for dim in ("vcpus", "ram_gib", "storage_gib", "instances")
+            if getattr(self, dim) > getattr(limit, dim)
+        ]
+
+
+ZERO = Resources(vcpus=0, ram_gib=0, storage_gib=0, instances=0)
+
+
+class Flavor(Strict):
+    vcpus: int = Field(gt=0)
+    ram_gib: int = Field(gt=0)
+    disk_gib: int = Field(ge=0)
+
+
+class IpamSizes(Strict):
+    """Prefix lengths of the blocks carved from a center's address space."""
+
+    department_prefix: int = Field(default=18, ge=8, le=28)
+    system_prefix: int = Field(default=22, ge=8, le=29)
+    network_prefix: int = Field(default=24, ge=8, le=30)
+
+
+class Center(Strict):
+    role: CenterRole
+    city: str
+    region: str = Field(description="OpenStack region name")
+    availability_zones: list[str] = Field(min_length=1)
+    address_space: IPv4Network
+    external_network: str
+    capacity: Resources
+
+
+class LegacySite(Strict):
+    """A department's existing data center (legacy IDC) that systems migrate out of."""
+
+    city: str
+    address_space: IPv4Network
+
+
+class Cloud(Strict):
+    name: Name = Field(pattern=NAME_PATTERN)
+    kind: CloudKind
+    display_name: str
+    dns_zone: str | None = None
+    ipam: IpamSizes = IpamSizes()
+    centers: dict[Name, Center] = Field(min_length=1)
+    legacy_sites: dict[Name, LegacySite] = {}
+    flavors: dict[Name, Flavor] = Field(min_length=1)
+    images: list[str] = Field(min_length=1)
+
+    def center_by_role(self, role: CenterRole) -> tuple[str, Center] | None:
+        for name, center in self.centers.items():
+            if center.role == role:
+                return name, center
+        return None
+
+
+class Department(Strict):
+    id: Name = Field(pattern=NAME_PATTERN)
+    cloud: Name
+    name_zh: str
+    name_en: str
+    quotas: dict[CenterRole, Resources] = Field(
+        description="Quota per center role; a role absent here has a zero quota"
+    )
+
+
+class AppPlacement(str, enum.Enum):
+    active = "active"  # serves traffic behind the active-active entry
+    pilot = "pilot"  # pilot light: small, scaled up on regional recovery
+    none = "none"
+
+
+class DbReplication(str, enum.Enum):
+    primary = "primary"
+    sync = "sync"
+    async_ = "async"
+    none = "none"
+
+
+class Placement(Strict):
+    app: dict[CenterRole, AppPlacement]
+    database: dict[CenterRole, DbReplication]
+    recover_in_remote: bool = Field(
+        description="Whether the tier promises to bring the system up in the remote center "
+        "when the whole city is lost (the regional absorption check counts it)"
+    )
+
+    def app_role(self, role: CenterRole) -> AppPlacement:
+        return self.app.get(role, AppPlacement.none)
+
+    def db_role(self, role: CenterRole) -> DbReplication:
+        return self.database.get(role, DbReplication.none)
+
+
+class Tier(Strict):
+    name: Name = Field(pattern=NAME_PATTERN)
+    description: str
+    rto_seconds: int = Field(gt=0)
+    rpo_seconds: int = Field(ge=0)
+    gbt20988_level: int = Field(ge=1, le=6)
+    placement: Placement
+
+
+class AppTier(Strict):
+    flavor: Name
+    image: str
+    volume_gib: int = Field(default=0, ge=0)
+    port: int = Field(default=8080, ge=1, le=65535)
+    instances: dict[CenterRole, int] = Field(
+        description="App instances per center role (0 or absent: none)"
+    )
+
+    @field_validator("instances")
+    @classmethod
+    def _non_negative(cls, value: dict[CenterRole, int]) -> dict[CenterRole, int]:
+        for role, count in value.items():
+            if count < 0:
+                raise ValueError(f"instance count for {role.value} must be 0 or more")
+        return value
+
+
+class Database(Strict):
+    engine: Literal["postgresql"] = "postgresql"
+    version: str = "15"
+    flavor: Name
+    size_gib: int = Field(gt=0)
+
+
+class Bucket(Strict):
+    size_gib: int = Field(gt=0)
+    versioning: bool = True
+
+
+class Flow(Strict):
+    """Who may reach this system, on which ports. `from` is a system name, a
+    `department:<id>` or `external` (the government external network)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    source: str = Field(alias="from")
+    ports: list[int] = Field(min_length=1)
+
+    @field_validator("ports")
+    @classmethod
+    def _valid_ports(cls, value: list[int]) -> list[int]:
+        for port in value:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} is outside 1-65535")
+        return value
+
+
+class LegacySource(Strict):
+    """Where the system runs before migration (the legacy IDC)."""
+
+    host: str
+    database: str | None = None
+    paths: list[str] = []
+
+
+class System(Strict):
+    name: Name = Field(pattern=NAME_PATTERN)
+    department: Name
+    tier: Name
+    description: str = ""
+    wave: int = Field(default=1, ge=1)
+    app: AppTier
+    database: Database | None = None
+    bucket: Bucket | None = None
+    flows: list[Flow] = []
+    legacy: LegacySource | None = None
+
+
+class GbtLevel(Strict):
+    level: int = Field(ge=1, le=6)
+    name: str
+    rto_max_seconds: int | None = Field(description="Upper bound of the level's RTO; null: unbounded")
+    rpo_max_seconds: int | None
+
+
+class GbtStandard(Strict):
+    standard: str
+    edition: str
+    levels: list[GbtLevel] = Field(min_length=1)
