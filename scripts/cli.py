@@ -14,7 +14,7 @@ import click
 PLANE_COMMANDS = {
     "validate": ("inventory.cli", "validate"),
     "capacity": ("inventory.cli", "capacity"),
-    "ipam": ("inventory.cli", "ipam"),
+    "ipam": ("inventory.cli", "ipam_command"),
     "generate": ("inventory.cli", "generate"),
     "plan": ("stacks.cli", "plan"),
     "deploy": ("stacks.cli", "deploy"),

@@ -1,0 +1,183 @@
+"""Inventory-plane commands: validate, capacity, ipam, generate."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from inventory import ipam
+from inventory.capacity import DIMENSIONS, CapacityReport, capacity_report
+from inventory.demand import system_demand
+from inventory.errors import InvalidInventory
+from inventory.loader import DEFAULT_INVENTORY, Topology
+from inventory.validate import load_valid_topology
+
+EXIT_INVALID = 2
+
+inventory_option = click.option(
+    "--inventory", "inventory_dir", type=click.Path(path_type=Path), default=DEFAULT_INVENTORY,
+    show_default="inventory/guangdong", help="Inventory directory to read.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def report_invalid(error: InvalidInventory, as_json: bool) -> None:
+    """Print every problem; the caller exits 2."""
+    if as_json:
+        print_json({"valid": False, "errors": [p.as_dict() for p in error.problems]})
+        return
+    console = Console(stderr=True)
+    console.print(f"[bold red]Invalid inventory: {len(error.problems)} problem(s)[/]")
+    for problem in error.problems:
+        console.print(f"  [red]✗[/] {problem}", highlight=False, soft_wrap=True)
+
+
+def load_or_exit(inventory_dir: Path, as_json: bool) -> Topology:
+    """Load a valid topology, or print why it is not one and exit 2 (changing nothing)."""
+    try:
+        return load_valid_topology(inventory_dir)
+    except InvalidInventory as error:
+        report_invalid(error, as_json)
+        sys.exit(EXIT_INVALID)
+
+
+def inventory_summary(topo: Topology) -> dict:
+    per_center: dict[str, int] = {}
+    apps = dbs = 0
+    for system in topo.systems.values():
+        cloud = topo.cloud_of(system)
+        demand = system_demand(cloud, topo.tiers[system.tier], system)
+        for role, center_demand in demand.items():
+            name = next((n for n, c in cloud.centers.items() if c.role == role), None)
+            if name is None or center_demand.vms == 0:
+                continue
+            key = f"{cloud.name}/{name}"
+            per_center[key] = per_center.get(key, 0) + center_demand.vms
+            apps += center_demand.app_instances
+            dbs += center_demand.vms - center_demand.app_instances
+    return {"clouds": len(topo.clouds), "departments": len(topo.departments),
+            "systems": len(topo.systems), "instances": apps + dbs, "app_instances": apps,
+            "database_instances": dbs, "instances_per_center": per_center}
+
+
+def ipam_warnings(plan: ipam.IpamPlan) -> list[str]:
+    warnings = []
+    if plan.new_keys:
+        warnings.append(f"{len(plan.new_keys)} address block(s) not yet in ipam.lock.yaml "
+                        f"(e.g. {plan.new_keys[0]}): run `tricenter ipam --write` and commit it")
+    if plan.released_keys:
+        warnings.append(f"{len(plan.released_keys)} locked block(s) have no owner any more "
+                        f"(e.g. {plan.released_keys[0]}): `tricenter ipam --write` releases them")
+    return warnings
+
+
+@click.command()
+@inventory_option
+@json_option
+def validate(inventory_dir: Path, as_json: bool) -> None:
+    """Check the inventory: schemas, references, quotas, placement, address space.
+
+    Exit 0 valid, 2 invalid (every problem is listed, with file, field and line)."""
+    topo = load_or_exit(inventory_dir, as_json)
+    summary = {"valid": True, "inventory": str(topo.root), **inventory_summary(topo),
+               "warnings": ipam_warnings(ipam.allocate(topo))}
+    if as_json:
+        print_json(summary)
+        return
+    console = Console()
+    console.print(f"[bold green]✓ valid[/] {topo.root}: {summary['clouds']} cloud(s), "
+                  f"{summary['departments']} departments, {summary['systems']} systems, "
+                  f"{summary['instances']} VMs ({summary['app_instances']} app + "
+                  f"{summary['database_instances']} database)")
+    for center, vms in summary["instances_per_center"].items():
+        console.print(f"  {center}: {vms} VMs")
+    for warning in summary["warnings"]:
+        console.print(f"  [yellow]![/] {warning}")
+
+
+def _bar(ratio: float, width: int = 10) -> str:
+    filled = min(width, round(ratio * width))
+    colour = "green" if ratio <= 0.7 else ("yellow" if ratio <= 1.0 else "red")
+    return f"[{colour}]{'█' * filled}{'·' * (width - filled)}[/] {ratio:6.1%}"
+
+
+def _print_capacity(report: CapacityReport) -> None:
+    console = Console()
+    table = Table(title="Capacity per center (demand / capacity)")
+    table.add_column("center")
+    for dim in DIMENSIONS:
+        table.add_column(dim)
+    for usage in report.centers:
+        util = usage.utilization()
+        table.add_row(f"{usage.cloud}/{usage.center} ({usage.role.value})",
+                      *[f"{getattr(usage.demand, d)}/{getattr(usage.capacity, d)}\n{_bar(util[d])}"
+                        for d in DIMENSIONS])
+    console.print(table)
+    for check in report.failover:
+        verdict = "[green]fits[/]" if check.fits else "[red]does NOT fit[/]"
+        lost = " + ".join(check.lost_centers)
+        console.print(f"[bold]{check.cloud}: {check.scenario}[/] ({lost} lost → {check.survivor}): "
+                      f"{verdict}; {len(check.extra)} system(s) absorbed")
+        need = check.required
+        console.print("  needs " + ", ".join(
+            f"{d} {getattr(need, d)}/{getattr(check.capacity, d)}" for d in DIMENSIONS))
+        if check.not_fitting:
+            console.print(f"  [red]don't fit ({len(check.not_fitting)}):[/] "
+                          + ", ".join(check.not_fitting))
+
+
+@click.command()
+@inventory_option
+@json_option
+def capacity(inventory_dir: Path, as_json: bool) -> None:
+    """Demand against capacity per center, and whether survivors absorb a lost center."""
+    report = capacity_report(load_or_exit(inventory_dir, as_json))
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_capacity(report)
+
+
+@click.command("ipam")
+@inventory_option
+@click.option("--write", is_flag=True, help="Record new blocks (and release unowned ones) in the lock.")
+@json_option
+def ipam_command(inventory_dir: Path, write: bool, as_json: bool) -> None:
+    """Show the address plan; with --write, update ipam.lock.yaml next to the inventory."""
+    topo = load_or_exit(inventory_dir, as_json)
+    plan = ipam.allocate(topo)
+    if write:
+        ipam.write_lock(topo.ipam_lock_file, plan)
+    if as_json:
+        print_json({"blocks": plan.lock_data(), "new": plan.new_keys,
+                    "released": plan.released_keys, "written": write})
+        return
+    for key, block in plan.lock_data().items():
+        marker = " (new)" if key in plan.new_keys else ""
+        click.echo(f"{block:<18} {key}{marker}")
+    click.echo(f"{len(plan.blocks)} blocks, {len(plan.new_keys)} new, "
+               f"{len(plan.released_keys)} released" + ("; lock written" if write else ""))
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory to write.")
+@click.option("--systems", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--vms", type=click.IntRange(4), default=10000, show_default=True)
+@click.option("--clouds", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True)
+def generate(out: Path, systems: int, vms: int, clouds: int, seed: int) -> None:
+    """Write a synthetic inventory (1+N+M clouds) of any size, for benchmarks."""
+    from inventory.generate import generate_inventory
+
+    try:
+        totals = generate_inventory(out, systems=systems, vms=vms, clouds=clouds, seed=seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    print_json({"out": str(out), **totals})
