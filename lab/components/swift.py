@@ -1,0 +1,420 @@
+"""OpenStack Swift with the S3 API: the lab's object store for backups.
+
+Two Swift regions: region 1 is the city (storage servers and the proxy on a `main`
+address), region 2 is the remote center. Every ring keeps 2 replicas, one per region,
+so either region alone still serves PUT and GET; the replication loop (ssync, no rsync
+daemon) copies what one region missed once it is back.
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.component import Program
+
+if TYPE_CHECKING:
+    from inventory.runtime import RuntimeInventory
+    from lab.context import LabContext
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+REGIONS = {"main": 1, "remote": 2}  # center → Swift region; the proxy sits in region 1
+PROXY_CENTER = "main"
+PROXY_PORT = 8443
+HOST = "storage"  # the host slot of each center that runs its Swift servers
+SERVER_PORTS = {"object": 6200, "container": 6201, "account": 6202}
+PART_POWER = 8  # 256 partitions: plenty for a lab, few directories
+REPLICAS = 2
+S3_REGION = "us-east-1"  # the signing region s3api expects; not a Swift region
+BACKUP_BUCKET = "tricenter-backups"
+ACCOUNT, USER = "backup", "pgbackrest"
+_SECRET_KEY = "swift-s3-secret-key"
+REPLICATION_INTERVAL_S = 30
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key: str
+    secret_key: str
+
+
+# ---------------------------------------------------------------- paths
+
+
+def swift_dir(lab: "LabContext") -> Path:
+    """The lab's own swift_dir: swift.conf, rings, server configs, the proxy certificate."""
+    return lab.path("swift") / "etc"
+
+
+def devices_dir(lab: "LabContext", center: str) -> Path:
+    return lab.path("swift") / center / "devices"
+
+
+def recon_dir(lab: "LabContext", center: str) -> Path:
+    return lab.path("swift") / center / "recon"
+
+
+def server_conf(lab: "LabContext", center: str, kind: str) -> Path:
+    return swift_dir(lab) / f"{center}-{kind}-server.conf"
+
+
+def cert_file(lab: "LabContext") -> Path:
+    return swift_dir(lab) / "proxy.crt"
+
+
+def _key_file(lab: "LabContext") -> Path:
+    return lab.secrets_dir / "swift-proxy.key"
+
+
+def _access_key_file(lab: "LabContext") -> Path:
+    return lab.secrets_dir / "swift-s3-access-key"
+
+
+def _secret_key_file(lab: "LabContext") -> Path:
+    return lab.secret_file(_SECRET_KEY)
+
+
+def endpoint(lab: "LabContext") -> str:
+    return f"https://{lab.address(PROXY_CENTER, HOST)}:{PROXY_PORT}"
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only, never briefly by anyone else."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    path.chmod(0o600)
+
+
+def credentials(lab: "LabContext") -> S3Credentials:
+    """The S3 key pair; callers inside the lab only (the inventory holds references)."""
+    if not _access_key_file(lab).exists():
+        _write_secret(_access_key_file(lab), f"{ACCOUNT}:{USER}")
+    return S3Credentials(_access_key_file(lab).read_text().strip(),
+                         lab.secret(_SECRET_KEY))
+
+
+# ---------------------------------------------------------------- config rendering
+
+
+def _ini(sections: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for name, values in sections.items():
+        out.append(f"[{name}]")
+        out.extend(f"{k} = {v}" for k, v in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def render_swift_conf(prefix: str, suffix: str) -> str:
+    return _ini({
+        "swift-hash": {"swift_hash_path_prefix": prefix, "swift_hash_path_suffix": suffix},
+        "storage-policy:0": {"name": "gold", "default": "yes"},
+    })
+
+
+def _common(lab: "LabContext", center: str, log_name: str) -> dict[str, Any]:
+    return {
+        "bind_ip": lab.address(center, HOST),
+        "workers": 0,  # one process: the lab's memory budget matters more than throughput
+        "swift_dir": swift_dir(lab),
+        "log_name": log_name,
+        "log_level": "INFO",
+    }
+
+
+def render_server_conf(lab: "LabContext", center: str, kind: str) -> str:
+    """Config of one account/container/object server; it also holds the sections the
+    replication loop of that center reads."""
+    defaults = _common(lab, center, f"{center}-{kind}-server")
+    defaults.update({
+        "bind_port": SERVER_PORTS[kind],
+        "devices": devices_dir(lab, center),
+        "mount_check": "false",  # plain directories, not mounted disks
+        "disable_fallocate": "true",
+    })
+    recon = {"recon_cache_path": recon_dir(lab, center)}
+    sections: dict[str, dict[str, Any]] = {
+        "DEFAULT": defaults,
+        "pipeline:main": {"pipeline": f"healthcheck recon {kind}-server"},
+        f"app:{kind}-server": {"use": f"egg:swift#{kind}"},
+        "filter:healthcheck": {"use": "egg:swift#healthcheck"},
+        "filter:recon": {"use": "egg:swift#recon", **recon},
+        f"{kind}-replicator": dict(recon),
+    }
+    if kind == "object":
+        sections["object-replicator"]["sync_method"] = "ssync"  # no rsync daemon to run
+        sections["object-updater"] = dict(recon)
+    if kind == "container":
+        sections["container-updater"] = dict(recon)
+    return _ini(sections)
+
+
+def render_proxy_conf(lab: "LabContext", password: str) -> str:
+    defaults = _common(lab, PROXY_CENTER, "proxy-server")
+    defaults.update({
+        "bind_port": PROXY_PORT,
+        "cert_file": cert_file(lab),
+        "key_file": _key_file(lab),
+    })
+    local = REGIONS[PROXY_CENTER]
+    others = ", ".join(f"r{r}=200" for r in sorted(REGIONS.values()) if r != local)
+    # No `cache`: no memcached runs, and s3api + tempauth sign requests without tokens.
+    pipeline = ("catch_errors gatekeeper healthcheck proxy-logging listing_formats "
+                "s3api tempauth copy slo dlo versioned_writes proxy-logging proxy-server")
+    return _ini({
+        "DEFAULT": defaults,
+        "pipeline:main": {"pipeline": pipeline},
+        "app:proxy-server": {
+            "use": "egg:swift#proxy",
+            "account_autocreate": "true",
+            "sorting_method": "affinity",
+            "read_affinity": f"r{local}=100, {others}",
+            "write_affinity": f"r{local}",
+            "write_affinity_node_count": "2 * replicas",
+        },
+        "filter:s3api": {"use": "egg:swift#s3api", "location": S3_REGION},
+        "filter:tempauth": {"use": "egg:swift#tempauth",
+                            f"user_{ACCOUNT}_{USER}": f"{password} .admin"},
+        **{f"filter:{name}": {"use": f"egg:swift#{name.replace('-', '_')}"} for name in (
+            "catch_errors", "gatekeeper", "healthcheck", "proxy-logging", "listing_formats",
+            "copy", "slo", "dlo", "versioned_writes")},
+    })
+
+
+# ---------------------------------------------------------------- rings
+
+
+def ring_devices(lab: "LabContext", kind: str) -> list[dict[str, Any]]:
+    """One device per region; region = center, so each center holds one replica."""
+    return [{
+        "region": region, "zone": 1, "ip": lab.address(center, HOST), "port": SERVER_PORTS[kind],
+        "replication_ip": lab.address(center, HOST), "replication_port": SERVER_PORTS[kind],
+        "device": "d1", "weight": 100.0, "meta": center,
+    } for center, region in REGIONS.items()]
+
+
+def build_ring(lab: "LabContext", kind: str) -> Path:
+    """Build `<kind>.ring.gz` unless a ring with the same devices exists: rebuilding
+    would move partitions and strand the data already stored."""
+    from swift.common.ring import RingBuilder
+
+    builder_file = swift_dir(lab) / f"{kind}.builder"
+    ring_file = swift_dir(lab) / f"{kind}.ring.gz"
+    wanted = ring_devices(lab, kind)
+    if builder_file.exists() and ring_file.exists():
+        existing = RingBuilder.load(str(builder_file))
+        have = sorted((d["region"], d["ip"], d["port"]) for d in existing.devs if d)
+        if have == sorted((d["region"], d["ip"], d["port"]) for d in wanted):
+            return ring_file
+    builder = RingBuilder(PART_POWER, REPLICAS, 1)
+    for dev in wanted:
+        builder.add_dev(dict(dev))
+    builder.rebalance()
+    builder.save(str(builder_file))
+    builder.get_ring().save(str(ring_file))
+    return ring_file
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def make_self_signed(address: str, cert_path: Path, key_path: Path) -> None:
+    """A self-signed certificate for the proxy; pgBackRest insists on TLS to S3."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"tricenter-lab-swift {address}")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    _write_secret(key_path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode())
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+# ---------------------------------------------------------------- component
+
+
+def s3_client(lab: "LabContext", creds: S3Credentials | None = None) -> Any:
+    """A boto3 S3 client on the lab's Swift (path-style, SigV4, the lab's own cert)."""
+    import boto3
+    from botocore.config import Config
+
+    creds = creds or credentials(lab)
+    return boto3.client(
+        "s3", endpoint_url=endpoint(lab), region_name=S3_REGION,
+        aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+        verify=str(cert_file(lab)),
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                      retries={"max_attempts": 2}, connect_timeout=3, read_timeout=10))
+
+
+def ensure_bucket(lab: "LabContext", bucket: str = BACKUP_BUCKET) -> None:
+    """Create the bucket if it is missing (pgBackRest needs it to exist)."""
+    client = s3_client(lab)
+    names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in names:
+        client.create_bucket(Bucket=bucket)
+
+
+def _http_ok(url: str, verify: Any = False) -> tuple[bool, str]:
+    import requests
+
+    try:
+        response = requests.get(url, timeout=2, verify=verify)
+    except requests.RequestException as exc:
+        return False, type(exc).__name__
+    return response.status_code == 200, f"HTTP {response.status_code}"
+
+
+class Swift:
+    name = "swift"
+
+    def prepare(self, lab: "LabContext") -> None:
+        etc = swift_dir(lab)
+        etc.mkdir(parents=True, exist_ok=True)
+        # The hash path salt must never change once objects are stored.
+        (etc / "swift.conf").write_text(render_swift_conf(
+            lab.secret("swift-hash-prefix"), lab.secret("swift-hash-suffix")))
+        for center in REGIONS:
+            (devices_dir(lab, center) / "d1").mkdir(parents=True, exist_ok=True)
+            recon_dir(lab, center).mkdir(parents=True, exist_ok=True)
+            for kind in SERVER_PORTS:
+                server_conf(lab, center, kind).write_text(render_server_conf(lab, center, kind))
+        for kind in SERVER_PORTS:
+            build_ring(lab, kind)
+        if not cert_file(lab).exists() or not _key_file(lab).exists():
+            make_self_signed(lab.address(PROXY_CENTER, HOST), cert_file(lab), _key_file(lab))
+        creds = credentials(lab)
+        (etc / "proxy-server.conf").write_text(render_proxy_conf(lab, creds.secret_key))
+        # The proxy config carries the password: readable by its owner only.
+        (etc / "proxy-server.conf").chmod(0o600)
+
+    def programs(self, lab: "LabContext") -> list[Program]:
+        bindir = Path(sys.executable).parent
+        env = {"PYTHONPATH": str(REPO_ROOT)}
+        programs = [Program(
+            name=f"{PROXY_CENTER}-swift-proxy", center=PROXY_CENTER, component="swift",
+            command=[str(bindir / "swift-proxy-server"), str(swift_dir(lab) / "proxy-server.conf"),
+                     "-v"],
+            priority=320)]
+        for center in REGIONS:
+            for kind in SERVER_PORTS:
+                programs.append(Program(
+                    name=f"{center}-swift-{kind}", center=center, component="swift",
+                    command=[str(bindir / f"swift-{kind}-server"),
+                             str(server_conf(lab, center, kind)), "-v"],
+                    priority=300))
+            programs.append(Program(
+                name=f"{center}-swift-replication", center=center, component="swift",
+                command=[sys.executable, "-m", "lab.components.swift", "replicate",
+                         str(swift_dir(lab)), center],
+                directory=REPO_ROOT, environment=env, priority=330))
+        return programs
+
+    def health(self, lab: "LabContext") -> dict[str, dict]:
+        result: dict[str, dict] = {}
+        for center in REGIONS:
+            down = []
+            for kind, port in SERVER_PORTS.items():
+                ok, detail = _http_ok(f"http://{lab.address(center, HOST)}:{port}/healthcheck")
+                if not ok:
+                    down.append(f"{kind}: {detail}")
+            result[center] = {"healthy": not down,
+                              "detail": "; ".join(down) or "account, container, object up"}
+        main = result[PROXY_CENTER]
+        ok, detail = _http_ok(f"{endpoint(lab)}/healthcheck", verify=str(cert_file(lab)))
+        if not ok:
+            main.update(healthy=False, detail=f"proxy: {detail}; {main['detail']}")
+            return result
+        try:
+            ensure_bucket(lab)
+            s3_client(lab).list_objects_v2(Bucket=BACKUP_BUCKET, MaxKeys=1)
+        except Exception as exc:  # any S3 failure means "not healthy", never a crash
+            main.update(healthy=False, detail=f"S3: {type(exc).__name__}: {exc}")
+            return result
+        main["detail"] = f"S3 bucket {BACKUP_BUCKET} reachable; {main['detail']}"
+        return result
+
+    def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
+        from inventory.runtime import ObjectStore, SecretRef
+
+        credentials(lab)  # make sure the files the references name exist
+        runtime.object_store = ObjectStore(
+            endpoint=endpoint(lab),
+            regions={center: f"r{region}" for center, region in REGIONS.items()},
+            access_key=SecretRef(file=str(_access_key_file(lab))),
+            secret_key=SecretRef(file=str(_secret_key_file(lab))),
+            verify_tls=False,  # self-signed; clients may pin swift.cert_file(lab) instead
+            backup_bucket=BACKUP_BUCKET)
+
+
+def component() -> Swift:
+    return Swift()
+
+
+# ---------------------------------------------------------------- replication loop
+
+
+def replicate_forever(etc: Path, center: str, interval: float = REPLICATION_INTERVAL_S) -> None:
+    """Run the replicators and updaters of one center in one process, one pass per
+    interval: cheaper than five daemons, and the same code swift-init would run."""
+    from swift.account.replicator import AccountReplicator
+    from swift.common import utils
+    from swift.container.replicator import ContainerReplicator
+    from swift.container.updater import ContainerUpdater
+    from swift.obj.replicator import ObjectReplicator
+    from swift.obj.updater import ObjectUpdater
+
+    utils.monkey_patch()
+    # These daemons read /etc/swift/swift.conf unless told otherwise.
+    utils.set_swift_dir(str(etc))
+    daemons = []
+    for kind, classes in (("account", [AccountReplicator]),
+                          ("container", [ContainerReplicator, ContainerUpdater]),
+                          ("object", [ObjectReplicator, ObjectUpdater])):
+        conf_path = str(etc / f"{center}-{kind}-server.conf")
+        for cls in classes:
+            section = {AccountReplicator: "account-replicator",
+                       ContainerReplicator: "container-replicator",
+                       ContainerUpdater: "container-updater",
+                       ObjectReplicator: "object-replicator",
+                       ObjectUpdater: "object-updater"}[cls]
+            conf = utils.readconf(conf_path, section)
+            logger = utils.get_logger(conf, f"{center}-{section}", log_to_console=True,
+                                      log_route=section)
+            daemons.append(cls(conf, logger=logger))
+    while True:
+        for daemon in daemons:
+            try:
+                daemon.run_once()
+            except Exception:  # one failed pass must not stop replication for good
+                daemon.logger.exception("replication pass failed")
+        time.sleep(interval)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "replicate":
+        sys.exit("usage: python -m lab.components.swift replicate SWIFT_DIR CENTER")
+    replicate_forever(Path(sys.argv[2]), sys.argv[3])
