@@ -1,0 +1,348 @@
+"""pgBackRest: WAL archive and backups of the lab's Patroni cluster in the Swift S3 repo.
+
+Not a daemon: PostgreSQL calls it as archive_command/restore_command, and the drills call
+`stanza_create`, `backup`, `info` and `restore_to` here. It always runs as the postgres
+user, whose files it reads and writes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.component import Program
+from lab.components import swift
+
+if TYPE_CHECKING:
+    from inventory.runtime import RuntimeInventory
+    from lab.context import LabContext
+
+BIN = "/usr/bin/pgbackrest"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+OS_USER = "postgres"
+REPO_PATH = "/pgbackrest"  # prefix inside the bucket
+RESTORE_PORT = 5433  # a restored copy must not collide with the member on 5432
+
+
+class PgBackRestError(RuntimeError):
+    """A pgBackRest command failed; the message carries its output."""
+
+
+def stanza(lab: "LabContext") -> str:
+    """One stanza per Patroni cluster, named after its scope."""
+    from lab.components import patroni
+    return patroni.scope(lab)
+
+
+def home(lab: "LabContext") -> Path:
+    return lab.path("pgbackrest")
+
+
+def config_file(lab: "LabContext") -> Path:
+    return home(lab) / "pgbackrest.conf"
+
+
+def render_config(lab: "LabContext", secret_key: str, access_key: str) -> str:
+    """pgbackrest.conf: the S3 repo on the lab's Swift, the stanza's first member."""
+    from lab.components import patroni
+
+    store = urlsplit_host_port(swift.endpoint(lab))
+    lines = [
+        "[global]",
+        "repo1-type=s3",
+        f"repo1-path={REPO_PATH}",
+        f"repo1-s3-bucket={swift.BACKUP_BUCKET}",
+        f"repo1-s3-endpoint={store[0]}",
+        f"repo1-storage-port={store[1]}",
+        f"repo1-s3-region={swift.S3_REGION}",
+        f"repo1-s3-key={access_key}",
+        f"repo1-s3-key-secret={secret_key}",
+        "repo1-s3-uri-style=path",  # Swift's s3api has no virtual-host buckets here
+        "repo1-storage-verify-tls=n",  # the proxy's certificate is self-signed
+        "repo1-bundle=y",  # many small files per object: ~3x faster on Swift
+        "repo1-retention-full=2",
+        "compress-type=lz4",
+        "start-fast=y",
+        "process-max=2",
+        "archive-timeout=60",
+        f"log-path={home(lab) / 'log'}",
+        f"lock-path={home(lab) / 'lock'}",
+        f"spool-path={home(lab) / 'spool'}",
+        "log-level-console=warn",
+        "log-level-file=info",
+        "",
+        f"[{stanza(lab)}]",
+        # The members differ only in data directory and socket: commands that need the
+        # primary name it on their command line (see `_leader_options`).
+        f"pg1-path={patroni.data_dir(lab, 'main')}",
+        f"pg1-socket-path={patroni.socket_dir(lab, 'main')}",
+        "pg1-port=5432",
+        "pg1-user=postgres",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def urlsplit_host_port(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or 443
+
+
+def postgres_parameters(lab: "LabContext") -> dict[str, str]:
+    """What every Patroni member needs in its postgresql parameters.
+
+    PostgreSQL runs archive_command in the member's data directory, so `$PWD` names the
+    member without a config per member; %p is relative to it."""
+    base = f"{BIN} --config={config_file(lab)} --stanza={stanza(lab)} --pg1-path=\"$PWD\""
+    return {
+        "archive_mode": "on",
+        "archive_command": f"{base} archive-push %p",
+        "restore_command": f"{base} archive-get %f \"%p\"",
+    }
+
+
+# ---------------------------------------------------------------- running commands
+
+
+def _as_postgres() -> dict[str, Any]:
+    pw = pwd.getpwnam(OS_USER)
+    env = {"HOME": pw.pw_dir, "USER": OS_USER, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "env": env}
+
+
+def run(lab: "LabContext", *args: str, timeout: float = 600) -> str:
+    """Run one pgbackrest command as postgres; its stdout, or PgBackRestError."""
+    command = [BIN, f"--config={config_file(lab)}", f"--stanza={stanza(lab)}", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          cwd=home(lab), **_as_postgres())
+    if done.returncode != 0:
+        raise PgBackRestError(f"{shlex.join(command)} exited {done.returncode}: "
+                              f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def _leader_options(lab: "LabContext") -> list[str]:
+    """Point pg1 at the current Patroni leader, wherever a failover has put it."""
+    from lab.components import patroni
+
+    leader = patroni.database_summary(lab)["leader"]
+    if leader is None:
+        raise PgBackRestError("no Patroni leader: nothing to back up from")
+    return [f"--pg1-path={patroni.data_dir(lab, leader)}",
+            f"--pg1-socket-path={patroni.socket_dir(lab, leader)}"]
+
+
+def stanza_create(lab: "LabContext") -> None:
+    """Create the stanza in the repo (idempotent); the bucket must exist."""
+    swift.ensure_bucket(lab)
+    run(lab, *_leader_options(lab), "stanza-create", timeout=120)
+
+
+def check(lab: "LabContext") -> None:
+    """pgBackRest's own end-to-end check: config, repo, and that WAL archiving works."""
+    run(lab, *_leader_options(lab), "check", timeout=120)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    kind: str
+    label: str
+    seconds: float
+
+
+def backup(lab: "LabContext", kind: str = "full") -> BackupResult:
+    """Take a backup (full | diff | incr) from the current primary."""
+    if kind not in ("full", "diff", "incr"):
+        raise ValueError(f"backup kind must be full, diff or incr, not {kind!r}")
+    started = time.monotonic()
+    run(lab, *_leader_options(lab), "backup", f"--type={kind}", timeout=1800)
+    seconds = time.monotonic() - started
+    latest = (backups(info(lab)) or [{}])[-1]
+    return BackupResult(kind=kind, label=latest.get("label", ""), seconds=round(seconds, 2))
+
+
+def info(lab: "LabContext") -> dict:
+    """The stanza's entry of `pgbackrest info --output=json`: status, backups, archive."""
+    parsed = json.loads(run(lab, "--output=json", "info", timeout=60))
+    return next((s for s in parsed if s.get("name") == stanza(lab)), {})
+
+
+def backups(stanza_info: dict) -> list[dict]:
+    """The backups of an `info` result, oldest first."""
+    return sorted(stanza_info.get("backup", []), key=lambda b: b["timestamp"]["stop"])
+
+
+def latest_backup_age_seconds(stanza_info: dict, now: float | None = None) -> float | None:
+    """Seconds since the newest backup finished; None when there is none."""
+    done = backups(stanza_info)
+    if not done:
+        return None
+    return (now or time.time()) - done[-1]["timestamp"]["stop"]
+
+
+# ---------------------------------------------------------------- restore
+
+
+@dataclass
+class RestoredCluster:
+    """A PostgreSQL restored from the repo, outside Patroni; the caller starts and stops it."""
+
+    data_dir: Path
+    host: str
+    port: int
+
+    @property
+    def socket_dir(self) -> Path:
+        """Beside the data directory, owned by postgres: the socket and the server log."""
+        return self.data_dir.parent / f"{self.data_dir.name}.run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.socket_dir / "postgresql.log"
+
+    def _pg(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                              cwd=self.data_dir.parent, **_as_postgres())
+
+    def start(self, timeout: float = 300) -> None:
+        """Start it and wait until recovery has finished and it accepts writes."""
+        done = self._pg(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                        str(self.log_file), "-w", "-t", str(int(timeout)), "start",
+                        timeout=timeout + 10)
+        if done.returncode != 0:
+            raise PgBackRestError(f"restored cluster did not start: {done.stdout}{done.stderr}"
+                                  f" (log: {self.log_file})")
+        deadline = time.monotonic() + timeout
+        while self.query("SELECT pg_is_in_recovery()") != "f":
+            if time.monotonic() > deadline:
+                raise PgBackRestError(f"restored cluster still in recovery after {timeout}s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop it (fast shutdown); a no-op when it is not running."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self._pg(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def query(self, sql: str, dbname: str = "postgres") -> str:
+        """Run SQL as the superuser over the local socket; unaligned, tuples only."""
+        done = self._pg(str(PG_BIN / "psql"), "-h", str(self.socket_dir), "-p", str(self.port),
+                        "-d", dbname, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql, timeout=60)
+        if done.returncode != 0:
+            raise PgBackRestError(f"query on restored cluster failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def remove(self) -> None:
+        """Stop and delete the restored copy."""
+        self.stop()
+        for path in (self.data_dir, self.socket_dir):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = None,
+               target_time: str | None = None, host: str | None = None,
+               port: int = RESTORE_PORT) -> RestoredCluster:
+    """Restore the stanza into `target_dir` (must not exist or be empty) as a standalone
+    PostgreSQL on `host:port` (default: the remote center's ops host), not started.
+
+    `backup_set` picks a backup label (default: the latest); `target_time`
+    ("2026-11-27 12:00:00+00") recovers to that moment instead of the end of the archive."""
+    target_dir = Path(target_dir)
+    if target_dir.exists() and any(target_dir.iterdir()):
+        raise PgBackRestError(f"{target_dir} is not empty: restore needs an empty directory")
+    restored = RestoredCluster(data_dir=target_dir, host=host or lab.address("remote", "ops"),
+                               port=port)
+    pw = pwd.getpwnam(OS_USER)
+    for directory in (target_dir, restored.socket_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, pw.pw_uid, pw.pw_gid)
+        directory.chmod(0o700)
+    args = [f"--pg1-path={target_dir}", "--archive-mode=off"]  # the copy must not archive
+    if backup_set:
+        args.append(f"--set={backup_set}")
+    if target_time:
+        args += ["--type=time", f"--target={target_time}", "--target-action=promote"]
+    run(lab, *args, "restore", timeout=1800)
+    _override_settings(restored)
+    return restored
+
+
+def _override_settings(restored: RestoredCluster) -> None:
+    """The restored files carry the Patroni member's settings: give the copy its own
+    address, socket and HBA file, and no synchronous standby to wait for."""
+    overrides = {
+        "port": str(restored.port),
+        "listen_addresses": f"'{restored.host}'",
+        "unix_socket_directories": f"'{restored.socket_dir}'",
+        "hba_file": f"'{restored.data_dir / 'pg_hba.conf'}'",
+        "ident_file": f"'{restored.data_dir / 'pg_ident.conf'}'",
+        "synchronous_standby_names": "''",
+        "cluster_name": "'restored'",
+    }
+    auto_conf = restored.data_dir / "postgresql.auto.conf"
+    with auto_conf.open("a") as out:
+        out.write("\n# tricenter restore drill: this copy stands alone\n")
+        out.writelines(f"{k} = {v}\n" for k, v in overrides.items())
+    hba = restored.data_dir / "pg_hba.conf"
+    if not hba.exists():  # Patroni may keep pg_hba.conf elsewhere; the copy needs one
+        hba.write_text("local all postgres peer\nhost all all 127.0.0.0/8 scram-sha-256\n")
+    for path in (auto_conf, hba):
+        shutil.chown(path, OS_USER, OS_USER)
+    (restored.data_dir / "standby.signal").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- component
+
+
+class PgBackRest:
+    name = "pgbackrest"
+
+    def prepare(self, lab: "LabContext") -> None:
+        pw = pwd.getpwnam(OS_USER)
+        for directory in (home(lab), *(home(lab) / d for d in ("log", "lock", "spool"))):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chown(directory, pw.pw_uid, pw.pw_gid)
+            directory.chmod(0o700)
+        creds = swift.credentials(lab)
+        file = config_file(lab)
+        # The config holds the S3 secret: created 0600 and owned by postgres before the
+        # secret is written into it.
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(render_config(lab, creds.secret_key, creds.access_key))
+        os.chown(file, pw.pw_uid, pw.pw_gid)
+        file.chmod(0o600)
+
+    def programs(self, lab: "LabContext") -> list[Program]:
+        return []  # invoked by PostgreSQL and by drills, never resident
+
+    def postgres_parameters(self, lab: "LabContext") -> dict[str, str]:
+        return postgres_parameters(lab)
+
+    def health(self, lab: "LabContext") -> dict[str, dict]:
+        """Healthy once the stanza exists in the repo and the WAL archive works; the
+        stanza is created here the first time the primary and the bucket are both up."""
+        marker = home(lab) / "stanza-created"
+        try:
+            if not marker.exists():
+                stanza_create(lab)
+                marker.touch()
+            status = info(lab).get("status", {})
+        except Exception as exc:  # not ready yet (no leader, no S3): unhealthy, no crash
+            return {"global": {"healthy": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}}
+        healthy = status.get("code") in (0, 2)  # 2: stanza exists, no backup yet
+        return {"global": {"healthy": healthy, "detail": status.get("message", "")}}
+
+    def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
+        """Backups land in the object store's backup bucket, which Swift already declares."""
+
+
+def component() -> PgBackRest:
+    return PgBackRest()
