@@ -1,0 +1,181 @@
+"""OpenSSH hosts for Ansible: an app host in each active center and the legacy IDC host.
+
+Each host is a private `sshd -D -f CONFIG` on port 2222 of its own address, with its own
+host key. The runtime inventory points Ansible at a known_hosts file holding exactly those
+keys, so host keys are verified and never accepted on first sight. The legacy host also
+runs the legacy database (see `legacy.py`)."""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from lab.component import Program
+from lab.components import legacy
+
+if TYPE_CHECKING:
+    from inventory.runtime import RuntimeInventory
+    from lab.context import LabContext
+
+SSHD = "/usr/sbin/sshd"
+PORT = 2222
+LOGIN_USER = "root"  # key only; Ansible needs root to act as postgres and own files
+APP_CENTERS = ("main", "samecity")
+
+
+@dataclass(frozen=True)
+class SshHost:
+    name: str  # matches the host the runtime inventory lists (the app's `<center>-app`)
+    center: str
+    role: str  # app | legacy
+    address: str
+
+
+def hosts(lab: "LabContext") -> list[SshHost]:
+    app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app")) for c in APP_CENTERS]
+    return app_hosts + [SshHost(legacy.host_name(lab), legacy.CENTER, "legacy",
+                                legacy.address(lab))]
+
+
+def home(lab: "LabContext") -> Path:
+    return lab.path("sshd")
+
+
+def host_dir(lab: "LabContext", host: SshHost) -> Path:
+    return home(lab) / host.name
+
+
+def client_key(lab: "LabContext") -> Path:
+    return lab.secrets_dir / "ssh-client-ed25519"
+
+
+def known_hosts(lab: "LabContext") -> Path:
+    return home(lab) / "known_hosts"
+
+
+def authorized_keys(lab: "LabContext") -> Path:
+    return home(lab) / "authorized_keys"
+
+
+def host_key(lab: "LabContext", host: SshHost) -> Path:
+    return host_dir(lab, host) / "ssh_host_ed25519_key"
+
+
+def render_sshd_config(lab: "LabContext", host: SshHost) -> str:
+    options = [
+        ("Port", PORT),
+        ("ListenAddress", host.address),
+        ("HostKey", host_key(lab, host)),
+        ("PidFile", host_dir(lab, host) / "sshd.pid"),
+        ("AuthorizedKeysFile", authorized_keys(lab)),
+        ("PubkeyAuthentication", "yes"),
+        ("PasswordAuthentication", "no"),
+        ("KbdInteractiveAuthentication", "no"),
+        ("PermitRootLogin", "prohibit-password"),
+        ("AllowUsers", LOGIN_USER),
+        ("UsePAM", "no"),  # no PAM stack for a private daemon; keys are the only way in
+        ("StrictModes", "no"),  # the keys live in a repo checkout, not a 0700 home
+        ("Subsystem", "sftp internal-sftp"),
+        ("LogLevel", "INFO"),
+        ("MaxStartups", "50:30:100"),  # Ansible opens many connections at once
+    ]
+    return "".join(f"{k} {v}\n" for k, v in options)
+
+
+def _keygen(path: Path, comment: str) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                   check=True, capture_output=True)
+    path.chmod(0o600)
+
+
+def known_hosts_lines(lab: "LabContext") -> list[str]:
+    """`[address]:port key` per host: what ssh looks up for a non-default port."""
+    lines = []
+    for host in hosts(lab):
+        kind, key = Path(f"{host_key(lab, host)}.pub").read_text().split()[:2]
+        lines.append(f"[{host.address}]:{PORT} {kind} {key}")
+    return lines
+
+
+def _ssh_ok(lab: "LabContext", host: SshHost) -> tuple[bool, str]:
+    """Log in with the client key, checking the host key against known_hosts."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known_hosts(lab)))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(host.address, port=PORT, username=LOGIN_USER,
+                       key_filename=str(client_key(lab)), look_for_keys=False,
+                       allow_agent=False, timeout=3, banner_timeout=3, auth_timeout=3)
+        _, stdout, _ = client.exec_command("true", timeout=3)
+        status = stdout.channel.recv_exit_status()
+        return status == 0, "ssh login ok" if status == 0 else f"remote command exited {status}"
+    except (paramiko.SSHException, OSError) as exc:
+        return False, f"ssh: {type(exc).__name__}: {exc}"[:200]
+    finally:
+        client.close()
+
+
+class SshHosts:
+    name = "sshd"
+
+    def prepare(self, lab: "LabContext") -> None:
+        # sshd's privilege separation insists on this directory.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        _keygen(client_key(lab), "tricenter-lab-ansible")
+        home(lab).mkdir(parents=True, exist_ok=True)
+        authorized_keys(lab).write_text(Path(f"{client_key(lab)}.pub").read_text())
+        for host in hosts(lab):
+            host_dir(lab, host).mkdir(parents=True, exist_ok=True)
+            _keygen(host_key(lab, host), f"tricenter-lab {host.name}")
+            (host_dir(lab, host) / "sshd_config").write_text(render_sshd_config(lab, host))
+        known_hosts(lab).write_text("\n".join(known_hosts_lines(lab)) + "\n")
+        legacy.prepare_database(lab)
+        legacy.prepare_files(lab)
+        (lab.path("legacy-source.yaml")).write_text(
+            yaml.safe_dump(legacy.source(lab), sort_keys=False))
+
+    def programs(self, lab: "LabContext") -> list[Program]:
+        programs = [Program(
+            name=f"{host.center}-sshd",
+            center=host.center, component="sshd",
+            command=[SSHD, "-D", "-e", "-f", str(host_dir(lab, host) / "sshd_config")],
+            priority=100) for host in hosts(lab)]
+        return programs + [legacy.program(lab)]
+
+    def health(self, lab: "LabContext") -> dict[str, dict]:
+        result: dict[str, dict] = {}
+        for host in hosts(lab):
+            ok, detail = _ssh_ok(lab, host)
+            result[host.center] = {"healthy": ok, "detail": f"{host.name}: {detail}"}
+        ok, detail = legacy.health(lab)
+        entry = result[legacy.CENTER]
+        entry["healthy"] = entry["healthy"] and ok
+        entry["detail"] += f"; {detail}"
+        return result
+
+    def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
+        from inventory.runtime import Host, HostRole, SecretRef, SshAccess
+
+        for host in hosts(lab):
+            access = SshAccess(host=host.address, port=PORT, user=LOGIN_USER,
+                               private_key=SecretRef(file=str(client_key(lab))),
+                               known_hosts_file=str(known_hosts(lab)))
+            existing = next((h for h in runtime.hosts if h.name == host.name), None)
+            if existing is None:
+                runtime.hosts.append(Host(name=host.name, center=host.center,
+                                          role=HostRole(host.role), address=host.address,
+                                          ssh=access))
+            else:
+                existing.ssh = access
+
+
+def component() -> SshHosts:
+    return SshHosts()
