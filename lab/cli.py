@@ -1,0 +1,139 @@
+"""`tricenter lab …`: the three centers on this machine, as real processes."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from lab.context import CENTERS, PATRONI_PROFILES, LabContext
+from lab.lab import Lab, LabError
+
+console = Console(stderr=True)
+
+
+def _status_table(status: dict, elapsed: float | None = None) -> Table:
+    title = "lab " + ("healthy" if status["healthy"] else "not healthy")
+    if elapsed is not None:
+        title += f" — {elapsed:.0f}s"
+    table = Table(title=title, show_lines=False)
+    for column in ("center", "role", "database", "programs", "health"):
+        table.add_column(column)
+    sites = {**status["centers"], **status.get("locations", {})}
+    for site, info in sites.items():
+        programs = ", ".join(f"{p['component'] or name} {'✓' if p['state'] == 'RUNNING' else p['state']}"
+                             for name, p in info["programs"].items()) or "-"
+        health = "[green]healthy[/]" if info["healthy"] else \
+            "[red]" + "; ".join(info["problems"] or ["not running"]) + "[/]"
+        table.add_row(site, info["role"], info.get("database_role") or "-", programs, health)
+    database = status["database"]
+    table.caption = (f"primary {database['leader'] or '-'}, sync {database['sync_standby'] or '-'}, "
+                     f"etcd leader {status['etcd']['leader'] or '-'}, app entry served by "
+                     f"{', '.join(status['app_entry']['served_by']) or 'nobody'}")
+    return table
+
+
+def _lab() -> Lab:
+    return Lab(LabContext())
+
+
+@click.group()
+def lab() -> None:
+    """The three centers (and a legacy IDC) on this machine, as real processes."""
+
+
+@lab.command()
+@click.option("--patroni-profile", type=click.Choice(PATRONI_PROFILES),
+              help="Patroni timing: fast (ttl 5 / loop_wait 1 / retry 2) or stock "
+                   "(30 / 10 / 10). Default: the lab's last choice, else fast.")
+@click.option("--netns", is_flag=True, default=None,
+              help="Each center in its own network namespace (root and `ip netns` required).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON.")
+@click.option("--timeout", default=180, show_default=True, help="Seconds to wait for health.")
+def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: int) -> None:
+    """Start the lab (idempotent) and wait until it is healthy: exit 0 healthy, 1 not."""
+    the_lab = _lab()
+    started = time.monotonic()
+    status: dict = {}
+    try:
+        with Live(console=console, transient=as_json, refresh_per_second=2) as live:
+            live.update("writing configuration, starting supervisord …")
+
+            def progress(current: dict) -> None:
+                live.update(_status_table(current, time.monotonic() - started))
+
+            status = the_lab.up(profile=patroni_profile, netns=netns, progress=progress,
+                                deadline_seconds=timeout)
+    except LabError as exc:
+        console.print(f"[red]lab up failed:[/] {exc}")
+        if as_json:
+            click.echo(json.dumps(the_lab.status(), indent=2, default=str))
+        sys.exit(1)
+    elapsed = time.monotonic() - started
+    if as_json:
+        click.echo(json.dumps({**status, "up_seconds": round(elapsed, 1)}, indent=2, default=str))
+    else:
+        console.print(f"[green]lab healthy[/] in {elapsed:.1f}s — runtime inventory: "
+                      f"{status['runtime_inventory']}")
+
+
+@lab.command()
+def down() -> None:
+    """Stop every lab process; exit 0 only when no process and no port remains."""
+    try:
+        result = _lab().down()
+    except LabError as exc:
+        console.print(f"[red]lab down incomplete:[/] {exc}")
+        sys.exit(1)
+    console.print(f"lab stopped; no lab process or listening port remains "
+                  f"({len(result['listening'])} ports)")
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable status.")
+def status(as_json: bool) -> None:
+    """What runs in each center, its role and health: exit 0 healthy, 1 not."""
+    current = _lab().status()
+    if as_json:
+        click.echo(json.dumps(current, indent=2, default=str))
+    else:
+        Console().print(_status_table(current))
+        for problem in current["problems"]:
+            console.print(f"[yellow]- {problem}[/]")
+    sys.exit(0 if current["healthy"] else 1)
+
+
+@lab.command()
+@click.argument("component")
+@click.option("--center", type=click.Choice([*CENTERS, "legacy", "global"]),
+              help="Only this center's log (default: every center running it).")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines from the end.")
+def logs(component: str, center: str | None, lines: int) -> None:
+    """Show the end of a component's log (e.g. `tricenter lab logs patroni --center main`)."""
+    ctx = LabContext()
+    pattern = f"{center}-{component}.log" if center else f"*-{component}.log"
+    files = sorted(ctx.logs_dir.glob(pattern))
+    if not files:
+        known = sorted({f.stem.split("-", 1)[-1] for f in ctx.logs_dir.glob("*-*.log")})
+        raise click.UsageError(f"no log for {component!r}"
+                               f"{' in ' + center if center else ''}; known: {', '.join(known)}")
+    for file in files:
+        click.echo(f"==> {file} <==")
+        click.echo("\n".join(file.read_text(errors="replace").splitlines()[-lines:]))
+
+
+@lab.command()
+@click.confirmation_option(prompt="Stop the lab and delete its data, secrets and logs?")
+def reset() -> None:
+    """Stop the lab and delete its state directory (data, secrets, logs)."""
+    the_lab = _lab()
+    try:
+        the_lab.reset()
+    except LabError as exc:
+        console.print(f"[red]lab reset incomplete:[/] {exc}")
+        sys.exit(1)
+    console.print(f"lab stopped and {the_lab.ctx.root} removed")

@@ -1,0 +1,173 @@
+"""Where the lab keeps its state and how its centers are addressed.
+
+Every path, address and secret a component needs comes from `LabContext`, so the lab can
+move (TRICENTER_LAB_DIR) or run twice on one machine (TRICENTER_LAB_SLOT shifts every
+host address inside the centers' /24s) without a component knowing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from inventory.loader import LAB_INVENTORY, Topology, load_topology
+from inventory.model import Cloud, System
+
+REPO = Path(__file__).resolve().parent.parent
+CENTERS = ("main", "samecity", "remote")
+LEGACY = "legacy"
+# The entry the outside world uses (a GSLB/VIP in a real cloud): not part of any center,
+# so losing a center does not take the front door with it.
+GLOBAL = "global"
+GLOBAL_NETWORK = IPv4Network("127.0.10.0/24")
+
+# Host slots inside a center's /24: one address per kind of machine it would have.
+HOSTS = {"db": 1, "app": 2, "ops": 3, "storage": 4, "monitoring": 5, "lb": 6}
+
+
+class Ports:
+    etcd_client = 2379
+    etcd_peer = 2380
+    postgres = 5432
+    patroni_api = 8008
+    app = 8080
+    db_read_write = 5000
+    db_read_only = 5001
+    app_entry = 8000
+    haproxy_stats = 7000
+    ssh = 2222
+
+
+PATRONI_PROFILES = ("fast", "stock")
+
+
+@dataclass
+class LabSettings:
+    """Choices made at `lab up` that later commands (status, faults) must honour."""
+
+    patroni_profile: str = "fast"
+    netns: bool = False
+
+
+def lab_dir() -> Path:
+    return Path(os.environ.get("TRICENTER_LAB_DIR") or REPO / ".lab").resolve()
+
+
+class LabContext:
+    """The lab's state directory, topology, addresses and secrets."""
+
+    def __init__(self, root: Path | None = None, inventory: Path = LAB_INVENTORY):
+        self.root = (root or lab_dir()).resolve()
+        self.repo = REPO
+        self.python = sys.executable
+        self.topology: Topology = load_topology(inventory)
+        self.cloud_name, self.cloud = self._single_cloud(self.topology)
+        self.slot = int(os.environ.get("TRICENTER_LAB_SLOT", "0"))
+        self.settings = self._load_settings()
+
+    @staticmethod
+    def _single_cloud(topology: Topology) -> tuple[str, Cloud]:
+        if len(topology.clouds) != 1:
+            raise ValueError(f"the lab inventory {topology.root} must declare exactly one cloud")
+        return next(iter(topology.clouds.items()))
+
+    # --- topology -------------------------------------------------------------------
+    @property
+    def system(self) -> System:
+        """The sample system whose database and app the lab runs."""
+        with_db = [s for s in self.topology.systems.values() if s.database is not None]
+        return with_db[0]
+
+    @property
+    def department(self) -> str:
+        return self.system.department
+
+    def network(self, center: str) -> IPv4Network:
+        if center == GLOBAL:
+            return GLOBAL_NETWORK
+        if center in self.cloud.centers:
+            return self.cloud.centers[center].address_space
+        return self.cloud.legacy_sites[center].address_space
+
+    def address(self, center: str, host: str | int = "db") -> str:
+        """The loopback address of a host of a center, e.g. ('main', 'db') → 127.0.1.1."""
+        index = HOSTS[host] if isinstance(host, str) else host
+        return str(self.network(center)[self.slot * 20 + index])
+
+    def center_addresses(self, center: str) -> list[str]:
+        return [self.address(center, host) for host in HOSTS]
+
+    @property
+    def entry_address(self) -> str:
+        return self.address(GLOBAL, "lb")
+
+    # --- files ----------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def component_dir(self, component: str, center: str | None = None) -> Path:
+        """A component's config/data directory, created on demand."""
+        directory = self.path(component, center) if center else self.path(component)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path("logs")
+
+    def log_file(self, program: str) -> Path:
+        return self.logs_dir / f"{program}.log"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.path("secrets")
+
+    def secret_file(self, name: str) -> Path:
+        """Path of a generated secret; generated on first use, mode 0600."""
+        file = self.secrets_dir / name
+        if not file.exists():
+            self.secrets_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.secrets_dir, 0o700)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
+        return file
+
+    def secret(self, name: str) -> str:
+        return self.secret_file(name).read_text().strip()
+
+    @property
+    def runtime_inventory_file(self) -> Path:
+        return self.path("runtime-inventory.yaml")
+
+    @property
+    def ansible_inventory_file(self) -> Path:
+        return self.path("ansible-inventory.yaml")
+
+    @property
+    def prometheus_targets_file(self) -> Path:
+        return self.path("prometheus-targets.json")
+
+    # --- settings -------------------------------------------------------------------
+    @property
+    def settings_file(self) -> Path:
+        return self.path("lab.json")
+
+    def _load_settings(self) -> LabSettings:
+        if self.settings_file.exists():
+            return LabSettings(**json.loads(self.settings_file.read_text()))
+        return LabSettings()
+
+    def save_settings(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.settings_file.write_text(json.dumps(asdict(self.settings), indent=2))
+
+    def prepare_root(self) -> None:
+        """Create the state directory so the postgres user can reach its own subdirectory."""
+        for directory in (self.root, self.logs_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o755)

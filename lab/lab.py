@@ -1,0 +1,271 @@
+"""The lab as a whole: bring it up, say what runs where, take it down.
+
+`up` converges: it writes every config, starts or updates supervisord, starts what is
+stopped, and returns once the lab is healthy in its intended layout (database primary in
+main, synchronous standby in samecity, etcd leader outside the primary's center).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable
+
+import requests
+
+from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
+from lab import processes
+from lab.component import Component, Program
+from lab.components import load_components
+from lab.components import etcd as etcd_component
+from lab.components import patroni as patroni_component
+from lab.context import CENTERS, GLOBAL, LEGACY, LabContext, Ports
+from lab.supervisor import Supervisor
+
+Progress = Callable[[dict], None]
+INTENDED_LEADER = "main"
+INTENDED_SYNC = "samecity"
+
+
+class LabError(RuntimeError):
+    """The lab could not reach the state asked for; the message says what is missing."""
+
+
+class Lab:
+    def __init__(self, ctx: LabContext | None = None, components: list[Component] | None = None):
+        self.ctx = ctx or LabContext()
+        self.components = components if components is not None else load_components()
+        self.supervisor = Supervisor(self.ctx)
+
+    # --- configuration ----------------------------------------------------------------
+    def programs(self) -> list[Program]:
+        return [p for c in self.components for p in c.programs(self.ctx)]
+
+    @property
+    def manifest_file(self):
+        return self.ctx.path("programs.json")
+
+    def runtime_inventory(self) -> RuntimeInventory:
+        ctx = self.ctx
+        centers = {name: CenterRuntime(name=name, role=center.role.value,
+                                       addresses=ctx.center_addresses(name))
+                   for name, center in ctx.cloud.centers.items()}
+        for name in ctx.cloud.legacy_sites:
+            centers[name] = CenterRuntime(name=name, role="legacy",
+                                          addresses=ctx.center_addresses(name))
+        runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers)
+        for component in self.components:
+            component.add_to_runtime(ctx, runtime)
+        return runtime
+
+    def write_runtime_files(self) -> RuntimeInventory:
+        runtime = self.runtime_inventory()
+        runtime.save(self.ctx.runtime_inventory_file)
+        import yaml  # local: only `up` writes YAML
+        self.ctx.ansible_inventory_file.write_text(
+            yaml.safe_dump(ansible_inventory(runtime), sort_keys=False))
+        self.ctx.prometheus_targets_file.write_text(
+            json.dumps(prometheus_targets(runtime), indent=2))
+        return runtime
+
+    def configure(self) -> None:
+        """Write every file the lab needs; touches no process."""
+        self.ctx.prepare_root()
+        self.ctx.save_settings()
+        self.write_runtime_files()  # before prepare: Prometheus reads its targets from it
+        for component in self.components:
+            component.prepare(self.ctx)
+        programs = self.programs()
+        self.manifest_file.write_text(json.dumps(
+            {p.name: {"center": p.center, "component": p.component} for p in programs}, indent=2))
+        self.supervisor.write_conf(programs)
+
+    # --- up ---------------------------------------------------------------------------
+    def up(self, profile: str | None = None, netns: bool | None = None,
+           progress: Progress | None = None, deadline_seconds: float = 180) -> dict:
+        if profile:
+            self.ctx.settings.patroni_profile = profile
+        if netns is not None:
+            if netns:
+                raise LabError("netns mode is not available yet: run `tricenter lab up` "
+                               "without --netns (loopback addresses per center)")
+            self.ctx.settings.netns = netns
+        self.configure()
+        if self.supervisor.running():
+            self.supervisor.update()
+            self.supervisor.start_all()
+        else:
+            self.supervisor.start()
+        return self.wait_healthy(progress, deadline_seconds)
+
+    def wait_healthy(self, progress: Progress | None, deadline_seconds: float) -> dict:
+        deadline = time.monotonic() + deadline_seconds
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = self.status()
+            self._converge(status)
+            if progress:
+                progress(status)
+            if status["healthy"] and status["layout"]["intended"]:
+                return status
+            time.sleep(0.5)
+        raise LabError("the lab is not healthy after "
+                       f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
+                       f"logs in {self.ctx.logs_dir}")
+
+    def _converge(self, status: dict) -> None:
+        """Steps that only make sense once parts are up: profile, etcd leader, layout."""
+        database = status["database"]
+        if database["leader"] is None:
+            return
+        if database["timing"] and any(database["timing"].get(k) != v for k, v in
+                                      patroni_component.PROFILES[
+                                          self.ctx.settings.patroni_profile].items()):
+            patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
+        if not status["healthy"]:
+            return
+        if database["leader"] != INTENDED_LEADER:
+            patroni_component.switchover(self.ctx, INTENDED_LEADER)
+            return
+        if status["etcd"]["leader"] == database["leader"]:
+            target = INTENDED_SYNC if database["leader"] != INTENDED_SYNC else INTENDED_LEADER
+            etcd_component.move_leader(self.ctx, target)
+
+    # --- status -----------------------------------------------------------------------
+    def status(self) -> dict:
+        ctx = self.ctx
+        running = self.supervisor.running()
+        infos = self.supervisor.processes() if running else []
+        manifest = json.loads(self.manifest_file.read_text()) if self.manifest_file.exists() else {}
+        health = {c.name: (c.health(ctx) if running else {}) for c in self.components}
+        database = patroni_component.database_summary(ctx) if running else {
+            "leader": None, "sync_standby": None, "replicas": {}, "timing": {}}
+        etcd_health = health.get("etcd", {})
+        etcd_leader = next((h.get("leader") for h in etcd_health.values() if h.get("leader")), None)
+        locations = {}
+        for site in (*CENTERS, LEGACY, GLOBAL):
+            locations[site] = self._site_status(site, infos, manifest, health, database)
+        entry = app_entry_check(ctx) if running else {"healthy": False, "served_by": []}
+        problems = [f"{site}: {problem}" for site, info in locations.items()
+                    for problem in info["problems"]]
+        if not running:
+            problems.insert(0, "supervisord is not running (run `tricenter lab up`)")
+        if database["leader"] is None:
+            problems.append("database: no leader")
+        if database["sync_standby"] is None:
+            problems.append("database: no synchronous standby")
+        if not entry["healthy"]:
+            problems.append(f"app entry: served by {entry['served_by'] or 'nobody'}, "
+                            f"expected {', '.join(('main', 'samecity'))}")
+        layout_ok = (database["leader"] == INTENDED_LEADER
+                     and database["sync_standby"] == INTENDED_SYNC
+                     and etcd_leader not in (None, database["leader"]))
+        return {
+            "lab_dir": str(ctx.root),
+            "running": running,
+            "healthy": running and not problems,
+            "problems": problems,
+            "settings": {"patroni_profile": ctx.settings.patroni_profile,
+                         "netns": ctx.settings.netns},
+            "centers": {c: locations[c] for c in CENTERS},
+            "locations": {s: locations[s] for s in (LEGACY, GLOBAL) if locations[s]["programs"]},
+            "database": database,
+            "etcd": {"leader": etcd_leader},
+            "layout": {"intended": layout_ok, "database_leader": database["leader"],
+                       "sync_standby": database["sync_standby"], "etcd_leader": etcd_leader},
+            "app_entry": entry,
+            "runtime_inventory": str(ctx.runtime_inventory_file),
+        }
+
+    def _site_status(self, site: str, infos: list[dict], manifest: dict, health: dict,
+                     database: dict) -> dict:
+        programs = {i["name"]: {"state": i["statename"], "pid": i["pid"] or None,
+                                "component": manifest.get(i["name"], {}).get("component")}
+                    for i in infos if i["group"] == site}
+        components = {name: per_site[site] for name, per_site in health.items() if site in per_site}
+        problems = [f"{name} is {p['state']}" for name, p in programs.items()
+                    if p["state"] != "RUNNING"]
+        problems += [f"{name}: {h.get('detail', 'unhealthy')}" for name, h in components.items()
+                     if not h.get("healthy")]
+        role = (self.ctx.cloud.centers[site].role.value if site in self.ctx.cloud.centers
+                else site)
+        return {
+            "role": role,
+            "addresses": self.ctx.center_addresses(site),
+            "database_role": database["replicas"].get(site, {}).get("role"),
+            "programs": programs,
+            "components": components,
+            "healthy": bool(programs) and not problems,
+            "problems": problems,
+        }
+
+    # --- down -------------------------------------------------------------------------
+    def lab_pids(self) -> set[int]:
+        """Every live process of the lab: supervisord's trees and the postmasters' groups."""
+        roots = [i["pid"] for i in self.supervisor.processes() if i["pid"]]
+        if self.supervisor.pid:
+            roots.append(self.supervisor.pid)
+        pids = processes.descendants(roots)
+        for center in CENTERS:
+            postmaster = patroni_component.postmaster_pid(self.ctx, center)
+            if postmaster:
+                pids |= processes.group_members(postmaster) | processes.descendants([postmaster])
+        return {p for p in pids if processes.alive(p)}
+
+    def leftovers(self) -> set[int]:
+        """Processes started by the lab that outlived supervisord (orphaned daemons)."""
+        root = str(self.ctx.root)
+        found = set()
+        for pid in processes.processes_mentioning(root):
+            parent = processes._stat_fields(pid)
+            ppid = int(parent[1]) if parent else 0
+            if ppid == 1 or root in processes.cmdline(ppid):
+                found.add(pid)
+        for center in CENTERS:
+            postmaster = patroni_component.postmaster_pid(self.ctx, center)
+            if postmaster:
+                found |= processes.group_members(postmaster)
+        return {p for p in found if processes.alive(p)}
+
+    def down(self, deadline_seconds: float = 90) -> dict:
+        """Stop everything; verify no lab process and no lab listening port remains."""
+        processes.signal_all(self.lab_pids(), signal.SIGCONT)  # a frozen center cannot stop
+        self.supervisor.shutdown(deadline_seconds)
+        stray = self.leftovers()
+        if stray:
+            processes.signal_all(stray, signal.SIGTERM)
+            stray = processes.wait_gone(stray, 10)
+            processes.signal_all(stray, signal.SIGKILL)
+            processes.wait_gone(stray, 5)
+        remaining = sorted(self.leftovers())
+        ports = processes.listening_sockets(self.all_addresses())
+        result = {"stopped": not remaining and not ports, "processes": remaining,
+                  "listening": ports}
+        if not result["stopped"]:
+            raise LabError(f"after down, lab processes {remaining} and ports {ports} remain")
+        self.ctx.path("supervisor.sock").unlink(missing_ok=True)
+        return result
+
+    def all_addresses(self) -> list[str]:
+        return [a for site in (*CENTERS, LEGACY, GLOBAL) for a in self.ctx.center_addresses(site)]
+
+    def reset(self) -> None:
+        """down, then remove every piece of state (data, secrets, logs)."""
+        self.down()
+        shutil.rmtree(self.ctx.root, ignore_errors=True)
+
+
+def app_entry_check(ctx: LabContext, attempts: int = 4) -> dict:
+    """Ask the active-active entry a few times: which centers answer?"""
+    served_by: set[str] = set()
+    url = f"http://{ctx.entry_address}:{Ports.app_entry}/health"
+    for _ in range(attempts):
+        try:
+            response = requests.get(url, timeout=1)
+            if response.ok:
+                served_by.add(response.headers.get("X-Served-By", "?"))
+        except requests.RequestException:
+            pass
+    return {"healthy": {"main", "samecity"} <= served_by, "served_by": sorted(served_by),
+            "url": url.removesuffix("/health")}

@@ -1,0 +1,127 @@
+"""What the lab's processes are, read from /proc: trees, process groups, memory, sockets.
+
+Faults and `down` act only on processes found here from pids the lab itself started
+(supervisord's children and the postmasters they launched), never by name.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def alive(pid: int) -> bool:
+    """True for a process that exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid in all_pids():
+        fields = _stat_fields(pid)
+        if fields:
+            children[int(fields[1])].append(pid)
+    return children
+
+
+def descendants(roots: Iterable[int], children: dict[int, list[int]] | None = None) -> set[int]:
+    """The roots and every process below them."""
+    children = children if children is not None else parent_map()
+    found: set[int] = set()
+    stack = [pid for pid in roots if pid]
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def group_members(pgid: int) -> set[int]:
+    members = set()
+    for pid in all_pids():
+        fields = _stat_fields(pid)
+        if fields and int(fields[2]) == pgid:
+            members.add(pid)
+    return members
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def wait_gone(pids: Iterable[int], deadline_seconds: float) -> set[int]:
+    """Wait until none of the pids is alive; return the ones still alive at the deadline."""
+    remaining = set(pids)
+    deadline = time.monotonic() + deadline_seconds
+    while remaining and time.monotonic() < deadline:
+        remaining = {pid for pid in remaining if alive(pid)}
+        if remaining:
+            time.sleep(0.05)
+    return remaining
+
+
+def listening_sockets(addresses: Iterable[str]) -> list[str]:
+    """`address:port` of TCP sockets in LISTEN state on any of these IPv4 addresses."""
+    wanted = {socket.inet_aton(a) for a in addresses}
+    found = []
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        local, state = line.split()[1], line.split()[3]
+        if state != "0A":  # TCP_LISTEN
+            continue
+        hex_ip, hex_port = local.split(":")
+        raw_ip = struct.pack("<I", int(hex_ip, 16))
+        if raw_ip in wanted:
+            found.append(f"{socket.inet_ntoa(raw_ip)}:{int(hex_port, 16)}")
+    return sorted(found)
+
+
+def processes_mentioning(text: str) -> set[int]:
+    """Processes whose command line names `text` (the lab's state directory)."""
+    own = os.getpid()
+    return {pid for pid in all_pids() if pid != own and text in cmdline(pid) and alive(pid)}

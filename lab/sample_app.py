@@ -1,0 +1,176 @@
+"""The lab's sample department service: a records API with a PostgreSQL database.
+
+    POST /records        {"key": "optional unique key", "payload": {...}} → 201 {"id": …}
+    GET  /records/<id>   → 200 the record, 404 when absent
+    GET  /health         → 200 {"center": …, "db": {"reachable": …}} while the process lives
+
+Every response names the center that served it (header X-Served-By and "served_by"), so
+a client behind the active-active entry can tell which center answered. The database is
+reached through a libpq multi-host string with target_session_attrs=read-write: after a
+failover the next connection finds the new primary without any proxy in between. A POST
+with a key already stored returns the stored record (200), so writers can retry safely.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id bigserial PRIMARY KEY,
+    key text UNIQUE,
+    payload jsonb NOT NULL DEFAULT '{}',
+    served_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+)"""
+INSERT = """
+INSERT INTO records (key, payload, served_by) VALUES (%s, %s, %s)
+ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+RETURNING id, key, payload, served_by, created_at, (xmax = 0) AS inserted,
+          host(inet_server_addr()) AS db_server"""
+SELECT = "SELECT id, key, payload, served_by, created_at FROM records WHERE id = %s"
+RECORD_PATH = re.compile(r"^/records/(\d+)$")
+
+
+class Database:
+    """One connection per server thread, replaced whenever it breaks."""
+
+    def __init__(self, conninfo: str):
+        self.conninfo = conninfo
+        self.local = threading.local()
+        self.schema_ready = False
+        self.status: dict = {"reachable": False, "error": "not checked yet"}
+
+    def connection(self) -> psycopg.Connection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self.conninfo, autocommit=True, row_factory=dict_row)
+            self.local.conn = conn
+            if not self.schema_ready:
+                self._create_schema(conn)
+        return conn
+
+    def _create_schema(self, conn: psycopg.Connection) -> None:
+        try:
+            conn.execute(SCHEMA)
+        except psycopg.errors.UniqueViolation:
+            pass  # the other center's instance created it at the same moment
+        self.schema_ready = True
+
+    def run(self, sql: str, params: tuple) -> dict | None:
+        conn = self.connection()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except psycopg.Error:
+            conn.close()  # a failover leaves this session on a dead or demoted server
+            raise
+
+    def watch(self, interval: float = 1.0) -> None:
+        """Keep `status` current from a thread of its own, so /health never waits on the DB."""
+        while True:
+            try:
+                row = self.run("SELECT host(inet_server_addr()) AS server, "
+                               "pg_is_in_recovery() AS in_recovery", ())
+                self.status = {"reachable": True, "server": row["server"],
+                               "read_write": not row["in_recovery"], "checked": time.time()}
+            except psycopg.Error as exc:
+                self.status = {"reachable": False, "error": str(exc).strip().splitlines()[0]
+                               if str(exc).strip() else type(exc).__name__,
+                               "checked": time.time()}
+            time.sleep(interval)
+
+
+def make_handler(center: str, db: Database) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "tricenter-sample-app"
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps({**body, "served_by": center}, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Served-By", center)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path == "/health":
+                self._reply(200, {"status": "ok", "center": center, "db": db.status})
+                return
+            match = RECORD_PATH.match(self.path)
+            if not match:
+                self._reply(404, {"error": f"no route {self.path}"})
+                return
+            try:
+                row = db.run(SELECT, (int(match.group(1)),))
+            except psycopg.Error as exc:
+                self._reply(503, {"error": f"database unavailable: {exc}"})
+                return
+            if row is None:
+                self._reply(404, {"error": f"no record {match.group(1)}"})
+            else:
+                self._reply(200, {**row, "record_served_by": row["served_by"]})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path != "/records":
+                self._reply(404, {"error": f"no route {self.path}"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("body must be a JSON object")
+            except ValueError as exc:
+                self._reply(400, {"error": f"invalid JSON body: {exc}"})
+                return
+            try:
+                row = db.run(INSERT, (body.get("key"), Jsonb(body.get("payload", {})), center))
+            except psycopg.Error as exc:
+                self._reply(503, {"error": f"database unavailable: {exc}"})
+                return
+            inserted = row.pop("inserted")
+            self._reply(201 if inserted else 200, {**row, "record_served_by": row["served_by"]})
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # a drill's workload would flood the log; errors are in the responses
+
+    return Handler
+
+
+def conninfo(hosts: list[str], dbname: str, user: str, passfile: str) -> str:
+    names = ",".join(h.rsplit(":", 1)[0] for h in hosts)
+    ports = ",".join(h.rsplit(":", 1)[1] for h in hosts)
+    return (f"host={names} port={ports} dbname={dbname} user={user} passfile={passfile} "
+            "target_session_attrs=read-write connect_timeout=2 application_name=sample-app")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--center", required=True)
+    parser.add_argument("--listen", required=True, help="ADDRESS:PORT")
+    parser.add_argument("--db-hosts", required=True, help="ADDRESS:PORT,… of all members")
+    parser.add_argument("--dbname", required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--passfile", required=True)
+    args = parser.parse_args(argv)
+    db = Database(conninfo(args.db_hosts.split(","), args.dbname, args.user, args.passfile))
+    threading.Thread(target=db.watch, daemon=True).start()
+    address, port = args.listen.rsplit(":", 1)
+    server = ThreadingHTTPServer((address, int(port)), make_handler(args.center, db))
+    server.daemon_threads = True
+    print(f"sample app of {args.center} listening on {args.listen}", file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""supervisord for the lab: the config rendered from the components' programs, and a
+small XML-RPC client. One supervisord group per center makes a center one failure unit.
+
+Programs never restart on their own (autorestart=false): a drill that kills a center must
+find it dead until the drill starts it again.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+import xmlrpc.client
+from collections import defaultdict
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from lab.component import Program
+from lab.context import LabContext
+
+# Patroni stops PostgreSQL itself on TERM; give it the time a fast shutdown needs.
+STOP_WAIT_SECONDS = {"patroni": 30}
+
+
+def _quote_env(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_conf(lab: LabContext, programs: list[Program]) -> str:
+    """The whole supervisord.conf for these programs."""
+    sock = lab.path("supervisor.sock")
+    lines = [
+        "[unix_http_server]", f"file={sock}", "chmod=0700", "",
+        "[supervisord]",
+        f"logfile={lab.log_file('supervisord')}",
+        f"pidfile={lab.path('supervisord.pid')}",
+        f"childlogdir={lab.logs_dir}",
+        "logfile_maxbytes=10MB", "logfile_backups=1", "loglevel=info",
+        f"directory={lab.root}", "nodaemon=false", "minfds=4096", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{sock}", "",
+    ]
+    groups: dict[str, list[str]] = defaultdict(list)
+    for program in sorted(programs, key=lambda p: (p.priority, p.name)):
+        groups[program.center].append(program.name)
+        lines += _program_section(lab, program) + [""]
+    for center, names in groups.items():
+        lines += [f"[group:{center}]", f"programs={','.join(names)}", ""]
+    return "\n".join(lines)
+
+
+def _program_section(lab: LabContext, program: Program) -> list[str]:
+    environment = {"PYTHONUNBUFFERED": "1", **program.environment}
+    if program.user:
+        environment.setdefault("HOME", str(program.directory or lab.root))
+        environment.setdefault("USER", program.user)
+    section = [
+        f"[program:{program.name}]",
+        f"command={shlex.join(program.command)}",
+        f"priority={program.priority}",
+        "autostart=true",
+        "autorestart=false",
+        "startsecs=1",
+        "startretries=3",
+        f"stopsignal={program.stopsignal}",
+        f"stopwaitsecs={STOP_WAIT_SECONDS.get(program.component, 10)}",
+        "stopasgroup=true",
+        "killasgroup=true",
+        "redirect_stderr=true",
+        f"stdout_logfile={lab.log_file(program.name)}",
+        "stdout_logfile_maxbytes=20MB",
+        "stdout_logfile_backups=1",
+        "environment=" + ",".join(f"{k}={_quote_env(v)}" for k, v in sorted(environment.items())),
+    ]
+    if program.user:
+        section.append(f"user={program.user}")
+    if program.directory:
+        section.append(f"directory={program.directory}")
+    return section
+
+
+class Supervisor:
+    """The lab's supervisord: start it, reconfigure it, ask it what runs."""
+
+    def __init__(self, lab: LabContext):
+        self.lab = lab
+        self.conf = lab.path("supervisord.conf")
+        self.sock = lab.path("supervisor.sock")
+        self.pidfile = lab.path("supervisord.pid")
+
+    def rpc(self, timeout: float = 10.0) -> xmlrpc.client.ServerProxy:
+        transport = SupervisorTransport(None, None, f"unix://{self.sock}")
+        transport.timeout = timeout
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        if self.pid is None or not self.sock.exists():
+            return False
+        try:
+            return self.rpc(timeout=3).supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def write_conf(self, programs: list[Program]) -> None:
+        self.conf.write_text(render_conf(self.lab, programs))
+
+    def start(self, deadline_seconds: float = 15) -> None:
+        """Start supervisord (it daemonizes) and wait until it answers."""
+        if self.running():
+            return
+        self.sock.unlink(missing_ok=True)
+        supervisord = Path(self.lab.python).with_name("supervisord")
+        subprocess.run([str(supervisord), "-c", str(self.conf)], check=True,
+                       stdin=subprocess.DEVNULL, cwd=self.lab.root)
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            if self.running():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"supervisord did not answer within {deadline_seconds}s; see "
+                           f"{self.lab.log_file('supervisord')}")
+
+    def update(self) -> None:
+        """Apply a rewritten supervisord.conf like `supervisorctl update`."""
+        server = self.rpc()
+        added, changed, removed = server.supervisor.reloadConfig()[0]
+        for group in removed + changed:
+            server.supervisor.stopProcessGroup(group, True)
+            server.supervisor.removeProcessGroup(group)
+        for group in added + changed:
+            server.supervisor.addProcessGroup(group)
+
+    def processes(self) -> list[dict]:
+        try:
+            return self.rpc().supervisor.getAllProcessInfo()
+        except (OSError, xmlrpc.client.Error):
+            return []
+
+    def start_programs(self, names: list[str]) -> None:
+        server = self.rpc(timeout=60)
+        states = {p["name"]: p["statename"] for p in server.supervisor.getAllProcessInfo()}
+        for name in names:
+            if states.get(name) not in ("RUNNING", "STARTING"):
+                group = self.group_of(name)
+                server.supervisor.startProcess(f"{group}:{name}", False)
+
+    def stop_programs(self, names: list[str]) -> None:
+        server = self.rpc(timeout=60)
+        for info in server.supervisor.getAllProcessInfo():
+            if info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                server.supervisor.stopProcess(f"{info['group']}:{info['name']}", True)
+
+    def start_all(self) -> None:
+        server = self.rpc(timeout=60)
+        for info in server.supervisor.getAllProcessInfo():
+            if info["statename"] not in ("RUNNING", "STARTING"):
+                server.supervisor.startProcess(f"{info['group']}:{info['name']}", False)
+
+    def group_of(self, name: str) -> str:
+        for info in self.processes():
+            if info["name"] == name:
+                return info["group"]
+        raise KeyError(f"no supervisord program named {name}")
+
+    def shutdown(self, deadline_seconds: float = 90) -> None:
+        """Stop every program (in reverse priority), then supervisord itself."""
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            server = self.rpc(timeout=deadline_seconds)
+            server.supervisor.stopAllProcesses(True)
+            server.supervisor.shutdown()
+        except (OSError, xmlrpc.client.Error):
+            os.kill(pid, 15)
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"supervisord (pid {pid}) did not exit within {deadline_seconds}s")
