@@ -38,6 +38,7 @@ class Action(str, enum.Enum):
     hold = "hold"
     switchover = "switchover"
     wait_leader = "wait_leader"
+    wait_healthy = "wait_healthy"
     wait_layout = "wait_layout"
     declare_disaster = "declare_disaster"
     promote_remote = "promote_remote"
@@ -135,6 +136,9 @@ class Targets(Strict):
     rpo_seconds: float | None = Field(default=None, ge=0)
     max_write_gap_seconds: float | None = Field(default=None, gt=0)
     rto_from: Literal["fault", "declaration"] = "fault"
+    # async copies cannot promise the tier's RPO: measure it against the replication lag
+    # sampled just before the fault instead
+    rpo_against: Literal["tier", "replication_lag"] = "tier"
 
 
 class Scenario(Strict):

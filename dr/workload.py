@@ -100,6 +100,19 @@ def read_back(target: DbTarget, run_id: str, channel: str | None = None) -> dict
         return {int(i): int(n) for i, n in conn.execute(query + " GROUP BY id", params)}
 
 
+def app_key(run_id: str, wid: int) -> str:
+    return f"drill:{run_id}:{wid}"
+
+
+def read_back_app(target: DbTarget, run_id: str) -> dict[int, int]:
+    """Ledger ids of the app channel found in the sample app's `records` table."""
+    prefix = app_key(run_id, 0)[:-1]
+    with target.connect() as conn:
+        rows = conn.execute("SELECT key, count(*) FROM records WHERE key LIKE %s GROUP BY key",
+                            (prefix + "%",)).fetchall()
+    return {int(key.rsplit(":", 1)[1]): int(n) for key, n in rows}
+
+
 class _Watchdog(threading.Thread):
     """Breaks a write that hangs (a frozen node keeps its TCP socket open) by shutting
     its socket down, so the writer records an error and reconnects."""
@@ -221,12 +234,13 @@ class Workload:
             wid = self.next_id()
             sent = time.time()
             try:
-                reply = session.post(f"{url}/records", json={"key": f"{self.run_id}:{wid}",
-                                     "payload": {"drill_id": wid, "run_id": self.run_id}},
-                                     timeout=self.attempt_timeout)
+                reply = session.post(f"{url}/records", json={"key": app_key(self.run_id, wid),
+                                     "payload": {"drill_id": wid}}, timeout=self.attempt_timeout)
                 reply.raise_for_status()
-                body = reply.json() if reply.content else {}
-                node = body.get("center") or body.get("served_by") if isinstance(body, dict) else None
+                body = reply.json()
+                # the app reports the database address that stored the record
+                addr = body.get("db_server")
+                node = next((n for (a, _p), n in self.node_names.items() if a == addr), addr)
                 self.ledger.add_write(Write(wid, "app", writer, sent, time.time(), True, node=node))
             except (requests.RequestException, ValueError) as exc:
                 self.ledger.add_write(Write(wid, "app", writer, sent, time.time(), False,

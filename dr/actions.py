@@ -1,0 +1,192 @@
+"""Carrying out one scenario step against the world, and undoing faults on abort."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dr.faults import FaultInjector
+from dr.patroni import ClusterState, PatroniCluster
+from dr.runbook import DatabaseCopy, Runbook
+from dr.scenario import Action, Step
+from inventory.runtime import DbIntendedRole, RuntimeInventory, SystemRuntime
+
+# What puts a fault back; applied in reverse order when a drill stops early.
+UNDO = {
+    Action.kill_center: "start_center",
+    Action.freeze_center: "thaw_center",
+    Action.isolate_center: "heal_center",
+    Action.kill_component: "start_component",
+}
+CANCELS = {"start_center": Action.kill_center, "thaw_center": Action.freeze_center,
+           "heal_center": Action.isolate_center, "start_component": Action.kill_component}
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class World:
+    """Everything a step may act on, for one system."""
+
+    runtime: RuntimeInventory
+    system: SystemRuntime
+    injector: FaultInjector
+    runbook: Runbook
+    cluster: PatroniCluster
+    stop: threading.Event  # set on abort: holds end early
+    undo: list[tuple[str, tuple]] = field(default_factory=list)
+    markers: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    copy: DatabaseCopy | None = None
+    extra: dict = field(default_factory=dict)
+
+    def center(self, role: str) -> str:
+        """Center name of a role: scenarios speak in roles, inventories in names."""
+        for name, center in self.runtime.centers.items():
+            if center.role == role:
+                return name
+        raise StepFailed(f"the runtime inventory has no center with role '{role}'")
+
+    def member_in(self, role: str) -> str:
+        center = self.center(role)
+        db = self.system.database
+        for member in db.members:
+            if member.center == center:
+                return member.name
+        raise StepFailed(f"system {self.system.name} has no database member in center {center}")
+
+
+def _record_undo(world: World, action: str, args: tuple) -> None:
+    cancelled = CANCELS.get(action)
+    if cancelled is None:
+        return
+    for i in range(len(world.undo) - 1, -1, -1):
+        if world.undo[i] == (action, args):
+            del world.undo[i]
+            return
+
+
+def _fault(world: World, step: Step) -> str:
+    center = world.center(step.center)
+    if step.action in (Action.kill_component, Action.start_component):
+        args: tuple = (center, step.component)
+    else:
+        args = (center,)
+    getattr(world.injector, step.action.value)(*args)
+    if step.action in UNDO:
+        world.undo.append((UNDO[step.action], args))
+    else:
+        _record_undo(world, step.action.value, args)
+    return f"{step.action.value} {' '.join(args)}"
+
+
+def _hold(world: World, step: Step) -> str:
+    seconds = step.seconds if step.seconds is not None else (
+        step.lease_multiple * world.cluster.lease_seconds())
+    world.stop.wait(seconds)  # a deliberate hold of the fault, interruptible on abort
+    return f"held {seconds:.1f} s"
+
+
+def _sync_ready(world: World, candidate: str) -> Callable[[ClusterState], bool]:
+    def ready(state: ClusterState) -> bool:
+        return state.leader == candidate or state.sync_standby == candidate
+    return ready
+
+
+def _switchover(world: World, step: Step) -> str:
+    candidate = world.member_in(step.to)
+    # Patroni in synchronous mode only switches to the sync standby: wait until it is one
+    state = world.cluster.wait_for(f"{candidate} is the synchronous standby",
+                                   _sync_ready(world, candidate), step.timeout_seconds)
+    if state.leader == candidate:
+        return f"{candidate} already leads: nothing to switch"
+    message = world.cluster.switchover(state.leader, candidate, timeout=step.timeout_seconds)
+    world.cluster.wait_for(f"{candidate} leads", lambda s: s.leader == candidate, step.timeout_seconds)
+    return message
+
+
+def _healthy(world: World) -> Callable[[ClusterState], bool]:
+    names = [m.name for m in world.system.database.members]
+    has_sync = any(m.intended_role == DbIntendedRole.sync for m in world.system.database.members)
+
+    def healthy(state: ClusterState) -> bool:
+        if state.leader is None or (has_sync and state.sync_standby is None):
+            return False
+        members = [state.members.get(n) for n in names]
+        return all(m is not None and m.running and m.timeline == state.timeline for m in members)
+    return healthy
+
+
+def run_step(world: World, step: Step) -> str:
+    """Do one step; returns what happened, raises StepFailed when it could not be done."""
+    a = step.action
+    if a.value in ("kill_center", "start_center", "freeze_center", "thaw_center", "isolate_center",
+                   "heal_center", "kill_component", "start_component"):
+        return _fault(world, step)
+    if a == Action.hold:
+        return _hold(world, step)
+    if a == Action.switchover:
+        return _switchover(world, step)
+    if a == Action.wait_leader:
+        member = world.member_in(step.center)
+        world.cluster.wait_for(f"{member} leads", lambda s: s.leader == member, step.timeout_seconds)
+        return f"{member} leads"
+    if a == Action.wait_healthy:
+        state = world.cluster.wait_for("every member running on the leader's timeline, a sync standby",
+                                       _healthy(world), step.timeout_seconds)
+        return f"healthy: leader {state.leader}, sync {state.sync_standby}"
+    if a == Action.wait_layout:
+        world.cluster.wait_for("the original layout", lambda s: not world.cluster.layout_problems(s),
+                               step.timeout_seconds)
+        return "original layout"
+    if a == Action.declare_disaster:
+        world.markers["declare"] = time.time()
+        return "disaster declared"
+    if a == Action.promote_remote:
+        world.undo.append(("reprotect_from_remote", ()))
+        return world.runbook.promote_remote(world.system)
+    if a == Action.reprotect_from_remote:
+        message = world.runbook.reprotect_from_remote(world.system)
+        world.undo = [u for u in world.undo if u[0] != "reprotect_from_remote"]
+        return message
+    if a == Action.backup:
+        info = world.runbook.backup(world.system)
+        world.extra["backup"] = info
+        return f"backup {info.label} in {info.finished_at - info.started_at:.1f} s"
+    if a == Action.restore_copy:
+        world.copy = world.runbook.restore_copy(world.system, world.center(step.center))
+        world.undo.append(("drop_copy", ()))
+        return (f"copy of backup {world.copy.backup_label} up on {world.copy.host}:{world.copy.port} "
+                f"in {world.copy.restore_seconds:.1f} s")
+    if a == Action.verify_copy:
+        return "verified later against the ledger"  # the engine does it: it owns the ledger
+    if a == Action.drop_copy:
+        if world.copy is not None:
+            world.runbook.drop_copy(world.copy)
+            world.undo = [u for u in world.undo if u[0] != "drop_copy"]
+        return "copy dropped"
+    raise StepFailed(f"action {a.value} is not implemented")
+
+
+def undo_all(world: World, log: Callable[[str], None]) -> list[str]:
+    """Put back every fault still in place (newest first); returns what could not be undone."""
+    left: list[str] = []
+    while world.undo:
+        action, args = world.undo.pop()
+        try:
+            if action == "reprotect_from_remote":
+                left.append("the remote center was promoted: run `tricenter drill run regional-disaster`'s "
+                            "restore by hand: see docs/dr-team.md 'Failing back after a regional disaster'")
+                continue
+            if action == "drop_copy":
+                if world.copy is not None:
+                    world.runbook.drop_copy(world.copy)
+            else:
+                getattr(world.injector, action)(*args)
+            log(f"undone: {action} {' '.join(args)}")
+        except Exception as exc:  # noqa: BLE001 — keep undoing the rest
+            left.append(f"{action} {' '.join(args)} failed: {exc}")
+    return left

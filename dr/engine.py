@@ -1,0 +1,460 @@
+"""The drill engine: one scenario, one system, step by step with timestamps.
+
+precheck → steady-state workload → inject fault → observe → recover → verify →
+restore → report. A failed precheck stops before any fault; an abort (Ctrl-C) or an
+error undoes the faults still in place and says what is left to do by hand.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import psycopg
+
+from dr import checker
+from dr.actions import StepFailed, World, run_step, undo_all
+from dr.faults import FaultInjector
+from dr.ledger import WriteLedger
+from dr.levels import Targets, combine, level_reached
+from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
+from dr.runbook import Runbook
+from dr.scenario import Check, Scenario, Step
+from dr.verdict import Criterion, evaluate, passed
+from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
+                         read_back_app)
+from inventory.model import GbtStandard
+from inventory.runtime import RuntimeInventory, SystemRuntime
+
+
+class DrillSkipped(Exception):
+    """The drill cannot run here (e.g. needs netns mode); never reported as a pass."""
+
+
+class PrecheckFailed(Exception):
+    pass
+
+
+@dataclass
+class Event:
+    at: float
+    phase: str
+    action: str
+    detail: str
+    ok: bool = True
+    seconds: float = 0.0
+
+
+@dataclass
+class DrillOutcome:
+    scenario: Scenario
+    system: SystemRuntime
+    run_id: str
+    started_at: float
+    status: str = "running"  # passed | failed | aborted | skipped | error
+    reason: str = ""
+    events: list[Event] = field(default_factory=list)
+    markers: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    check_details: dict[str, str] = field(default_factory=dict)
+    findings: checker.Findings | None = None
+    app_rto_seconds: float | None = None
+    rto_from_declaration_seconds: float | None = None
+    failback_max_write_gap_seconds: float | None = None
+    replication_lag_seconds: float | None = None
+    targets: Targets | None = None
+    criteria: list[Criterion] = field(default_factory=list)
+    gbt_level: int | None = None
+    gbt_level_name: str | None = None
+    ledger: WriteLedger = field(default_factory=WriteLedger)
+    left_to_do: list[str] = field(default_factory=list)
+    finished_at: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+Progress = Callable[[str, str], None]
+
+
+class Drill:
+    def __init__(self, scenario: Scenario, runtime: RuntimeInventory, system: SystemRuntime,
+                 injector: FaultInjector, runbook: Runbook, gbt: GbtStandard,
+                 tier_targets: tuple[float | None, float | None, str | None, int | None],
+                 progress: Progress = lambda phase, msg: None, secret_base=None):
+        if system.database is None:
+            raise ValueError(f"system {system.name} has no database: drills measure database writes")
+        self.scenario, self.runtime, self.system = scenario, runtime, system
+        self.gbt, self.progress = gbt, progress
+        self.tier_targets = tier_targets
+        self.cluster = PatroniCluster(system.database)
+        self.stop = threading.Event()
+        self.world = World(runtime, system, injector, runbook, self.cluster, self.stop)
+        self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time())
+        self.outcome.ledger = WriteLedger()
+        self.secret_base = secret_base
+        self.workload: Workload | None = None
+        self.observer: ClusterObserver | None = None
+        self.rw: DbTarget | None = None
+
+    # --- bookkeeping ------------------------------------------------------------------
+    def _event(self, phase: str, action: str, detail: str, ok: bool = True, began: float | None = None) -> None:
+        now = time.time()
+        self.outcome.events.append(Event(began or now, phase, action, detail, ok,
+                                         round(now - began, 3) if began else 0.0))
+        self.progress(phase, f"{action}: {detail}" if detail else action)
+
+    def _step(self, phase: str, step: Step) -> None:
+        began = time.time()
+        self.progress(phase, f"{step.action.value} {step.center or step.to or ''} {step.note}".strip())
+        try:
+            detail = run_step(self.world, step)
+        except (StepFailed, DeadlineExceeded, PatroniUnavailable, RuntimeError, OSError) as exc:
+            self._event(phase, step.action.value, str(exc), ok=False, began=began)
+            raise StepFailed(f"{phase}: {step.action.value} failed: {exc}") from exc
+        self._event(phase, step.action.value, detail, began=began)
+
+    # --- phases -----------------------------------------------------------------------
+    def _requirements(self) -> None:
+        if "netns" in self.scenario.requires and not self.world.runbook.netns_enabled():
+            raise DrillSkipped("skipped: needs `tricenter lab up --netns` (network-namespace mode), "
+                               "so that isolating a center is a real partition")
+        if "pgbackrest" in self.scenario.requires:
+            why = self.world.runbook.backups_available(self.system)
+            if why:
+                raise DrillSkipped(f"skipped: the backup repository is not available: {why}")
+
+    def _check(self, name: Check) -> tuple[bool, str]:
+        try:
+            if name == Check.cluster_healthy:
+                state = self.cluster.state()
+                down = [m.name for m in state.members.values() if not m.running]
+                missing = [m.name for m in self.system.database.members if m.name not in state.members]
+                ok = state.leader is not None and not down and not missing
+                return ok, f"leader {state.leader}; not running: {', '.join(down + missing) or 'none'}"
+            if name == Check.original_layout:
+                problems = self.cluster.layout_problems()
+                return not problems, "; ".join(problems) or "leader, sync and async where intended"
+            if name == Check.sync_standby:
+                sync = self.cluster.state().sync_standby
+                return sync is not None, f"sync standby {sync}"
+            if name == Check.remote_streaming:
+                state = self.cluster.state()
+                remote = self.world.member_in("remote")
+                m = state.members.get(remote)
+                ok = m is not None and m.running and m.timeline == state.timeline
+                return ok, f"{remote}: {m.state if m else 'absent'}, lag {m.lag if m else '?'} bytes"
+            if name == Check.netns:
+                ok = self.world.runbook.netns_enabled()
+                return ok, "network-namespace mode" if ok else "not in netns mode"
+            if name == Check.backup_repository:
+                why = self.world.runbook.backups_available(self.system)
+                return why is None, why or "repository answers"
+            if name == Check.app_reachable:
+                import requests
+                r = requests.get(self.system.app_url.rstrip("/") + "/health", timeout=2)
+                return r.status_code == 200, f"HTTP {r.status_code}"
+            if name == Check.writes_resumed:
+                f = self.outcome.findings
+                return bool(f and f.rto_seconds is not None), "writes acknowledged after the fault"
+            if name == Check.no_split_brain:
+                f = self.outcome.findings
+                return bool(f and not f.split_brain), f"{len(f.split_brain) if f else '?'} event(s)"
+            if name == Check.no_lost_writes:
+                f = self.outcome.findings
+                return bool(f and f.rpo_lost_writes == 0), f"{f.rpo_lost_writes if f else '?'} lost"
+        except (PatroniUnavailable, StepFailed, OSError) as exc:
+            return False, str(exc)
+        return False, f"check {name.value} not implemented"
+
+    def _rebalance(self, phase: str) -> None:
+        began = time.time()
+        try:
+            self._event(phase, "rebalance", self.world.runbook.rebalance(), began=began)
+        except Exception as exc:  # noqa: BLE001 — a preference, not a precondition
+            self._event(phase, "rebalance", f"could not rebalance: {exc}", ok=False, began=began)
+
+    def _precheck(self) -> None:
+        self._rebalance("precheck")
+        failed = []
+        for name in self.scenario.precheck:
+            ok, detail = self._check(name)
+            self.outcome.checks[f"precheck:{name.value}"] = ok
+            self.outcome.check_details[f"precheck:{name.value}"] = detail
+            self._event("precheck", name.value, detail, ok)
+            if not ok:
+                failed.append(f"{name.value} ({detail})")
+        if failed:
+            raise PrecheckFailed("precheck failed, no fault injected: " + "; ".join(failed))
+
+    def _start_workload(self) -> None:
+        w = self.scenario.workload
+        db = self.system.database
+        self.rw = db_target(db, base=self.secret_base)
+        ro = db_target(db, read_only=True, base=self.secret_base)
+        prepare_ledger_table(self.rw)
+        names = {(m.host, m.port): m.name for m in db.members}
+        self.observer = ClusterObserver(self.cluster, self.outcome.ledger)
+        self.observer.start()
+        self.workload = Workload(self.outcome.ledger, self.outcome.run_id, self.system, self.rw, ro,
+                                 names, w.db_writers, w.app_writers, w.readers, w.rate_per_writer,
+                                 w.attempt_timeout_seconds)
+        self.workload.start()
+        self._event("workload", "start", f"{w.db_writers} db writer(s), {w.app_writers} app writer(s), "
+                    f"{w.readers} reader(s) at {w.rate_per_writer:g} writes/s each")
+        self._wait_acks(after=time.time(), count=1, timeout=15, why="the workload's first write")
+        self.stop.wait(w.warmup_seconds)
+
+    def _wait_acks(self, after: float, count: int, timeout: float, why: str) -> float:
+        """Poll the ledger until `count` writes sent after `after` are acknowledged."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            acks = sorted(x.done_at for x in self.outcome.ledger.acked() if x.sent_at >= after)
+            if len(acks) >= count:
+                return acks[count - 1]
+            time.sleep(0.05)
+        raise StepFailed(f"{why}: no acknowledged write within {timeout:.0f} s")
+
+    def _replication_lag(self) -> float | None:
+        """Seconds the remote async member is behind, sampled right before the fault."""
+        try:
+            remote = self.system.database.member(self.world.member_in("remote"))
+        except (StepFailed, StopIteration):
+            return None
+        target = DbTarget(remote.host, remote.port, self.rw.dbname, self.rw.user, self.rw.password)
+        try:
+            with target.connect() as conn:
+                row = conn.execute("SELECT extract(epoch FROM clock_timestamp() - "
+                                   "pg_last_xact_replay_timestamp())::float8").fetchone()
+            return row[0]
+        except psycopg.Error:
+            return None
+
+    def _inject(self) -> None:
+        if not self.scenario.fault:
+            return
+        self.outcome.replication_lag_seconds = self._replication_lag()
+        self.world.markers["fault"] = time.time()
+        for step in self.scenario.fault:
+            self._step("fault", step)
+
+    def _recover(self) -> None:
+        rec = self.scenario.recovery
+        for step in rec.steps:
+            self._step("recover", step)
+        fault_at = self.world.markers.get("fault")
+        if rec.mode == "none" or fault_at is None:
+            return
+        began = time.time()
+        remaining = max(1.0, rec.timeout_seconds - (began - fault_at))
+        if rec.expect_primary:
+            member = self.world.member_in(rec.expect_primary)
+            self.cluster.wait_for(f"{member} leads", lambda s: s.leader == member, remaining)
+        else:
+            self.cluster.wait_for("a leader", lambda s: s.leader is not None, remaining)
+        self._wait_acks(after=fault_at, count=1, timeout=remaining, why="writes after the fault")
+        self._event("recover", "recovered", "a leader and acknowledged writes after the fault", began=began)
+
+    def _verify(self) -> Counter:
+        present = self._read_back()
+        self.outcome.extra["verify_readback_at"] = time.time()
+        return present
+
+    def _read_back(self) -> Counter:
+        last: Exception | None = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
+                if self.system.app_url and self.scenario.workload.app_writers:
+                    present.update(read_back_app(self.rw, self.outcome.run_id))
+                return present
+            except psycopg.Error as exc:
+                last = exc
+                time.sleep(0.5)
+        raise StepFailed(f"cannot read the ledger back from the primary: {last}")
+
+    def _verify_copy(self) -> None:
+        copy = self.world.copy
+        if copy is None:
+            return
+        target = DbTarget(copy.host, copy.port, self.rw.dbname, self.rw.user, self.rw.password)
+        ids = Counter(read_back(target, self.outcome.run_id, channel="db"))
+        backup = self.world.extra.get("backup")
+        cutoff = backup.started_at if backup else min(
+            (e.at for e in self.outcome.events if e.action == "restore_copy"), default=time.time())
+        expected = [x for x in self.outcome.ledger.acked() if x.channel == "db" and x.done_at < cutoff]
+        missing = [x.id for x in expected if ids.get(x.id, 0) == 0]
+        with target.connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS tricenter_test_failover (note text)")
+            conn.execute("INSERT INTO tricenter_test_failover VALUES ('written to the isolated copy')")
+            wrote = conn.execute("SELECT count(*) FROM tricenter_test_failover").fetchone()[0] > 0
+        self.outcome.extra["copy"] = {
+            "host": copy.host, "port": copy.port, "center": copy.center, "backup": copy.backup_label,
+            "restore_seconds": round(copy.restore_seconds, 3), "verified_rows": len(expected) - len(missing),
+            "expected_rows": len(expected), "missing_rows": len(missing), "accepts_writes": wrote,
+        }
+        if backup:
+            self.outcome.extra["backup"] = {"label": backup.label, "seconds": round(
+                backup.finished_at - backup.started_at, 3), "size_bytes": backup.size_bytes}
+        self.outcome.checks["copy_complete"] = not missing
+        self.outcome.checks["copy_accepts_writes"] = wrote
+        self._event("verify", "verify_copy", f"{len(expected) - len(missing)}/{len(expected)} writes "
+                    f"acknowledged before the backup are in the copy; copy accepts writes: {wrote}",
+                    ok=not missing and wrote)
+
+    def _restore(self) -> None:
+        for step in self.scenario.restore:
+            self._step("restore", step)
+        self._rebalance("restore")
+
+    # --- the whole drill --------------------------------------------------------------
+    def run(self) -> DrillOutcome:
+        out = self.outcome
+        self._event("drill", "start", f"{self.scenario.name} on {self.system.name} (run {out.run_id})")
+        verify_present: Counter | None = None
+        final_present: Counter | None = None
+        window_end: float | None = None
+        try:
+            self._requirements()
+            self._precheck()
+            self._start_workload()
+            self._inject()
+            self._recover()
+            self.stop.wait(self.scenario.workload.settle_seconds)
+            window_end = time.time()
+            self.world.markers["recovered"] = window_end
+            verify_present = self._verify()
+            if any(s.action.value == "verify_copy" for s in self.scenario.recovery.steps):
+                self._verify_copy()
+            self.world.markers["restore_start"] = time.time()
+            self._restore()
+            self.world.markers["restore_end"] = time.time()
+            self._stop_workload()
+            final_present = self._read_back()
+            self._final_checks()
+            out.status = "finished"
+        except DrillSkipped as exc:
+            out.status, out.reason = "skipped", str(exc)
+        except PrecheckFailed as exc:
+            out.status, out.reason = "aborted", str(exc)
+        except KeyboardInterrupt:
+            out.status, out.reason = "aborted", "interrupted (Ctrl-C)"
+            self._abort()
+        except (StepFailed, DeadlineExceeded, PatroniUnavailable, psycopg.Error, OSError) as exc:
+            out.status, out.reason = "error", str(exc)
+            self._abort()
+        finally:
+            self._stop_workload()
+        out.markers = dict(self.world.markers)
+        out.finished_at = time.time()
+        if out.status not in ("skipped",) and out.ledger.writes:
+            if final_present is None and self.rw is not None:
+                try:
+                    final_present = self._read_back()
+                except StepFailed as exc:
+                    out.left_to_do.append(str(exc))
+            self._measure(verify_present, final_present, window_end or out.finished_at)
+        return out
+
+    def _stop_workload(self) -> None:
+        if self.workload is not None:
+            self.workload.stop()
+            self.workload = None
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer = None
+
+    def _abort(self) -> None:
+        self.stop.set()
+        self._stop_workload()
+        self.progress("abort", "stopping safely: undoing the faults still in place")
+        self.outcome.left_to_do += undo_all(self.world, lambda m: self._event("abort", "undo", m))
+        self.outcome.left_to_do.append(
+            "check the layout with `tricenter lab status`; if the primary is not back in main, "
+            "switch it back with `tricenter drill run samecity-switchover` restore step or "
+            "`patronictl switchover --candidate pg-main`")
+
+    def _final_checks(self) -> None:
+        for name in self.scenario.verify:
+            ok, detail = self._check(name) if name not in (
+                Check.writes_resumed, Check.no_split_brain, Check.no_lost_writes) else (True, "")
+            if detail:
+                self.outcome.checks[name.value] = ok
+                self.outcome.check_details[name.value] = detail
+        ok, detail = self._check(Check.original_layout)
+        self.outcome.checks["restored_original_layout"] = ok
+        self.outcome.check_details["restored_original_layout"] = detail
+        self._event("restore", "original_layout", detail, ok)
+
+    def _measure(self, verify_present: Counter | None, final_present: Counter | None,
+                 window_end: float) -> None:
+        out = self.outcome
+        writes, reads, observations = out.ledger.snapshot()
+        readbacks = [p for p in (verify_present, final_present) if p is not None]
+        # a write counts as present only if every read-back found it: lost once is lost
+        present = Counter({i: min(p.get(i, 0) for p in readbacks) for i in
+                           set().union(*readbacks)}) if readbacks else Counter()
+        if final_present is not None:
+            for i, n in final_present.items():
+                if n > 1:
+                    present[i] = n
+        fault_at = out.markers.get("fault")
+        db_writes = [w for w in writes if w.channel == "db"]
+        app_writes = [w for w in writes if w.channel == "app"]
+        f = checker.check(writes, reads, observations, present, fault_at, window_end, time.time())
+        if fault_at is not None:
+            f.rto_seconds = checker.recovery_time(db_writes, fault_at, window_end)
+            f.max_write_gap_seconds = checker.max_ack_gap(db_writes, fault_at, window_end)
+            out.app_rto_seconds = (checker.recovery_time(app_writes, fault_at, window_end)
+                                   if app_writes else None)
+        else:
+            start = min((w.sent_at for w in db_writes), default=window_end)
+            f.max_write_gap_seconds = checker.max_ack_gap(db_writes, start + 1.0, window_end)
+        if readbacks == [] or final_present is None:
+            out.left_to_do.append("the ledger could not be read back after restore: RPO unverified")
+        out.findings = f
+        declare = out.markers.get("declare")
+        if declare is not None:
+            ack_after = [w.done_at for w in db_writes if w.acked and w.sent_at >= declare]
+            out.rto_from_declaration_seconds = min(ack_after) - declare if ack_after else None
+        rs, re_ = out.markers.get("restore_start"), out.markers.get("restore_end")
+        if rs and re_:
+            out.failback_max_write_gap_seconds = checker.max_ack_gap(db_writes, rs, re_)
+        for name in (Check.writes_resumed, Check.no_split_brain, Check.no_lost_writes):
+            if name in self.scenario.verify and out.status == "finished":
+                ok, detail = self._check(name)
+                if name == Check.writes_resumed and fault_at is None:
+                    continue
+                out.checks[name.value] = ok
+                out.check_details[name.value] = detail
+        self._verdict()
+
+    def _verdict(self) -> None:
+        out, sc = self.outcome, self.scenario
+        tier_rto, tier_rpo, tier, tier_level = self.tier_targets
+        out.targets = combine(tier_rto if sc.fault else None, tier_rpo, sc.targets.rto_seconds,
+                              sc.targets.rpo_seconds, sc.targets.max_write_gap_seconds, tier, tier_level)
+        f = out.findings
+        rto = out.rto_from_declaration_seconds if sc.targets.rto_from == "declaration" else f.rto_seconds
+        rpo_bound = None
+        if sc.targets.rpo_against == "replication_lag":
+            # half a second of slack: the lag is sampled a moment before the fault
+            rpo_bound = (out.replication_lag_seconds or 0.0) + 0.5
+        checks = {k: v for k, v in out.checks.items() if not k.startswith("precheck:")}
+        out.criteria = evaluate(f, out.targets, checks, rto, rpo_bound)
+        if out.app_rto_seconds is not None or (sc.fault and sc.workload.app_writers and self.system.app_url):
+            target = out.targets.rto_seconds
+            if target is not None:
+                out.criteria.append(Criterion("app_rto_seconds", out.app_rto_seconds, target,
+                                              out.app_rto_seconds is not None and out.app_rto_seconds <= target))
+        level = level_reached(self.gbt, f.rto_seconds if sc.fault else 0.0, f.rpo_seconds, f.rpo_lost_writes)
+        out.gbt_level = level.level if level else None
+        out.gbt_level_name = level.name if level else None
+        if out.status == "finished":
+            out.status = "passed" if passed(out.criteria) else "failed"

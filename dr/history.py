@@ -1,0 +1,59 @@
+"""Drill history: one JSON line per drill in dr/history/drills.jsonl, and its trend."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+HISTORY_FILE = Path(__file__).resolve().parent / "history" / "drills.jsonl"
+
+KEPT = ("scenario", "system", "run_id", "status", "passed", "rto_seconds", "app_rto_seconds",
+        "read_rto_seconds", "rto_from_declaration_seconds", "max_write_gap_seconds",
+        "rpo_lost_writes", "rpo_seconds", "acknowledged_writes", "split_brain",
+        "duplicate_writes", "gbt20988_level", "tier", "started_at", "finished_at", "report_dir")
+
+
+def append(record: dict, file: Path = HISTORY_FILE) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a") as out:
+        out.write(json.dumps({k: record.get(k) for k in KEPT}) + "\n")
+
+
+def load(file: Path = HISTORY_FILE) -> list[dict]:
+    if not file.exists():
+        return []
+    out = []
+    for line in file.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a drill killed mid-write leaves half a line; the rest is good
+    return out
+
+
+def spread(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3),
+            "max": round(max(values), 3)}
+
+
+def trend(records: list[dict]) -> list[dict]:
+    """Per scenario and system: runs, passes, RTO spread, lost writes, the last results."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["scenario"], r["system"]), []).append(r)
+    rows = []
+    for (scenario, system), runs in sorted(groups.items()):
+        ran = [r for r in runs if r.get("status") in ("passed", "failed")]
+        rtos = [r["rto_seconds"] for r in ran if r.get("rto_seconds") is not None]
+        rows.append({
+            "scenario": scenario, "system": system, "runs": len(runs), "passed": sum(bool(r.get("passed")) for r in runs),
+            "rto_seconds": spread(rtos),
+            "lost_writes_total": sum(r.get("rpo_lost_writes") or 0 for r in ran),
+            "split_brain_runs": sum(bool(r.get("split_brain")) for r in ran),
+            "last_rtos": [r.get("rto_seconds") for r in ran[-5:]],
+            "last_status": runs[-1].get("status"), "last_at": runs[-1].get("started_at"),
+            "last_level": runs[-1].get("gbt20988_level"),
+        })
+    return rows

@@ -1,0 +1,223 @@
+"""The runbook actions for the lab (`dr.runbook.Runbook`), built on the lab's own parts:
+its fault injector, Patroni member configs, HAProxy admin socket and pgBackRest.
+
+Regional recovery when etcd has lost quorum, as a DR team would do it by hand:
+promote: stop the remote Patroni (it would demote a primary it holds no lock for; its
+  PostgreSQL keeps running), `pg_promote()`, and make HAProxy route writes to it by
+  turning off its health check (the check asks Patroni, which is gone).
+reprotect: bring the city's etcd back (quorum), let the remote Patroni take the leader
+  lock for the primary it finds (synchronous mode off, nofailover off), have the city's
+  members rewind and follow it, switch over to main, and put every setting back.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+import yaml
+
+from dr.runbook import BackupInfo, DatabaseCopy
+from inventory.runtime import SystemRuntime
+
+SYNC_OFF = {"synchronous_mode": False}
+SYNC_ON = {"synchronous_mode": True}
+
+
+def lab_faults():
+    from lab.faults import LabFaults
+    return LabFaults()
+
+
+class LabRunbookError(RuntimeError):
+    pass
+
+
+def _poll(describe: str, condition, timeout: float, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 — keep polling; report the last error
+            last = exc
+        time.sleep(interval)
+    raise LabRunbookError(f"{describe}: not reached within {timeout:.0f} s (last: {last})")
+
+
+class LabRunbook:
+    def __init__(self) -> None:
+        from lab.context import LabContext
+        self.lab = LabContext()
+        self._copies: dict[str, object] = {}
+
+    # --- helpers ----------------------------------------------------------------------
+    def _patroni(self):
+        from lab.components import patroni
+        return patroni
+
+    def _haproxy(self, command: str) -> str:
+        from lab.components import haproxy
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(haproxy.admin_socket(self.lab)))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while data := sock.recv(65536):
+                chunks.append(data)
+        return b"".join(chunks).decode().strip()
+
+    def _superuser(self, center: str) -> psycopg.Connection:
+        from lab.context import Ports
+        return psycopg.connect(host=self.lab.address(center), port=Ports.postgres, dbname="postgres",
+                               user="postgres", password=self.lab.secret("postgres-superuser"),
+                               autocommit=True, connect_timeout=3)
+
+    def _patroni_yml(self, center: str) -> Path:
+        return self._patroni().node_dir(self.lab, center) / "patroni.yml"
+
+    def _set_tags(self, center: str, tags: dict) -> None:
+        file = self._patroni_yml(center)
+        config = yaml.safe_load(file.read_text())
+        config["tags"].update(tags)
+        file.write_text(yaml.safe_dump(config, sort_keys=False))  # keeps owner and mode
+
+    def _edit_dcs_config(self, center: str, values: dict) -> None:
+        """Change Patroni's dynamic config in etcd directly: works with no Patroni running."""
+        args = ["patronictl", "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
+        for key, value in values.items():
+            args += ["-s", f"{key}={json.dumps(value)}"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise LabRunbookError(f"patronictl edit-config failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def _leader(self) -> str | None:
+        view = self._patroni().cluster_view(self.lab) or {"members": []}
+        return next((m["name"] for m in view["members"] if m.get("role") == "leader"), None)
+
+    # --- Runbook ----------------------------------------------------------------------
+    def netns_enabled(self) -> bool:
+        return bool(self.lab.settings.netns)
+
+    def backups_available(self, system: SystemRuntime) -> str | None:
+        from lab.components import pgbackrest
+        try:
+            info = pgbackrest.info(self.lab)
+        except Exception as exc:  # noqa: BLE001 — any failure means: not available
+            return f"pgbackrest info failed: {str(exc).strip()[:300]}"
+        status = info.get("status", {})
+        if not info or status.get("code") not in (0, 2):  # 2: stanza exists, no backup yet
+            return f"stanza status: {status.get('message', 'missing')}"
+        return None
+
+    def rebalance(self) -> str:
+        """Keep the etcd raft leader out of the database primary's center: losing both at
+        once costs a whole extra lease (FACTS.md)."""
+        from lab.components import etcd
+        leader = self._leader()
+        if leader is None:
+            return "no database leader: nothing to rebalance"
+        db_center = self._patroni().center_of(leader)
+        etcd_center = etcd.leader_center(self.lab)
+        if etcd_center != db_center:
+            return f"etcd leader in {etcd_center}, database leader in {db_center}"
+        target = "samecity" if db_center != "samecity" else "main"
+        etcd.move_leader(self.lab, target)
+        return f"etcd leader moved from {etcd_center} to {target}"
+
+    def promote_remote(self, system: SystemRuntime) -> str:
+        faults = lab_faults()
+        member = self._patroni().member_name("remote")
+        try:
+            faults.kill_component("remote", "patroni")
+        except Exception as exc:  # noqa: BLE001 — already down is fine
+            if "no running patroni" not in str(exc):
+                raise
+        with self._superuser("remote") as conn:
+            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            if in_recovery:
+                conn.execute("SELECT pg_promote(true, 60)")
+            _poll("remote leaves recovery",
+                  lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60, 0.1)
+            sync = conn.execute("SHOW synchronous_standby_names").fetchone()[0]
+            if sync:
+                # nobody is left to confirm synchronous commits: do not wait for them
+                conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
+                conn.execute("SELECT pg_reload_conf()")
+        self._haproxy(f"disable health db-read-write/{member}")
+        return (f"remote Patroni stopped, {member} promoted with pg_promote(), "
+                "HAProxy read-write endpoint routes to it (health check off)")
+
+    def reprotect_from_remote(self, system: SystemRuntime) -> str:
+        from lab.components import etcd
+        faults = lab_faults()
+        patroni = self._patroni()
+        remote = patroni.member_name("remote")
+        for center in ("main", "samecity"):
+            faults.start_component(center, "etcd")
+        _poll("etcd quorum back", lambda: all(etcd.member_status(self.lab, c) for c in
+                                              ("main", "samecity", "remote")), 60)
+        self._edit_dcs_config("remote", SYNC_OFF)
+        self._set_tags("remote", {"nofailover": False, "nosync": False})
+        with self._superuser("remote") as conn:
+            conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            conn.execute("SELECT pg_reload_conf()")
+        faults.start_component("remote", "patroni")
+        _poll("remote Patroni holds the leader lock", lambda: self._leader() == remote, 90)
+        self._haproxy(f"enable health db-read-write/{remote}")
+        for center in ("main", "samecity"):
+            faults.start_center(center)
+
+        def city_follows() -> bool:
+            view = patroni.cluster_view(self.lab) or {"members": []}
+            members = {m["name"]: m for m in view["members"]}
+            tl = members.get(remote, {}).get("timeline")
+            return all(members.get(patroni.member_name(c), {}).get("state") in ("running", "streaming")
+                       and members[patroni.member_name(c)].get("timeline") == tl
+                       for c in ("main", "samecity"))
+        _poll("main and samecity rewound and following the remote primary", city_follows, 180, 0.5)
+        patroni.switchover(self.lab, "main")
+        _poll("main leads again", lambda: self._leader() == patroni.member_name("main"), 60)
+        self._set_tags("remote", {"nofailover": True, "nosync": True})
+        requests.post(patroni.api_url(self.lab, "remote") + "/reload", timeout=10)
+        main_api = patroni.api_url(self.lab, "main")
+        requests.patch(main_api + "/config", json=SYNC_ON, timeout=10).raise_for_status()
+        self.rebalance()
+        return "city rebuilt from the remote primary, failed back to main, settings restored"
+
+    def backup(self, system: SystemRuntime) -> BackupInfo:
+        from lab.components import pgbackrest
+        started = time.time()
+        result = pgbackrest.backup(self.lab, "full")
+        latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1]
+        size = latest.get("info", {}).get("repository", {}).get("size")
+        return BackupInfo(result.label, started, time.time(), size)
+
+    def restore_copy(self, system: SystemRuntime, center: str) -> DatabaseCopy:
+        from lab.components import pgbackrest
+        began = time.monotonic()
+        latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1].get("label")
+        if latest is None:
+            raise LabRunbookError("the repository holds no backup yet: run the backup-restore drill "
+                                  "or `pgbackrest backup` first")
+        target = self.lab.path("drills", f"copy-{int(time.time())}", "data")
+        restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
+        restored.start()
+        self._copies[str(target)] = restored
+        return DatabaseCopy(center, restored.host, restored.port, str(target), latest,
+                            time.monotonic() - began)
+
+    def drop_copy(self, copy: DatabaseCopy) -> None:
+        from lab.components import pgbackrest
+        restored = self._copies.pop(copy.data_dir, None) or pgbackrest.RestoredCluster(
+            Path(copy.data_dir), copy.host, copy.port)
+        restored.remove()
+        parent = Path(copy.data_dir).parent
+        if parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
