@@ -131,26 +131,33 @@ def allocate(topology: Topology, lock: dict[str, IPv4Network] | None = None) -> 
             return cloud.centers[center_name].address_space, cloud.ipam.department_prefix
         return plan.blocks.get(key.rsplit("/", 1)[0]), cloud.ipam.system_prefix
 
-    # Department blocks first (sorted), then system blocks, so parents always exist.
+    # Locked blocks are reserved before anything new is handed out, so a newcomer that
+    # sorts first can never take a block an existing owner holds. Within each pass,
+    # department blocks come before system blocks so parents exist.
     ordered = sorted(owners, key=lambda k: (owners[k][2] is not None, k))
     # Siblings are keyed by the parent's owner, not its network: clouds may reuse ranges.
     children: dict[str, list[IPv4Network]] = {}
+    pending: list[str] = []
     for key in ordered:
+        parent, _ = parent_of(key)
+        kept = lock.get(key)
+        if kept is None or parent is None:
+            pending.append(key)
+            continue
+        siblings = children.setdefault(key.rsplit("/", 1)[0], [])
+        if not kept.subnet_of(parent) or any(kept.overlaps(s) for s in siblings):
+            plan.problems.append(InventoryProblem(
+                shown, f"blocks.{key}",
+                f"locked block {kept} is outside {parent} or overlaps another block; "
+                "restore the lock from git or remove this line to re-allocate"))
+            continue
+        plan.blocks[key] = kept
+        siblings.append(kept)
+    for key in pending:
         parent, prefix = parent_of(key)
         if parent is None:
             continue  # parent failed to allocate; already reported
         siblings = children.setdefault(key.rsplit("/", 1)[0], [])
-        kept = lock.get(key)
-        if kept is not None:
-            if not kept.subnet_of(parent) or any(kept.overlaps(s) for s in siblings):
-                plan.problems.append(InventoryProblem(
-                    shown, f"blocks.{key}",
-                    f"locked block {kept} is outside {parent} or overlaps another block; "
-                    "restore the lock from git or remove this line to re-allocate"))
-                continue
-            plan.blocks[key] = kept
-            siblings.append(kept)
-            continue
         block = _first_free(parent, prefix, siblings)
         if block is None:
             cloud_name, center_name, system = owners[key]

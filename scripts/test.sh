@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, then integration tests against the real lab
+# (the lab fixture brings it up once and always tears it down). Extra arguments go to pytest.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+bash scripts/bootstrap.sh
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,77 @@
+"""The CLI contract: exit codes and JSON shapes that scripts rely on."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import FIXTURES, edit_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tricenter(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_validate_sample_json_contract():
+    run = tricenter("validate", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["valid"] is True and out["systems"] == 25 and out["instances"] == 288
+    assert out["warnings"] == []  # the committed IPAM lock covers the sample
+
+
+def test_validate_broken_inventory_exits_2_with_every_error(tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(FIXTURES / "minimal", broken)
+    edit_yaml(broken / "systems" / "portal.yaml", lambda s: s.update(tier="platinum"))
+    edit_yaml(broken / "systems" / "archive.yaml", lambda s: s["app"].update(flavor="huge"))
+    run = tricenter("validate", "--inventory", str(broken), "--json")
+    assert run.returncode == 2
+    out = json.loads(run.stdout)
+    assert out["valid"] is False
+    assert {(Path(e["file"]).name, e["path"]) for e in out["errors"]} == {
+        ("portal.yaml", "tier"), ("archive.yaml", "app.flavor")}
+    assert all(e["message"] and e["line"] for e in out["errors"])
+
+
+def test_validate_for_people_has_no_traceback(tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(FIXTURES / "minimal", broken)
+    (broken / "tiers.yaml").write_text("- name: [oops\n")
+    run = tricenter("validate", "--inventory", str(broken))
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "tiers.yaml" in run.stderr
+
+
+def test_capacity_json_has_centers_and_failover():
+    run = tricenter("capacity", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert set(out["centers"]) == {"guangdong/main", "guangdong/samecity", "guangdong/remote"}
+    main_lost = out["failover"]["guangdong/main-lost"]
+    city_lost = out["failover"]["guangdong/city-lost"]
+    assert main_lost["fits"] is True and main_lost["not_fitting"] == []
+    # the sample's remote center is sized for platform and critical systems only
+    assert city_lost["fits"] is False and "real-estate-registration" in city_lost["not_fitting"]
+
+
+def test_ipam_write_records_new_blocks_and_is_idempotent(tmp_path):
+    inv = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inv)
+    first = json.loads(tricenter("ipam", "--inventory", str(inv), "--write", "--json").stdout)
+    second = json.loads(tricenter("ipam", "--inventory", str(inv), "--json").stdout)
+    assert first["new"] and second["new"] == [] and first["blocks"] == second["blocks"]
+
+
+def test_generate_writes_a_valid_inventory_with_exact_totals(tmp_path):
+    out = tmp_path / "gen"
+    run = tricenter("generate", "--out", str(out), "--systems", "60", "--vms", "700", "--clouds", "3")
+    assert run.returncode == 0, run.stderr
+    check = json.loads(tricenter("validate", "--inventory", str(out), "--json").stdout)
+    assert check["valid"] and check["systems"] == 60 and check["instances"] == 700
+    assert check["clouds"] == 3
