@@ -1,0 +1,92 @@
+"""Reports and history from a synthetic drill outcome; the CLI's user-error exits."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dr import checker, history
+from dr.cli import drill, repeat_summary
+from dr.engine import DrillOutcome
+from dr.levels import combine, level_reached
+from dr.ledger import Observation, Write
+from dr.report import find_report, write_report
+from dr.scenario import get_scenario
+from dr.verdict import evaluate, passed
+from inventory.loader import load_gbt_table
+from inventory.runtime import SystemRuntime
+
+
+def outcome() -> DrillOutcome:
+    sc = get_scenario("main-center-loss")
+    out = DrillOutcome(sc, SystemRuntime(name="sample", department="d", tier="critical"), "abc123", 1000.0)
+    t, i = 1000.0, 0
+    while t < 1020:
+        i += 1
+        ok = not (1010 <= t < 1014)
+        node, tl = ("pg-main", 1) if t < 1010 else ("pg-samecity", 2)
+        out.ledger.add_write(Write(i, "db", i % 3, t, t + 0.01, ok, node=node if ok else None,
+                                   timeline=tl if ok else None, system_id="7", server_time=t if ok else None,
+                                   error=None if ok else "connection refused"))
+        t = round(t + 0.05, 3)
+    for k in range(80):
+        at = 1000 + k * 0.25
+        leader = "pg-main" if at < 1010 else (None if at < 1013 else "pg-samecity")
+        out.ledger.add_observation(Observation(at, leader, 1 if at < 1010 else 2, {}))
+    out.markers = {"fault": 1010.0, "recovered": 1018.0, "restore_start": 1018.5, "restore_end": 1019.5}
+    writes = out.ledger.writes
+    present = Counter({w.id: 1 for w in writes if w.acked})
+    out.findings = checker.check(writes, [], out.ledger.observations, present, 1010.0, 1018.0, 1020.0)
+    out.targets = combine(120, 0, None, 0, None, "critical", 6)
+    out.criteria = evaluate(out.findings, out.targets, {"restored_original_layout": True},
+                            out.findings.rto_seconds)
+    out.gbt_level = level_reached(load_gbt_table(), out.findings.rto_seconds, 0.0, 0).level
+    out.status = "passed" if passed(out.criteria) else "failed"
+    out.finished_at = 1021.0
+    return out
+
+
+def test_report_has_the_contract_fields_and_files(tmp_path: Path) -> None:
+    directory, data = write_report(outcome(), tmp_path)
+    for key in ("scenario", "rto_seconds", "rpo_lost_writes", "rpo_seconds", "acknowledged_writes",
+                "split_brain", "gbt20988_level", "passed", "report_dir"):
+        assert key in data
+    assert data["passed"] is True and data["split_brain"] is False and data["gbt20988_level"] == 6
+    assert 3.9 < data["rto_seconds"] < 4.1
+    for name in ("report.json", "report.md", "report.html", "timeline.png", "ledger.jsonl"):
+        assert (directory / name).stat().st_size > 0
+    assert "detect" in json.loads((directory / "report.json").read_text())["markers"]
+    assert "PASSED" in (directory / "report.md").read_text()
+    assert find_report("abc123", tmp_path) == directory
+    assert find_report("latest", tmp_path) == directory
+
+
+def test_history_trend_per_scenario_and_system(tmp_path: Path) -> None:
+    file = tmp_path / "h.jsonl"
+    for rto in (4.0, 6.0, 5.0):
+        history.append({"scenario": "main-center-loss", "system": "s", "status": "passed", "passed": True,
+                        "rto_seconds": rto, "rpo_lost_writes": 0, "split_brain": False}, file)
+    with file.open("a") as out:
+        out.write('{"scenario": "trunc')  # a drill killed mid-write
+    [row] = history.trend(history.load(file))
+    assert row["runs"] == 3 and row["rto_seconds"] == {"min": 4.0, "median": 5.0, "max": 6.0}
+
+
+def test_repeat_summary_min_median_max() -> None:
+    results = [{"passed": True, "status": "passed", "rto_seconds": r, "rpo_lost_writes": 0, "rpo_seconds": 0.0,
+                "acknowledged_writes": 10, "split_brain": False, "gbt20988_level": 6, "report_dir": "x"}
+               for r in (3.0, 5.0, 4.0)]
+    s = repeat_summary("main-center-loss", results)
+    assert s["rto_seconds"] == {"min": 3.0, "median": 4.0, "max": 5.0} and s["passed"]
+
+
+def test_cli_list_and_user_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(drill, ["list", "--json"])
+    assert listed.exit_code == 0 and "main-center-loss" in listed.output
+    unknown = runner.invoke(drill, ["run", "no-such-drill"])
+    assert unknown.exit_code == 2 and "known:" in unknown.output
+    no_lab = runner.invoke(drill, ["run", "main-center-loss", "--runtime", str(tmp_path / "none.yaml")])
+    assert no_lab.exit_code == 2 and "lab up" in no_lab.output
