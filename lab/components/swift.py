@@ -3,15 +3,16 @@
 Two Swift regions: region 1 is the city (storage servers and the proxy on a `main`
 address), region 2 is the remote center. Every ring keeps 2 replicas, one per region,
 so either region alone still serves PUT and GET; the replication loop (ssync, no rsync
-daemon) copies what one region missed once it is back.
+daemon) copies what one region missed once it is back. Each region is one storage-node
+process (account, container and object servers plus replication) to keep memory low.
 """
 from __future__ import annotations
 
 import datetime
+import time
 import ipaddress
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -320,17 +321,11 @@ class Swift:
                      "-v"],
             priority=320)]
         for center in REGIONS:
-            for kind in SERVER_PORTS:
-                programs.append(Program(
-                    name=f"{center}-swift-{kind}", center=center, component="swift",
-                    command=[str(bindir / f"swift-{kind}-server"),
-                             str(server_conf(lab, center, kind)), "-v"],
-                    priority=300))
             programs.append(Program(
-                name=f"{center}-swift-replication", center=center, component="swift",
-                command=[sys.executable, "-m", "lab.components.swift", "replicate",
+                name=f"{center}-swift-storage", center=center, component="swift",
+                command=[sys.executable, "-m", "lab.components.swift", "storage-node",
                          str(swift_dir(lab)), center],
-                directory=REPO_ROOT, environment=env, priority=330))
+                directory=REPO_ROOT, environment=env, priority=300))
         return programs
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
@@ -374,12 +369,11 @@ def component() -> Swift:
     return Swift()
 
 
-# ---------------------------------------------------------------- replication loop
+# ---------------------------------------------------------------- storage node process
 
 
-def replicate_forever(etc: Path, center: str, interval: float = REPLICATION_INTERVAL_S) -> None:
-    """Run the replicators and updaters of one center in one process, one pass per
-    interval: cheaper than five daemons, and the same code swift-init would run."""
+def _daemons(etc: Path, center: str) -> list[Any]:
+    """The replicators and updaters of one center, each with its section of the config."""
     from swift.account.replicator import AccountReplicator
     from swift.common import utils
     from swift.container.replicator import ContainerReplicator
@@ -387,34 +381,84 @@ def replicate_forever(etc: Path, center: str, interval: float = REPLICATION_INTE
     from swift.obj.replicator import ObjectReplicator
     from swift.obj.updater import ObjectUpdater
 
-    utils.monkey_patch()
-    # These daemons read /etc/swift/swift.conf unless told otherwise.
-    utils.set_swift_dir(str(etc))
     daemons = []
-    for kind, classes in (("account", [AccountReplicator]),
-                          ("container", [ContainerReplicator, ContainerUpdater]),
-                          ("object", [ObjectReplicator, ObjectUpdater])):
-        conf_path = str(etc / f"{center}-{kind}-server.conf")
-        for cls in classes:
-            section = {AccountReplicator: "account-replicator",
-                       ContainerReplicator: "container-replicator",
-                       ContainerUpdater: "container-updater",
-                       ObjectReplicator: "object-replicator",
-                       ObjectUpdater: "object-updater"}[cls]
-            conf = utils.readconf(conf_path, section)
-            logger = utils.get_logger(conf, f"{center}-{section}", log_to_console=True,
-                                      log_route=section)
-            daemons.append(cls(conf, logger=logger))
+    for kind, section, cls in (("account", "account-replicator", AccountReplicator),
+                               ("container", "container-replicator", ContainerReplicator),
+                               ("container", "container-updater", ContainerUpdater),
+                               ("object", "object-replicator", ObjectReplicator),
+                               ("object", "object-updater", ObjectUpdater)):
+        conf = utils.readconf(str(etc / f"{center}-{kind}-server.conf"), section)
+        logger = utils.get_logger(conf, f"{center}-{section}", log_to_console=True,
+                                  log_route=section)
+        daemons.append(cls(conf, logger=logger))
+    return daemons
+
+
+def _replicate_forever(daemons: list[Any], interval: float) -> None:
+    import eventlet
+
+    eventlet.sleep(5)  # let the servers of this node start answering first
     while True:
         for daemon in daemons:
             try:
                 daemon.run_once()
             except Exception:  # one failed pass must not stop replication for good
                 daemon.logger.exception("replication pass failed")
-        time.sleep(interval)
+        eventlet.sleep(interval)
+
+
+def _serve(conf_path: Path, log_name: str, sock: Any) -> None:
+    """What swift.common.wsgi.run_server does for one server, minus its hub switch (a
+    new hub per server would orphan the other servers' green threads)."""
+    from eventlet import GreenPool
+    from eventlet import wsgi as eventlet_wsgi
+    from swift.common import constraints, utils, wsgi
+
+    app = wsgi.loadapp(str(conf_path), global_conf={"log_name": log_name})
+    eventlet_wsgi.server(
+        sock, app, utils.NullLogger(), custom_pool=GreenPool(1024),
+        protocol=wsgi.SwiftHttpProtocol, socket_timeout=60,
+        capitalize_response_headers=False,  # s3api clients need "ETag", not "Etag"
+        url_length_limit=constraints.MAX_REQUEST_LINE)
+
+
+def run_storage_node(etc: Path, center: str, interval: float = REPLICATION_INTERVAL_S) -> None:
+    """One center's Swift storage node in one process: the account, container and object
+    servers (Swift's own WSGI apps under eventlet, one green thread each) and the
+    replication loop. Nine Python processes of ~57 MB each became three; killing this
+    process is losing the center's storage, as it should be."""
+    import warnings
+    warnings.filterwarnings("ignore", message=".*capitalize_response_headers.*")
+    warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")  # Swift's choice
+    import eventlet
+    import eventlet.event
+    import eventlet.hubs
+    from swift.common import utils, wsgi
+
+    os.environ["TZ"] = "UTC+0"  # as Swift's servers do: no stat of /etc/localtime per log line
+    time.tzset()
+    utils.monkey_patch()
+    eventlet.hubs.use_hub(utils.get_hub())
+    # Swift's daemons read /etc/swift/swift.conf unless told otherwise.
+    utils.set_swift_dir(str(etc))
+    utils.disable_fallocate()
+    threads = []
+    for kind in SERVER_PORTS:
+        conf_path = etc / f"{center}-{kind}-server.conf"
+        conf = wsgi.appconfig(str(conf_path), name=f"{kind}-server")
+        utils.get_logger(conf, conf["log_name"], log_to_console=True, log_route="wsgi")
+        threads.append(eventlet.spawn(_serve, conf_path, conf["log_name"],
+                                      wsgi.get_socket(conf)))
+    threads.append(eventlet.spawn(_replicate_forever, _daemons(etc, center), interval))
+    # A server that dies takes the whole node down, so supervisord shows it as stopped.
+    first_death = eventlet.event.Event()
+    for thread in threads:
+        thread.link(lambda _gt: first_death.ready() or first_death.send())
+    first_death.wait()
+    sys.exit("a Swift server of this storage node stopped; see the log above")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "replicate":
-        sys.exit("usage: python -m lab.components.swift replicate SWIFT_DIR CENTER")
-    replicate_forever(Path(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) != 4 or sys.argv[1] != "storage-node":
+        sys.exit("usage: python -m lab.components.swift storage-node SWIFT_DIR CENTER")
+    run_storage_node(Path(sys.argv[2]), sys.argv[3])
