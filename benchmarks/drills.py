@@ -1,0 +1,80 @@
+"""Benchmark: main-center-loss N times with the fast Patroni profile and with the stock one.
+
+    .venv/bin/python benchmarks/drills.py --repeat 10 [--scenario main-center-loss]
+
+Needs a running lab (`tricenter lab up`). Switches the lab's Patroni profile with
+`tricenter lab up --patroni-profile P` (idempotent), runs the drill N times back to back
+with each, prints min/median/max RTO per profile, the lost writes of every trial, and
+the stock/fast ratio of the medians; leaves the lab on the fast profile.
+Targets (issue 5): fast median RTO ≤ 5 s, RPO 0 in every trial, ≥ 5× faster than stock.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+CLI = [sys.executable, "-m", "scripts.cli"]
+
+
+def lab_up(profile: str) -> None:
+    done = subprocess.run(CLI + ["lab", "up", "--patroni-profile", profile], capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        sys.exit(f"`tricenter lab up --patroni-profile {profile}` failed:\n{done.stderr[-3000:]}")
+
+
+def run(scenario: str, repeat: int) -> dict:
+    done = subprocess.run(CLI + ["drill", "run", scenario, "--repeat", str(repeat), "--json"],
+                          capture_output=True, text=True, timeout=600 * repeat)
+    sys.stderr.write(done.stderr[-2000:] if done.returncode not in (0, 1) else "")
+    if not done.stdout.strip():
+        sys.exit(f"drill produced no result (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
+    if repeat == 1:  # one trial: wrap it like a --repeat summary
+        result = {"rto_seconds": {k: result["rto_seconds"] for k in ("min", "median", "max")},
+                  "rto_seconds_all": [result["rto_seconds"]],
+                  "rpo_lost_writes_per_trial": [result["rpo_lost_writes"]],
+                  "split_brain": result["split_brain"], "passed_trials": int(result["passed"]),
+                  "trials": 1}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--scenario", default="main-center-loss")
+    parser.add_argument("--profiles", default="fast,stock")
+    args = parser.parse_args()
+    results: dict[str, dict] = {}
+    for profile in args.profiles.split(","):
+        began = time.monotonic()
+        lab_up(profile)
+        results[profile] = run(args.scenario, args.repeat)
+        results[profile]["wall_seconds"] = round(time.monotonic() - began, 1)
+    lab_up("fast")  # the lab's default: leave it as found
+    print(f"{args.scenario}: {args.repeat} trial(s) per profile")
+    print(f"{'profile':8} {'RTO min':>8} {'median':>8} {'max':>8}  lost writes per trial        split brain  passed")
+    for profile, r in results.items():
+        rto = r["rto_seconds"] or {"min": None, "median": None, "max": None}
+        fmt = lambda x: f"{x:8.2f}" if x is not None else "     n/a"  # noqa: E731
+        print(f"{profile:8} {fmt(rto['min'])} {fmt(rto['median'])} {fmt(rto['max'])}  "
+              f"{str(r['rpo_lost_writes_per_trial']):28} {str(r['split_brain']):11}  "
+              f"{r['passed_trials']}/{r['trials']}")
+        print(f"         all RTOs: {', '.join(f'{x:.2f}' for x in r['rto_seconds_all'])}")
+    fast, stock = results.get("fast"), results.get("stock")
+    if fast and stock and fast["rto_seconds"] and stock["rto_seconds"]:
+        ratio = stock["rto_seconds"]["median"] / fast["rto_seconds"]["median"]
+        print(f"stock/fast median RTO ratio: {ratio:.1f}x (target ≥ 5x)")
+    if fast and fast["rto_seconds"]:
+        ok = fast["rto_seconds"]["median"] <= 5 and not any(fast["rpo_lost_writes_per_trial"])
+        print(f"fast profile target (median RTO ≤ 5 s, RPO 0 every trial): {'MET' if ok else 'MISSED'}")
+    print(json.dumps({p: {k: r.get(k) for k in ("rto_seconds", "rto_seconds_all", "rpo_lost_writes_per_trial",
+                                                  "split_brain", "passed_trials", "trials", "wall_seconds")}
+                      for p, r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
