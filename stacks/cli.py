@@ -1,0 +1,136 @@
+"""Provisioning commands: `tricenter plan`, `tricenter deploy`, `tricenter runtime`."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from inventory.cli import EXIT_INVALID, inventory_option, json_option, load_or_exit, print_json
+from stacks.layout import LayoutError, all_stacks, split_stack
+
+EXIT_FAILED = 1
+
+
+def _short(resource_type: str) -> str:
+    """`openstack:compute/instance:Instance` → `compute/Instance`."""
+    module, _, kind = resource_type.split(":", 1)[-1].rpartition(":")
+    return f"{module.split('/')[0]}/{kind}"
+
+
+def _select_stacks(topology, stacks: tuple[str, ...], all_: bool) -> list[str]:
+    if all_ or not stacks:
+        return all_stacks(topology)
+    try:
+        for stack in stacks:
+            split_stack(topology, stack)
+    except LayoutError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stack") from None
+    return list(stacks)
+
+
+@click.command()
+@click.option("--stack", "stacks", multiple=True, metavar="CLOUD-CENTER",
+              help="Stack to plan (repeatable); default: all of the inventory.")
+@click.option("--all", "all_", is_flag=True, help="Plan every stack of the inventory.")
+@inventory_option
+@json_option
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Stacks planned in parallel (default: one per core).")
+@click.option("--save/--no-save", default=True, show_default=True,
+              help="Keep this plan under .plans/ as the base of the next diff.")
+def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool,
+         jobs: int | None, save: bool) -> None:
+    """Run the Pulumi program under mocks (no CLI, no cloud) and show what it would create.
+
+    Counts per resource type per center, department and system; quota and capacity
+    checks; the diff against the previous saved plan. Exit 0 when every check passes,
+    1 when a quota or capacity is exceeded, 2 when the inventory is invalid."""
+    from stacks.plan import diff_against_saved, plan_stacks, save_plan
+
+    topology = load_or_exit(inventory_dir, as_json)
+    selected = _select_stacks(topology, stacks, all_)
+    started = time.perf_counter()
+    try:
+        plans = plan_stacks(topology, selected, jobs)
+    except LayoutError as exc:
+        click.echo(f"cannot plan: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    wall = time.perf_counter() - started
+    diffs = {p.stack: diff_against_saved(p) for p in plans}
+    if save:
+        for p in plans:
+            save_plan(p)
+    failed = [c for p in plans for c in p.checks if c.over]
+    report = {
+        "stacks": {p.stack: {"resources": p.counts(), "total": len(p.resources),
+                             "instances": p.instances,
+                             "departments": p.counts("department"), "systems": p.counts("system"),
+                             "checks": [c.as_dict() for c in p.checks],
+                             "diff": diffs[p.stack].as_dict(), "outputs": p.outputs,
+                             "seconds": round(p.seconds, 3)} for p in plans},
+        "total_resources": sum(len(p.resources) for p in plans),
+        "total_instances": sum(p.instances for p in plans),
+        "checks_ok": not failed,
+        "seconds": round(wall, 3),
+    }
+    if as_json:
+        print_json(report)
+    else:
+        _print_plan(plans, diffs, report)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_plan(plans, diffs, report: dict) -> None:
+    console = Console()
+    types = sorted({t for p in plans for t in p.counts()})
+    table = Table(title="Resources per center (stack)", show_lines=False)
+    table.add_column("type")
+    for p in plans:
+        table.add_column(p.stack, justify="right")
+    for t in types:
+        table.add_row(_short(t), *[str(p.counts().get(t, "")) for p in plans])
+    table.add_row("[bold]total", *[f"[bold]{len(p.resources)}" for p in plans])
+    console.print(table)
+    for p in plans:
+        console.print(f"\n[bold]{p.stack}[/] — {len(p.resources)} resources, "
+                      f"{p.instances} VMs, planned in {p.seconds:.1f} s")
+        by_dept = p.counts("department")
+        systems = p.counts("system")
+        for dept, counts in by_dept.items():
+            dept_systems = [s for s in systems if any(r.system == s and r.department == dept
+                                                      for r in p.resources[:0])]
+            del dept_systems  # departments list their totals; systems follow
+            console.print(f"  department {dept}: {sum(counts.values())} resources, "
+                          f"{counts.get('openstack:compute/instance:Instance', 0)} VMs")
+        for system, counts in systems.items():
+            console.print(f"    system {system}: {sum(counts.values())} resources, "
+                          f"{counts.get('openstack:compute/instance:Instance', 0)} VMs",
+                          highlight=False)
+        for check in p.checks:
+            mark = "[green]✓[/]" if not check.over else "[red]✗[/]"
+            detail = ", ".join(f"{d} {getattr(check.planned, d)}/{getattr(check.limit, d)}"
+                               for d in ("vcpus", "ram_gib", "storage_gib", "instances"))
+            console.print(f"  {mark} {check.scope}: {detail}", highlight=False)
+        d = diffs[p.stack]
+        if d.previous:
+            console.print(f"  diff against saved plan: +{len(d.added)} -{len(d.removed)} "
+                          f"~{len(d.changed)}")
+            for urn in d.added[:10]:
+                console.print(f"    [green]+[/] {urn}", highlight=False)
+            for urn in d.removed[:10]:
+                console.print(f"    [red]-[/] {urn}", highlight=False)
+            for urn in d.changed[:10]:
+                console.print(f"    [yellow]~[/] {urn}", highlight=False)
+        else:
+            console.print("  no saved plan to compare with (this one is saved)")
+    console.print(f"\n[bold]{report['total_resources']}[/] resources, "
+                  f"{report['total_instances']} VMs in {len(plans)} stack(s), "
+                  f"{report['seconds']:.1f} s")
+    if not report["checks_ok"]:
+        console.print("[red]quota or capacity exceeded: see ✗ above[/]")

@@ -1,0 +1,139 @@
+"""Running the program under Pulumi's mocks: no CLI, no cloud, every registration recorded.
+
+`PlanMocks` answers like a cloud would (IDs, and the computed attributes the program
+reads). `RecordingMonitor` is Pulumi's `MockMonitor` with a cheaper registration path;
+`fast_mock_runtime()` removes the per-resource overheads that made mocked runs slow and
+superlinear. Why each one is safe is said where it is done; docs/operator.md has numbers.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from google.protobuf import struct_pb2
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
+
+from stacks.program import PROJECT
+
+
+@dataclass(frozen=True)
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Answers registrations and lookups with IDs derived from names (stable across runs)."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        state: dict[str, Any] = {}
+        if args.typ == "openstack:compute/instance:Instance":
+            networks = args.inputs.get("networks") or [{}]
+            state["accessIpV4"] = networks[0].get("fixedIpV4", "")
+        elif args.typ == "openstack:loadbalancer/loadBalancer:LoadBalancer":
+            state["vipAddress"] = args.inputs.get("vipAddress", "")
+        elif args.typ in ("openstack:networking/secGroup:SecGroup",
+                          "openstack:networking/network:Network"):
+            state["name"] = args.inputs.get("name", args.name)
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        name = args.args.get("name", args.token.rsplit(":", 1)[-1])
+        return {"id": f"{name}-id", "name": name}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records every registration with its parent and inputs, for counts and diffs.
+
+    Pulumi's MockMonitor re-serializes the returned state through the async serializer
+    on a private event loop per call; PlanMocks returns plain JSON values, which
+    `Struct.update` serializes directly. That also makes the call safe to run inline on
+    the program's own loop (see `InlineExecutor`)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        inputs = rpc.deserialize_properties(request.object)
+        args = pulumi.runtime.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False)
+        id_, state = self.mocks.new_resource(args)
+        self.registrations.append(Registration(urn, request.type, request.name, request.parent,
+                                               bool(request.custom), inputs))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        obj = struct_pb2.Struct()
+        obj.update(state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+
+class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs the mock monitor's calls on the caller's thread.
+
+    The SDK sends every registration through `loop.run_in_executor` because a real
+    monitor is a gRPC server; a mock is plain Python, so the thread hop only adds
+    GIL hand-offs and wake-ups for each resource."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            future.set_exception(exc)
+        return future
+
+
+@contextlib.contextmanager
+def fast_mock_runtime() -> Iterator[None]:
+    """Turn off what a mocked run pays per resource but never uses.
+
+    - The cyclic garbage collector: every registration allocates ~60 tracked objects
+      (futures, tasks, Outputs) that stay alive until the program ends, so each full
+      collection walks everything registered so far — the cause of the superlinear
+      time. Reference counting still frees what dies; the collector runs once at the end.
+    - Source positions: the SDK walks and formats the whole Python stack per resource
+      for the engine's diagnostics; with no engine nobody reads them.
+    """
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    was_enabled = gc.isenabled()
+    original_trace = getattr(sdk_resource, "_get_stack_trace", None)
+    gc.disable()
+    if original_trace is not None:
+        sdk_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        if original_trace is not None:
+            sdk_resource._get_stack_trace = original_trace
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
+def install_mocks(stack: str, fast: bool = True) -> RecordingMonitor:
+    """Point the Pulumi runtime of this process at fresh mocks for `stack`."""
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    monitor = RecordingMonitor(PlanMocks())
+    if fast:
+        _ensure_event_loop().set_default_executor(InlineExecutor())
+    pulumi.runtime.set_mocks(PlanMocks(), project=PROJECT, stack=stack, preview=False,
+                             monitor=monitor)
+    return monitor

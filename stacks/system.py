@@ -1,0 +1,186 @@
+"""One system in one center: its networks, router, security groups, VMs, entry and backups."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_openstack as openstack
+
+from inventory.model import AppPlacement, Cloud, DbReplication
+from stacks.layout import (IngressRule, PATRONI_API_PORT, POSTGRES_PORT, SystemLayout,
+                           dhcp_pool)
+
+COMPONENT_TYPE = "tricenter:index:SystemCenter"
+
+
+@dataclass(frozen=True)
+class CenterServices:
+    """What every system in a stack shares: where it is, and looked-up cloud IDs."""
+
+    cloud: Cloud
+    center_name: str
+    region: str
+    external_network_id: pulumi.Input[str]
+    image_ids: dict[str, pulumi.Input[str]]
+    dns_zone_id: pulumi.Input[str] | None
+    key_pair: str | None
+
+
+class SystemCenter(pulumi.ComponentResource):
+    def __init__(self, layout: SystemLayout, services: CenterServices,
+                 passwords: pulumi.Output[dict[str, str]] | None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(COMPONENT_TYPE, f"{layout.name}-{services.center_name}", None, opts)
+        self.layout = layout
+        self.services = services
+        self.prefix = f"{layout.name}-{services.center_name}"
+        self._child = pulumi.ResourceOptions(parent=self)
+        router = openstack.networking.Router(
+            f"{self.prefix}-router", name=self.prefix, region=services.region,
+            external_network_id=services.external_network_id, opts=self._child)
+        if layout.app_subnet is not None:
+            app_net, app_subnet = self._network("app", layout.app_subnet, router)
+            app_sg = self._security_group("app", layout.app_rules)
+            self._app_tier(app_net, app_subnet, app_sg)
+        if layout.db_subnet is not None and layout.db_member is not None:
+            db_net, _ = self._network("db", layout.db_subnet, router)
+            db_sg = self._security_group("db", layout.db_rules)
+            self._db_member(db_net, db_sg, passwords)
+        if layout.backup_container:
+            openstack.objectstorage.Container(
+                f"{self.prefix}-backup", name=layout.backup_container, region=services.region,
+                versioning=layout.system.bucket.versioning if layout.system.bucket else True,
+                metadata={"tricenter-system": layout.name, "purpose": "pgbackrest"},
+                opts=self._child)
+        for fqdn, addresses in layout.dns_records.items():
+            openstack.dns.RecordSet(
+                f"{self.prefix}-dns", zone_id=services.dns_zone_id, name=fqdn, type="A",
+                ttl=30, records=addresses, region=services.region, opts=self._child)
+        self.register_outputs({})
+
+    def _network(self, tier: str, cidr, router: openstack.networking.Router):
+        s = self.services
+        net = openstack.networking.Network(
+            f"{self.prefix}-{tier}-net", name=f"{self.prefix}-{tier}", region=s.region,
+            admin_state_up=True, opts=self._child)
+        start, end = dhcp_pool(cidr)
+        subnet = openstack.networking.Subnet(
+            f"{self.prefix}-{tier}-subnet", name=f"{self.prefix}-{tier}", region=s.region,
+            network_id=net.id, cidr=str(cidr), ip_version=4,
+            allocation_pools=[{"start": str(start), "end": str(end)}], opts=self._child)
+        openstack.networking.RouterInterface(
+            f"{self.prefix}-{tier}-ri", router_id=router.id, subnet_id=subnet.id,
+            region=s.region, opts=self._child)
+        return net, subnet
+
+    def _security_group(self, tier: str, rules: list[IngressRule]):
+        """Deny by default: Neutron's default rules are deleted, only `rules` let traffic in."""
+        s = self.services
+        group = openstack.networking.SecGroup(
+            f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}", region=s.region,
+            delete_default_rules=True, description=f"{self.layout.name} {tier} tier: declared flows only",
+            opts=self._child)
+        openstack.networking.SecGroupRule(
+            f"{self.prefix}-{tier}-egress", security_group_id=group.id, direction="egress",
+            ethertype="IPv4", region=s.region, description="outbound allowed", opts=self._child)
+        for rule in rules:
+            openstack.networking.SecGroupRule(
+                f"{self.prefix}-{tier}-in-{rule.port}-{rule.cidr.replace('/', '_')}",
+                security_group_id=group.id, direction="ingress", ethertype="IPv4",
+                protocol="tcp", port_range_min=rule.port, port_range_max=rule.port,
+                remote_ip_prefix=rule.cidr, region=s.region, description=rule.why,
+                opts=self._child)
+        return group
+
+    def _app_tier(self, net, subnet, sg) -> None:
+        layout, s = self.layout, self.services
+        app = layout.system.app
+        if not layout.app_instances:
+            return
+        group = openstack.compute.ServerGroup(
+            f"{self.prefix}-app-anti-affinity", name=f"{self.prefix}-app",
+            policies="anti-affinity", region=s.region, opts=self._child)
+        flavor = s.cloud.flavors[app.flavor]
+        for vm in layout.app_instances:
+            devices = [{"uuid": s.image_ids[app.image], "source_type": "image",
+                        "destination_type": "volume", "boot_index": 0,
+                        "volume_size": flavor.disk_gib, "delete_on_termination": True}]
+            if app.volume_gib:
+                # The app tier is stateless: its data disk lives and dies with the VM.
+                devices.append({"source_type": "blank", "destination_type": "volume",
+                                "boot_index": -1, "volume_size": app.volume_gib,
+                                "delete_on_termination": True})
+            openstack.compute.Instance(
+                vm.name, name=vm.name, region=s.region, flavor_name=app.flavor,
+                availability_zone=vm.availability_zone, block_devices=devices,
+                networks=[{"uuid": net.id, "fixed_ip_v4": vm.address}],
+                security_groups=[sg.name], scheduler_hints=[{"group": group.id}],
+                key_pair=s.key_pair,
+                metadata={"tricenter-system": layout.name, "tricenter-role": "app",
+                          "tricenter-placement": layout.app_placement.value},
+                opts=self._child)
+        if layout.app_placement == AppPlacement.active and layout.lb_vip:
+            self._entry(subnet, [vm.address for vm in layout.app_instances])
+
+    def _entry(self, subnet, backends: list[str]) -> None:
+        """The center's half of the active-active entry: Octavia in front of the app tier."""
+        layout, s = self.layout, self.services
+        port = layout.system.app.port
+        lb = openstack.loadbalancer.LoadBalancer(
+            f"{self.prefix}-lb", name=f"{self.prefix}", region=s.region,
+            vip_subnet_id=subnet.id, vip_address=layout.lb_vip, opts=self._child)
+        allowed = sorted({r.cidr for r in layout.app_rules if r.port == port})
+        listener = openstack.loadbalancer.Listener(
+            f"{self.prefix}-listener", loadbalancer_id=lb.id, protocol="TCP",
+            protocol_port=port, allowed_cidrs=allowed, region=s.region, opts=self._child)
+        pool = openstack.loadbalancer.Pool(
+            f"{self.prefix}-pool", listener_id=listener.id, protocol="TCP",
+            lb_method="LEAST_CONNECTIONS", region=s.region, opts=self._child)
+        openstack.loadbalancer.Monitor(
+            f"{self.prefix}-monitor", pool_id=pool.id, type="TCP", delay=5, timeout=3,
+            max_retries=2, region=s.region, opts=self._child)
+        openstack.loadbalancer.Members(
+            f"{self.prefix}-members", pool_id=pool.id, region=s.region,
+            members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
+                     for a in backends], opts=self._child)
+
+    def _db_member(self, net, sg, passwords) -> None:
+        layout, s = self.layout, self.services
+        db, member = layout.system.database, layout.db_member
+        # Data outlives the VM: a separate volume survives instance replacement.
+        volume = openstack.blockstorage.Volume(
+            f"{member.name}-data", name=f"{member.name}-data", size=db.size_gib,
+            availability_zone=member.availability_zone, region=s.region, opts=self._child)
+        flavor = s.cloud.flavors[db.flavor]
+        instance = openstack.compute.Instance(
+            member.name, name=member.name, region=s.region, flavor_name=db.flavor,
+            availability_zone=member.availability_zone,
+            block_devices=[{"uuid": s.image_ids[layout.system.app.image], "source_type": "image",
+                            "destination_type": "volume", "boot_index": 0,
+                            "volume_size": flavor.disk_gib, "delete_on_termination": True}],
+            # A database port is bound to the private db network only: no floating IP, ever.
+            networks=[{"uuid": net.id, "fixed_ip_v4": member.address}],
+            security_groups=[sg.name], key_pair=s.key_pair,
+            user_data=self._db_user_data(passwords),
+            metadata={"tricenter-system": layout.name, "tricenter-role": "db",
+                      "tricenter-intended-role": member.intended_role.value},
+            opts=self._child)
+        openstack.compute.VolumeAttach(
+            f"{member.name}-data-attach", instance_id=instance.id, volume_id=volume.id,
+            region=s.region, opts=self._child)
+
+    def _db_user_data(self, passwords) -> pulumi.Input[str] | None:
+        layout = self.layout
+        member = layout.db_member
+        # The remote member must never be promoted by Patroni itself (FACTS: etcd quorum).
+        tags = ({"nofailover": True, "nosync": True}
+                if member.intended_role == DbReplication.async_ else {})
+        settings = {"scope": layout.name, "name": member.name, "tags": tags,
+                    "postgres_port": POSTGRES_PORT, "api_port": PATRONI_API_PORT}
+        if passwords is None:
+            return json.dumps({"patroni": settings})
+        return pulumi.Output.secret(passwords.apply(
+            lambda p: "#cloud-config\n" + json.dumps(
+                {"write_files": [{"path": "/etc/tricenter/patroni.json", "permissions": "0600",
+                                  "content": json.dumps({**settings, "passwords": p})}]})))
