@@ -1,0 +1,102 @@
+"""pgBackRest config generation: the S3 repo on the lab's Swift, the archive and restore
+commands every Patroni member runs, and the reading of `info`."""
+from __future__ import annotations
+
+import configparser
+import pwd
+import stat
+from pathlib import Path
+
+import pytest
+
+from lab.components import patroni, pgbackrest, swift
+from lab.context import LabContext
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> LabContext:
+    ctx = LabContext(root=tmp_path / "lab")
+    ctx.prepare_root()
+    return ctx
+
+
+def _config(lab: LabContext) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(pgbackrest.render_config(lab, "s3cr3t", "backup:pgbackrest"))
+    return parser
+
+
+def test_repo_is_the_swift_bucket_over_tls_path_style_and_bundled(lab):
+    conf = _config(lab)["global"]
+    host, port = lab.address("main", "storage"), str(swift.PROXY_PORT)
+    assert conf["repo1-type"] == "s3"
+    assert (conf["repo1-s3-endpoint"], conf["repo1-storage-port"]) == (host, port)
+    assert conf["repo1-s3-bucket"] == swift.BACKUP_BUCKET
+    assert conf["repo1-s3-uri-style"] == "path"
+    assert conf["repo1-storage-verify-tls"] == "n"
+    assert conf["repo1-bundle"] == "y"
+    assert conf["repo1-s3-region"] == swift.S3_REGION
+    assert conf["repo1-s3-key"] == "backup:pgbackrest"
+    assert Path(conf["lock-path"]).is_relative_to(lab.root)
+
+
+def test_stanza_is_the_patroni_cluster(lab):
+    conf = _config(lab)
+    section = conf[pgbackrest.stanza(lab)]
+    assert pgbackrest.stanza(lab) == patroni.scope(lab)
+    assert section["pg1-path"] == str(patroni.data_dir(lab, "main"))
+    assert section["pg1-socket-path"] == str(patroni.socket_dir(lab, "main"))
+
+
+def test_every_member_archives_and_restores_through_pgbackrest_from_its_own_data_dir(lab):
+    params = pgbackrest.postgres_parameters(lab)
+    assert params["archive_mode"] == "on"
+    for key, verb in (("archive_command", "archive-push %p"),
+                      ("restore_command", 'archive-get %f "%p"')):
+        command = params[key]
+        assert command.startswith(pgbackrest.BIN)
+        assert f"--config={pgbackrest.config_file(lab)}" in command
+        assert f"--stanza={pgbackrest.stanza(lab)}" in command
+        assert '--pg1-path="$PWD"' in command  # PostgreSQL runs it in the member's data dir
+        assert command.endswith(verb)
+    assert pgbackrest.PgBackRest().postgres_parameters(lab) == params
+
+
+def test_config_holding_the_s3_secret_belongs_to_postgres_alone(lab):
+    pgbackrest.PgBackRest().prepare(lab)
+    info = pgbackrest.config_file(lab).stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert pwd.getpwuid(info.st_uid).pw_name == "postgres"
+    assert swift.credentials(lab).secret_key in pgbackrest.config_file(lab).read_text()
+    assert pgbackrest.PgBackRest().programs(lab) == []
+
+
+INFO = {
+    "name": "registry",
+    "status": {"code": 0, "message": "ok"},
+    "backup": [
+        {"label": "20261127-120000F_20261127-130000I", "type": "incr",
+         "timestamp": {"start": 1795784390, "stop": 1795784400}},
+        {"label": "20261127-120000F", "type": "full",
+         "timestamp": {"start": 1795780790, "stop": 1795780800}},
+    ],
+}
+
+
+def test_backups_are_listed_oldest_first_and_age_counts_from_the_newest():
+    assert [b["type"] for b in pgbackrest.backups(INFO)] == ["full", "incr"]
+    assert pgbackrest.latest_backup_age_seconds(INFO, now=1795784460) == 60
+    assert pgbackrest.latest_backup_age_seconds({"backup": []}) is None
+
+
+def test_restore_refuses_a_directory_that_holds_anything(lab, tmp_path):
+    target = tmp_path / "restore"
+    target.mkdir()
+    (target / "PG_VERSION").write_text("15\n")
+    with pytest.raises(pgbackrest.PgBackRestError, match="not empty"):
+        pgbackrest.restore_to(lab, target)
+
+
+def test_backup_kind_is_checked_before_anything_runs(lab):
+    with pytest.raises(ValueError, match="full, diff or incr"):
+        pgbackrest.backup(lab, kind="weekly")

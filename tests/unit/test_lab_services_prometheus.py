@@ -1,0 +1,94 @@
+"""Prometheus config generated from the runtime inventory passes `promtool check config`
+and scrapes what the inventory lists."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember,
+                               HostPort, RuntimeInventory, SecretRef, SystemRuntime,
+                               prometheus_targets)
+from lab.components import prometheus
+from lab.context import LabContext
+
+
+def _runtime() -> RuntimeInventory:
+    centers = {c: CenterRuntime(name=c, role=c, addresses=[f"127.0.{n}.1"])
+               for c, n in (("main", 1), ("samecity", 2), ("remote", 3))}
+    members = [DbMember(name=f"pg-{c}", center=c, host=f"127.0.{n}.1",
+                        api_url=f"http://127.0.{n}.1:8008", intended_role=role)
+               for c, n, role in (("main", 1, DbIntendedRole.leader),
+                                  ("samecity", 2, DbIntendedRole.sync),
+                                  ("remote", 3, DbIntendedRole.async_))]
+    db = DatabaseCluster(cluster="registry", dbname="registry", user="registry",
+                         password=SecretRef(env="PW"), members=members,
+                         read_write=HostPort(host="127.0.10.6", port=5000),
+                         read_only=HostPort(host="127.0.10.6", port=5001))
+    return RuntimeInventory(
+        source="lab", cloud="lab", centers=centers,
+        systems={"registry": SystemRuntime(name="registry", department="d", tier="critical",
+                                           database=db)},
+        etcd=[f"http://127.0.{n}.1:2379" for n in (1, 2, 3)])
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> LabContext:
+    ctx = LabContext(root=tmp_path / "lab")
+    ctx.prepare_root()
+    runtime = _runtime()
+    runtime.save(ctx.runtime_inventory_file)
+    ctx.prometheus_targets_file.write_text(json.dumps(prometheus_targets(runtime)))
+    prometheus.Prometheus().prepare(ctx)
+    return ctx
+
+
+def test_generated_config_passes_promtool(lab):
+    checked = prometheus.check_config(prometheus.config_file(lab))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_patroni_members_come_from_the_inventory_targets_file(lab):
+    config = yaml.safe_load(prometheus.config_file(lab).read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    files = jobs["inventory"]["file_sd_configs"][0]["files"]
+    assert files == [str(lab.prometheus_targets_file)]
+    groups = json.loads(lab.prometheus_targets_file.read_text())
+    patroni = [g for g in groups if g["labels"]["job"] == "patroni"]
+    assert sorted(g["targets"][0] for g in patroni) == [
+        "127.0.1.1:8008", "127.0.2.1:8008", "127.0.3.1:8008"]
+
+
+def test_exporters_have_a_drop_in_directory_and_rules_a_directory(lab):
+    config = yaml.safe_load(prometheus.config_file(lab).read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert str(prometheus.drop_in_dir(lab) / "*.json") in jobs["drop-in"]["file_sd_configs"][0]["files"]
+    assert config["rule_files"] == [str(prometheus.rules_dir(lab) / "*.yml")]
+    assert prometheus.drop_in_dir(lab).is_dir()
+
+
+def test_etcd_members_are_labelled_with_their_center(lab):
+    assert prometheus.etcd_targets(_runtime()) == {
+        "127.0.1.1:2379": "main", "127.0.2.1:2379": "samecity", "127.0.3.1:2379": "remote"}
+    config = yaml.safe_load(prometheus.config_file(lab).read_text())
+    etcd = next(j for j in config["scrape_configs"] if j["job_name"] == "etcd")
+    assert {g["labels"]["center"] for g in etcd["static_configs"]} == {"main", "samecity", "remote"}
+
+
+def test_a_broken_config_is_caught_by_promtool(lab, tmp_path):
+    bad = tmp_path / "bad.yml"
+    config = yaml.safe_load(prometheus.config_file(lab).read_text())
+    config["global"]["scrape_interval"] = "five seconds"
+    bad.write_text(yaml.safe_dump(config))
+    assert prometheus.check_config(bad).returncode != 0
+
+
+def test_prometheus_runs_outside_every_center_and_lands_in_the_runtime_inventory(lab):
+    (program,) = prometheus.Prometheus().programs(lab)
+    assert program.center == "global"
+    assert f"--web.listen-address={lab.address('global', 'monitoring')}:9090" in program.command
+    runtime = _runtime()
+    prometheus.Prometheus().add_to_runtime(lab, runtime)
+    assert runtime.monitoring.prometheus_url == prometheus.url(lab)

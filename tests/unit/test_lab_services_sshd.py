@@ -1,0 +1,93 @@
+"""OpenSSH hosts: configs sshd itself accepts, host keys pinned in known_hosts, hosts in
+the runtime and Ansible inventories; the legacy database's settings and seed."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inventory.runtime import (CenterRuntime, Host, HostRole, RuntimeInventory,
+                               ansible_inventory)
+from lab.components import legacy, sshd
+from lab.context import LabContext
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> LabContext:
+    ctx = LabContext(root=tmp_path / "lab")
+    for host in sshd.hosts(ctx):
+        sshd._keygen(sshd.host_key(ctx, host), host.name)
+    sshd._keygen(sshd.client_key(ctx), "test")
+    return ctx
+
+
+def test_one_app_host_per_active_center_and_the_legacy_host(lab):
+    hosts = {h.name: h for h in sshd.hosts(lab)}
+    assert {(h.center, h.role) for h in hosts.values()} == {
+        ("main", "app"), ("samecity", "app"), ("legacy", "legacy")}
+    assert hosts["main-app"].address == lab.address("main", "app")
+    legacy_host = hosts[legacy.host_name(lab)]
+    assert legacy_host.address == legacy.address(lab) == lab.address("legacy", "db")
+
+
+def test_sshd_accepts_each_generated_config(lab):
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    for host in sshd.hosts(lab):
+        config = sshd.host_dir(lab, host) / "sshd_config"
+        config.write_text(sshd.render_sshd_config(lab, host))
+        text = config.read_text()
+        for line in (f"Port {sshd.PORT}", f"ListenAddress {host.address}", "UsePAM no",
+                     "StrictModes no", "PasswordAuthentication no"):
+            assert line in text.splitlines()
+        checked = subprocess.run([sshd.SSHD, "-t", "-f", str(config)], capture_output=True,
+                                 text=True)
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_known_hosts_pins_each_hosts_own_key_at_its_port(lab):
+    lines = sshd.known_hosts_lines(lab)
+    hosts = sshd.hosts(lab)
+    assert len(lines) == len(hosts) == len({line.split()[2] for line in lines})
+    for host, line in zip(hosts, lines):
+        assert line.startswith(f"[{host.address}]:{sshd.PORT} ssh-ed25519 ")
+        assert line.split()[2] == Path(f"{sshd.host_key(lab, host)}.pub").read_text().split()[1]
+
+
+def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
+    runtime = RuntimeInventory(source="lab", cloud="lab", centers={
+        c: CenterRuntime(name=c, role=c) for c in ("main", "samecity", "legacy")})
+    # The app component lists its hosts first; sshd must add SSH to them, not duplicate.
+    runtime.hosts.append(Host(name="main-app", center="main", role=HostRole.app,
+                              address=lab.address("main", "app")))
+    sshd.SshHosts().add_to_runtime(lab, runtime)
+    assert sorted(h.name for h in runtime.hosts) == sorted(h.name for h in sshd.hosts(lab))
+    inventory = ansible_inventory(runtime)
+    groups = inventory["all"]["children"]
+    assert set(groups["legacy"]["hosts"]) == {legacy.host_name(lab)}
+    for group in ("app", "legacy"):
+        for name, hostvars in groups[group]["hosts"].items():
+            assert hostvars["ansible_port"] == sshd.PORT
+            assert hostvars["ansible_ssh_private_key_file"] == str(sshd.client_key(lab))
+            assert "StrictHostKeyChecking=yes" in hostvars["ansible_ssh_common_args"]
+            assert str(sshd.known_hosts(lab)) in hostvars["ansible_ssh_common_args"]
+
+
+def test_programs_make_each_host_part_of_its_center(lab):
+    programs = {p.name: p for p in sshd.SshHosts().programs(lab)}
+    assert set(programs) == {"main-sshd", "samecity-sshd", "legacy-sshd", "legacy-postgres"}
+    assert programs["legacy-postgres"].user == "postgres"
+    assert programs["legacy-postgres"].component == "postgres"
+    assert all("-D" in p.command for p in programs.values())  # foreground under supervisord
+
+
+def test_legacy_database_is_ready_for_logical_replication(lab):
+    settings = legacy.server_settings(lab)
+    assert settings["wal_level"] == "logical"
+    assert settings["listen_addresses"] == f"'{legacy.address(lab)}'"
+    sql = legacy.seed_sql(lab, "pw'quote")
+    assert "pw''quote" in sql  # quoted, not injected
+    assert sql.count("PRIMARY KEY") == 3  # logical replication needs a key per table
+    assert "REPLICATION" in sql
+    assert legacy.source(lab)["database"]["password"] == {
+        "file": str(lab.secret_file(legacy.password_secret(lab)))}
