@@ -108,23 +108,38 @@ def fast_mock_runtime() -> Iterator[None]:
       time. Reference counting still frees what dies; the collector runs once at the end.
     - Source positions: the SDK walks and formats the whole Python stack per resource
       for the engine's diagnostics; with no engine nobody reads them.
+    - Output tracking: every Output (~20 per resource) is added to and removed from one
+      global set under a lock, only so that shutdown can wait for outputs nobody awaits.
+      Registrations are awaited through the RPC manager regardless, the plan awaits the
+      exports itself, and the program registers no resource inside an `apply`;
+      tests/unit/test_stacks_plan.py checks that fast and stock runs register the same.
     """
+    from pulumi import output as sdk_output
     from pulumi.runtime import resource as sdk_resource
     from pulumi.runtime.proto import source_pb2
 
     was_enabled = gc.isenabled()
     original_trace = getattr(sdk_resource, "_get_stack_trace", None)
+    original_track = sdk_output.Output._track
     gc.disable()
     if original_trace is not None:
         sdk_resource._get_stack_trace = source_pb2.StackTrace
+    sdk_output.Output._track = _untracked
     try:
         yield
     finally:
+        sdk_output.Output._track = original_track
         if original_trace is not None:
             sdk_resource._get_stack_trace = original_trace
+        # No final gc.collect(): it would walk every object of the run once more (seconds
+        # at 10,000 VMs); a plan worker exits instead, and callers in tests let the
+        # collector catch up on its own schedule.
         if was_enabled:
             gc.enable()
-        gc.collect()
+
+
+def _untracked(self) -> None:
+    return None
 
 
 def install_mocks(stack: str, fast: bool = True) -> RecordingMonitor:

@@ -150,7 +150,16 @@ async def _resolved_exports() -> dict[str, Any]:
     return exports
 
 
-def plan_stack(topology: Topology, stack: str, fast: bool = True) -> StackPlan:
+@dataclass
+class ProgramRun:
+    """Everything one mocked run of a stack's program registered and exported."""
+
+    layout: StackLayout
+    registrations: list  # stacks.mocks.Registration, in registration order
+    outputs: dict[str, Any]
+
+
+def run_program(topology: Topology, stack: str, fast: bool = True) -> ProgramRun:
     """Run one stack's program under mocks in this process."""
     import pulumi
     from pulumi.runtime.settings import set_root_resource
@@ -158,7 +167,6 @@ def plan_stack(topology: Topology, stack: str, fast: bool = True) -> StackPlan:
     from stacks.mocks import fast_mock_runtime, install_mocks
     from stacks.program import StackSettings, build_stack
 
-    started = time.perf_counter()
     set_root_resource(None)  # a fresh Stack resource: no exports left from an earlier run
     monitor = install_mocks(stack, fast=fast)
     captured: dict[str, Any] = {}
@@ -172,10 +180,14 @@ def plan_stack(topology: Topology, stack: str, fast: bool = True) -> StackPlan:
 
     with fast_mock_runtime() if fast else _nothing():
         pulumi.runtime.test(program)()
-    layout = captured["layout"]
-    regs = monitor.registrations
-    plan = StackPlan(stack, _owners(regs, layout), captured.get("outputs", {}),
-                     quota_checks(topology, layout, regs))
+    return ProgramRun(captured["layout"], monitor.registrations, captured.get("outputs", {}))
+
+
+def plan_stack(topology: Topology, stack: str, fast: bool = True) -> StackPlan:
+    started = time.perf_counter()
+    run = run_program(topology, stack, fast)
+    plan = StackPlan(stack, _owners(run.registrations, run.layout), run.outputs,
+                     quota_checks(topology, run.layout, run.registrations))
     plan.seconds = time.perf_counter() - started
     plan.peak_rss_mb = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024
     return plan

@@ -75,15 +75,13 @@ class SystemCenter(pulumi.ComponentResource):
         return net, subnet
 
     def _security_group(self, tier: str, rules: list[IngressRule]):
-        """Deny by default: Neutron's default rules are deleted, only `rules` let traffic in."""
+        """Deny by default: a new Neutron group has no ingress rule (only the project's
+        `default` group admits its own members), so only `rules` let traffic in. Its two
+        default egress rules are kept: members reach the cloud's services and peers."""
         s = self.services
         group = openstack.networking.SecGroup(
             f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}", region=s.region,
-            delete_default_rules=True, description=f"{self.layout.name} {tier} tier: declared flows only",
-            opts=self._child)
-        openstack.networking.SecGroupRule(
-            f"{self.prefix}-{tier}-egress", security_group_id=group.id, direction="egress",
-            ethertype="IPv4", region=s.region, description="outbound allowed", opts=self._child)
+            description=f"{self.layout.name} {tier} tier: declared flows only", opts=self._child)
         for rule in rules:
             openstack.networking.SecGroupRule(
                 f"{self.prefix}-{tier}-in-{rule.port}-{rule.cidr.replace('/', '_')}",
