@@ -16,6 +16,17 @@ from stacks.layout import LayoutError, all_stacks, split_stack
 EXIT_FAILED = 1
 
 
+def _plain_dumper():
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        """Writes shared host vars out in full: anchors confuse people reading the file."""
+
+        def ignore_aliases(self, data) -> bool:
+            return True
+    return PlainDumper
+
+
 def _short(resource_type: str) -> str:
     """`openstack:compute/instance:Instance` → `compute/Instance`."""
     module, _, kind = resource_type.split(":", 1)[-1].rpartition(":")
@@ -134,3 +145,103 @@ def _print_plan(plans, diffs, report: dict) -> None:
                   f"{report['seconds']:.1f} s")
     if not report["checks_ok"]:
         console.print("[red]quota or capacity exceeded: see ✗ above[/]")
+
+
+@click.command()
+@click.option("--stack", required=True, metavar="CLOUD-CENTER", help="Stack to deploy.")
+@click.option("--preview", is_flag=True, help="Show the changes, apply nothing.")
+@inventory_option
+def deploy(stack: str, preview: bool, inventory_dir: Path) -> None:
+    """Preview or deploy one stack on the real cloud (Pulumi Automation API).
+
+    Needs the `pulumi` CLI, OpenStack credentials (clouds.yaml), an S3-compatible state
+    backend and a secrets passphrase; every missing one is named with its fix, and
+    nothing is deployed until all are there (exit 1)."""
+    from stacks.deploy import deploy as run_deploy
+    from stacks.deploy import preflight, save_outputs
+    from stacks.plan import plans_dir
+
+    topology = load_or_exit(inventory_dir, as_json=False)
+    _select_stacks(topology, (stack,), False)
+    missing = preflight(stack)
+    if missing:
+        console = Console(stderr=True)
+        console.print(f"[bold red]cannot {'preview' if preview else 'deploy'} {stack}: "
+                      f"{len(missing)} prerequisite(s) missing — nothing was changed[/]")
+        for item in missing:
+            console.print(f"  [red]✗[/] {item}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)
+    try:
+        outputs = run_deploy(stack, preview, on_output=click.echo)
+    except Exception as exc:  # noqa: BLE001 - the engine's own message is the useful one
+        click.echo(f"{'preview' if preview else 'deploy'} of {stack} failed: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if preview:
+        print_json(outputs)
+        return
+    file = save_outputs(stack, outputs, plans_dir())
+    click.echo(f"deployed {stack}; outputs saved to {file} (build the runtime inventory with "
+               f"`tricenter runtime --stack {stack}`)")
+
+
+@click.command()
+@click.option("--stack", "stacks", multiple=True, required=True, metavar="CLOUD-CENTER",
+              help="Stack whose outputs to read (repeat for each center of the cloud).")
+@click.option("--from-plan", is_flag=True,
+              help="Use the outputs of the last `tricenter plan` instead of a deployment.")
+@click.option("--outputs", "outputs_files", multiple=True, type=click.Path(path_type=Path),
+              help="Outputs JSON (e.g. `pulumi stack output --json`), one per --stack, same order.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write runtime.yaml, ansible-inventory.yml, prometheus-targets.json here.")
+@json_option
+def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path, ...],
+            out: Path | None, as_json: bool) -> None:
+    """Turn saved stack outputs into the runtime inventory, Ansible inventory and
+    Prometheus targets that playbooks, exporters and drills read."""
+    import yaml
+
+    from inventory.runtime import ansible_inventory, prometheus_targets
+    from stacks.deploy import outputs_file
+    from stacks.outputs import runtime_inventory
+    from stacks.plan import plans_dir, saved_plan_file
+
+    if outputs_files and len(outputs_files) != len(stacks):
+        raise click.BadParameter("give one --outputs file per --stack", param_hint="--outputs")
+    outputs: dict[str, dict] = {}
+    for index, stack in enumerate(stacks):
+        if outputs_files:
+            file = outputs_files[index]
+        elif from_plan:
+            file = saved_plan_file(stack)
+        else:
+            file = outputs_file(stack, plans_dir())
+        if not file.exists():
+            hint = (f"run `tricenter plan --stack {stack}` first" if from_plan else
+                    f"deploy it (`tricenter deploy --stack {stack}`), pass --outputs FILE from "
+                    f"`pulumi stack output --json -s {stack}`, or use --from-plan")
+            click.echo(f"no outputs for {stack} at {file}: {hint}", err=True)
+            sys.exit(EXIT_INVALID)
+        data = json.loads(file.read_text())
+        outputs[stack] = data.get("outputs", data) if from_plan else data
+    source = ("plan:" if from_plan else "pulumi:") + ",".join(stacks)
+    try:
+        inventory = runtime_inventory(outputs, source)
+    except (KeyError, ValueError) as exc:
+        click.echo(f"cannot build the runtime inventory: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    _PlainDumper = _plain_dumper()  # noqa: N806 - a class
+    ansible = ansible_inventory(inventory)
+    targets = prometheus_targets(inventory)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        inventory.save(out / "runtime.yaml")
+        (out / "ansible-inventory.yml").write_text(yaml.dump(ansible, Dumper=_PlainDumper,
+                                                             sort_keys=False))
+        (out / "prometheus-targets.json").write_text(json.dumps(targets, indent=2))
+    if as_json:
+        print_json({"runtime": json.loads(inventory.model_dump_json()), "ansible": ansible,
+                    "prometheus_targets": targets})
+        return
+    click.echo(f"{inventory.cloud}: {len(inventory.centers)} center(s), {len(inventory.hosts)} "
+               f"hosts, {len(inventory.systems)} systems, {len(targets)} Prometheus target groups"
+               + (f"; written to {out}" if out else ""))

@@ -99,7 +99,7 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 @contextlib.contextmanager
-def fast_mock_runtime() -> Iterator[None]:
+def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     """Turn off what a mocked run pays per resource but never uses.
 
     - The cyclic garbage collector: every registration allocates ~60 tracked objects
@@ -131,10 +131,9 @@ def fast_mock_runtime() -> Iterator[None]:
         sdk_output.Output._track = original_track
         if original_trace is not None:
             sdk_resource._get_stack_trace = original_trace
-        # No final gc.collect(): it would walk every object of the run once more (seconds
-        # at 10,000 VMs); a plan worker exits instead, and callers in tests let the
-        # collector catch up on its own schedule.
-        if was_enabled:
+        # Re-enabling the collector makes its next pass walk every object of the run
+        # (seconds at 10,000 VMs): a plan worker that is about to exit skips that.
+        if was_enabled and restore_gc:
             gc.enable()
 
 

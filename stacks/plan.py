@@ -159,8 +159,12 @@ class ProgramRun:
     outputs: dict[str, Any]
 
 
-def run_program(topology: Topology, stack: str, fast: bool = True) -> ProgramRun:
-    """Run one stack's program under mocks in this process."""
+def run_program(topology: Topology, stack: str, fast: bool = True,
+                restore_gc: bool = True) -> ProgramRun:
+    """Run one stack's program under mocks in this process.
+
+    `restore_gc=False` leaves the cyclic collector off afterwards: for a process that
+    plans and exits, which would otherwise pay one full pass over the whole run."""
     import pulumi
     from pulumi.runtime.settings import set_root_resource
 
@@ -178,14 +182,15 @@ def run_program(topology: Topology, stack: str, fast: bool = True) -> ProgramRun
             captured["outputs"] = await _resolved_exports()
         return pulumi.Output.from_input(exports())
 
-    with fast_mock_runtime() if fast else _nothing():
+    with fast_mock_runtime(restore_gc) if fast else _nothing():
         pulumi.runtime.test(program)()
     return ProgramRun(captured["layout"], monitor.registrations, captured.get("outputs", {}))
 
 
-def plan_stack(topology: Topology, stack: str, fast: bool = True) -> StackPlan:
+def plan_stack(topology: Topology, stack: str, fast: bool = True,
+               restore_gc: bool = True) -> StackPlan:
     started = time.perf_counter()
-    run = run_program(topology, stack, fast)
+    run = run_program(topology, stack, fast, restore_gc)
     plan = StackPlan(stack, _owners(run.registrations, run.layout), run.outputs,
                      quota_checks(topology, run.layout, run.registrations))
     plan.seconds = time.perf_counter() - started
@@ -207,7 +212,7 @@ _TOPOLOGY: Topology | None = None  # inherited by forked workers, so each loads 
 def _worker(stack: str, conn) -> None:
     try:
         assert _TOPOLOGY is not None
-        conn.send(plan_stack(_TOPOLOGY, stack))
+        conn.send(plan_stack(_TOPOLOGY, stack, restore_gc=False))
     except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
         conn.send(exc)
     finally:
@@ -222,7 +227,7 @@ def plan_stacks(topology: Topology, stacks: list[str], jobs: int | None = None) 
     global _TOPOLOGY
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(stacks)))
     if len(stacks) == 1:
-        return [plan_stack(topology, stacks[0])]
+        return [plan_stack(topology, stacks[0], restore_gc=False)]
     # Import the SDKs before forking: each worker then starts with them loaded.
     import pulumi  # noqa: F401
     import pulumi_openstack  # noqa: F401
