@@ -1,0 +1,133 @@
+"""The provisioning commands as operators and scripts see them: output contract, exit
+codes, and messages that name what is missing."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from inventory.loader import DEFAULT_INVENTORY
+from inventory.runtime import DbIntendedRole, ansible_inventory, prometheus_targets
+from stacks.cli import deploy, plan, runtime
+from stacks.deploy import preflight
+from stacks.outputs import runtime_inventory
+from stacks_helpers import runs
+
+
+@pytest.fixture()
+def plans(tmp_path, monkeypatch) -> Path:
+    directory = tmp_path / "plans"
+    monkeypatch.setenv("TRICENTER_PLANS_DIR", str(directory))
+    return directory
+
+
+def test_plan_all_json_contract_counts_every_vm_of_the_sample(plans):
+    result = CliRunner().invoke(plan, ["--all", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["stacks"]) == {"guangdong-main", "guangdong-samecity", "guangdong-remote"}
+    vms = sum(s["resources"]["openstack:compute/instance:Instance"]
+              for s in report["stacks"].values())
+    assert vms == 288
+    assert report["total_resources"] == sum(sum(s["resources"].values())
+                                            for s in report["stacks"].values())
+    assert report["checks_ok"]
+
+
+def test_second_plan_shows_no_difference_and_a_removed_system_shows_as_removed(plans, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(plan, ["--stack", "guangdong-remote", "--json"]).exit_code == 0
+    again = json.loads(runner.invoke(plan, ["--stack", "guangdong-remote", "--json"]).output)
+    diff = again["stacks"]["guangdong-remote"]["diff"]
+    assert diff["previous_plan"] and (diff["added"], diff["removed"], diff["changed"]) == (0, 0, 0)
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEFAULT_INVENTORY, inventory)
+    next(inventory.glob("systems/*/site-inspection.yaml")).unlink()
+    after = json.loads(runner.invoke(plan, ["--stack", "guangdong-remote", "--json",
+                                            "--inventory", str(inventory)]).output)
+    diff = after["stacks"]["guangdong-remote"]["diff"]
+    assert diff["removed"] > 0 and diff["added"] == 0 and diff["changed"] == 0
+    assert all("site-inspection" in urn for urn in diff["removed_urns"])
+
+
+def test_plan_of_an_invalid_inventory_exits_2_and_saves_nothing(plans, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEFAULT_INVENTORY, inventory)
+    system = next(inventory.glob("systems/*/e-licence.yaml"))
+    system.write_text(system.read_text().replace("flavor: app.medium", "flavor: app.huge"))
+    result = CliRunner().invoke(plan, ["--all", "--inventory", str(inventory)])
+    assert result.exit_code == 2
+    assert "app.huge" in result.output and "e-licence.yaml" in result.output
+    assert not plans.exists()
+
+
+def test_plan_of_an_unknown_stack_names_the_known_ones(plans):
+    result = CliRunner().invoke(plan, ["--stack", "guangdong-moon"])
+    assert result.exit_code == 2
+    assert "guangdong-main" in result.output
+
+
+def test_deploy_without_cli_or_credentials_says_what_is_missing_and_changes_nothing(plans):
+    result = CliRunner().invoke(deploy, ["--stack", "guangdong-main", "--preview"],
+                                env={"PATH": "/nonexistent", "HOME": "/nonexistent",
+                                     "OS_CLIENT_CONFIG_FILE": "/nonexistent/clouds.yaml"})
+    assert result.exit_code == 1
+    assert "pulumi` CLI is not installed" in result.output
+    assert "clouds.yaml" in result.output
+    assert "nothing was changed" in result.output
+    assert not plans.exists()
+
+
+def test_preflight_passes_when_everything_is_there(tmp_path):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump({"clouds": {"guangdong-main": {"auth": {}}}}))
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "Pulumi.guangdong-main.yaml").write_text(yaml.safe_dump({"config": {
+        "tricenter:cloud": "guangdong", "tricenter:center": "main",
+        "tricenter:osCloud": "guangdong-main", "tricenter:secretSeed": {"secure": "v1:abc"}}}))
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds), "TRICENTER_PULUMI_BACKEND": "file:///tmp/state",
+           "PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secret"}
+    assert preflight("guangdong-main", env, root, which=lambda _: "/usr/bin/pulumi") == []
+    clouds.write_text(yaml.safe_dump({"clouds": {"other": {}}}))
+    missing = preflight("guangdong-main", env, root, which=lambda _: "/usr/bin/pulumi")
+    assert len(missing) == 1 and "no cloud named 'guangdong-main'" in missing[0].what
+
+
+def test_runtime_inventory_from_the_outputs_of_the_three_centers():
+    outputs = {stack: run.outputs for stack, run in runs("sample").items()}
+    inventory = runtime_inventory(outputs, "plan:guangdong")
+    assert set(inventory.centers) == {"main", "samecity", "remote"}
+    assert len(inventory.hosts) == 288
+    licence = inventory.systems["e-licence"]
+    roles = sorted(m.intended_role for m in licence.database.members)
+    assert roles == sorted([DbIntendedRole.leader, DbIntendedRole.sync, DbIntendedRole.async_])
+    assert set(licence.app_backends) == {"main", "samecity", "remote"}
+    assert licence.database.password.pulumi == "guangdong-main:database_passwords.e-licence.app"
+    assert licence.bucket and licence.app_url
+    groups = ansible_inventory(inventory)["all"]["children"]
+    assert {"app", "db", "center_main", "center_samecity", "center_remote"} <= set(groups)
+    assert len(prometheus_targets(inventory)) == sum(
+        len(s.database.members) for s in inventory.systems.values() if s.database)
+
+
+def test_runtime_command_writes_the_three_views(plans, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(plan, ["--all", "--json"]).exit_code == 0
+    out = tmp_path / "runtime"
+    args = [a for s in ("guangdong-main", "guangdong-samecity", "guangdong-remote")
+            for a in ("--stack", s)]
+    result = runner.invoke(runtime, [*args, "--from-plan", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "runtime.yaml").exists() and (out / "ansible-inventory.yml").exists()
+    assert json.loads((out / "prometheus-targets.json").read_text())
+
+
+def test_runtime_without_saved_outputs_says_how_to_get_them(plans):
+    result = CliRunner().invoke(runtime, ["--stack", "guangdong-main"])
+    assert result.exit_code == 2
+    assert "tricenter deploy --stack guangdong-main" in result.output
