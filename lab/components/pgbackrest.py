@@ -29,6 +29,10 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OS_USER = "postgres"
 REPO_PATH = "/pgbackrest"  # prefix inside the bucket
 RESTORE_PORT = 5433  # a restored copy must not collide with the member on 5432
+# PostgreSQL's archiver waits for archive_command; pgBackRest gives up after about
+# 8 x io-timeout when S3 is unreachable (60 s default: 8 minutes, measured). WAL commands
+# fail fast and PostgreSQL retries them; backups and restores keep the patient default.
+WAL_IO_TIMEOUT_S = 3
 
 
 class PgBackRestError(RuntimeError):
@@ -101,7 +105,8 @@ def postgres_parameters(lab: "LabContext") -> dict[str, str]:
 
     PostgreSQL runs archive_command in the member's data directory, so `$PWD` names the
     member without a config per member; %p is relative to it."""
-    base = f"{BIN} --config={config_file(lab)} --stanza={stanza(lab)} --pg1-path=\"$PWD\""
+    base = (f"{BIN} --config={config_file(lab)} --stanza={stanza(lab)} "
+            f"--io-timeout={WAL_IO_TIMEOUT_S} --pg1-path=\"$PWD\"")
     return {
         "archive_mode": "on",
         "archive_command": f"{base} archive-push %p",
@@ -246,14 +251,23 @@ class RestoredCluster:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def repo_via(lab: "LabContext", center: str) -> list[str]:
+    """Options that reach the repo through `center`'s Swift proxy instead of main's."""
+    host, port = urlsplit_host_port(swift.endpoint(lab, center))
+    return [f"--repo1-s3-endpoint={host}", f"--repo1-storage-port={port}"]
+
+
 def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = None,
                target_time: str | None = None, host: str | None = None,
-               port: int = RESTORE_PORT) -> RestoredCluster:
+               port: int = RESTORE_PORT, via: str = "remote") -> RestoredCluster:
     """Restore the stanza into `target_dir` (must not exist or be empty) as a standalone
     PostgreSQL on `host:port` (default: the remote center's ops host), not started.
 
     `backup_set` picks a backup label (default: the latest); `target_time`
-    ("2026-11-27 12:00:00+00") recovers to that moment instead of the end of the archive."""
+    ("2026-11-27 12:00:00+00") recovers to that moment instead of the end of the archive.
+    `via` is the center whose Swift proxy serves the restore: the remote one by default,
+    so a restore works with the whole city lost. The restored copy's restore_command goes
+    the same way."""
     target_dir = Path(target_dir)
     if target_dir.exists() and any(target_dir.iterdir()):
         raise PgBackRestError(f"{target_dir} is not empty: restore needs an empty directory")
@@ -264,7 +278,8 @@ def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = 
         directory.mkdir(parents=True, exist_ok=True)
         os.chown(directory, pw.pw_uid, pw.pw_gid)
         directory.chmod(0o700)
-    args = [f"--pg1-path={target_dir}", "--archive-mode=off"]  # the copy must not archive
+    args = [f"--pg1-path={target_dir}", "--archive-mode=off",  # the copy must not archive
+            *repo_via(lab, via)]
     if backup_set:
         args.append(f"--set={backup_set}")
     if target_time:

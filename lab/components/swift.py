@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 REGIONS = {"main": 1, "remote": 2}  # center → Swift region; the proxy sits in region 1
-PROXY_CENTER = "main"
+PROXY_CENTER = "main"  # the endpoint clients use day to day
 PROXY_PORT = 8443
 HOST = "storage"  # the host slot of each center that runs its Swift servers
 SERVER_PORTS = {"object": 6200, "container": 6201, "account": 6202}
@@ -81,8 +81,14 @@ def _secret_key_file(lab: "LabContext") -> Path:
     return lab.secret_file(_SECRET_KEY)
 
 
-def endpoint(lab: "LabContext") -> str:
-    return f"https://{lab.address(PROXY_CENTER, HOST)}:{PROXY_PORT}"
+def endpoint(lab: "LabContext", center: str = PROXY_CENTER) -> str:
+    """The S3 endpoint of a region's proxy. Every region has one, so the remote center
+    can still read its backups when the city is lost."""
+    return f"https://{lab.address(center, HOST)}:{PROXY_PORT}"
+
+
+def proxy_conf(lab: "LabContext", center: str) -> Path:
+    return swift_dir(lab) / f"{center}-proxy-server.conf"
 
 
 # ---------------------------------------------------------------- secrets
@@ -161,14 +167,14 @@ def render_server_conf(lab: "LabContext", center: str, kind: str) -> str:
     return _ini(sections)
 
 
-def render_proxy_conf(lab: "LabContext", password: str) -> str:
-    defaults = _common(lab, PROXY_CENTER, "proxy-server")
+def render_proxy_conf(lab: "LabContext", password: str, center: str = PROXY_CENTER) -> str:
+    defaults = _common(lab, center, f"{center}-proxy-server")
     defaults.update({
         "bind_port": PROXY_PORT,
         "cert_file": cert_file(lab),
         "key_file": _key_file(lab),
     })
-    local = REGIONS[PROXY_CENTER]
+    local = REGIONS[center]
     others = ", ".join(f"r{r}=200" for r in sorted(REGIONS.values()) if r != local)
     # No `cache`: no memcached runs, and s3api + tempauth sign requests without tokens.
     pipeline = ("catch_errors gatekeeper healthcheck proxy-logging listing_formats "
@@ -230,7 +236,7 @@ def build_ring(lab: "LabContext", kind: str) -> Path:
 # ---------------------------------------------------------------- TLS
 
 
-def make_self_signed(address: str, cert_path: Path, key_path: Path) -> None:
+def make_self_signed(addresses: list[str], cert_path: Path, key_path: Path) -> None:
     """A self-signed certificate for the proxy; pgBackRest insists on TLS to S3."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -238,14 +244,14 @@ def make_self_signed(address: str, cert_path: Path, key_path: Path) -> None:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"tricenter-lab-swift {address}")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tricenter-lab-swift")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+                [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     _write_secret(key_path, key.private_bytes(
@@ -257,14 +263,14 @@ def make_self_signed(address: str, cert_path: Path, key_path: Path) -> None:
 # ---------------------------------------------------------------- component
 
 
-def s3_client(lab: "LabContext", creds: S3Credentials | None = None) -> Any:
-    """A boto3 S3 client on the lab's Swift (path-style, SigV4, the lab's own cert)."""
+def s3_client(lab: "LabContext", center: str = PROXY_CENTER) -> Any:
+    """A boto3 S3 client on a region's proxy (path-style, SigV4, the lab's own cert)."""
     import boto3
     from botocore.config import Config
 
-    creds = creds or credentials(lab)
+    creds = credentials(lab)
     return boto3.client(
-        "s3", endpoint_url=endpoint(lab), region_name=S3_REGION,
+        "s3", endpoint_url=endpoint(lab, center), region_name=S3_REGION,
         aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
         verify=str(cert_file(lab)),
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
@@ -306,26 +312,29 @@ class Swift:
         for kind in SERVER_PORTS:
             build_ring(lab, kind)
         if not cert_file(lab).exists() or not _key_file(lab).exists():
-            make_self_signed(lab.address(PROXY_CENTER, HOST), cert_file(lab), _key_file(lab))
+            make_self_signed([lab.address(c, HOST) for c in REGIONS], cert_file(lab),
+                             _key_file(lab))
         creds = credentials(lab)
-        (etc / "proxy-server.conf").write_text(render_proxy_conf(lab, creds.secret_key))
-        # The proxy config carries the password: readable by its owner only.
-        (etc / "proxy-server.conf").chmod(0o600)
+        for center in REGIONS:
+            # The proxy config carries the password: readable by its owner only.
+            _write_secret(proxy_conf(lab, center),
+                          render_proxy_conf(lab, creds.secret_key, center))
 
     def programs(self, lab: "LabContext") -> list[Program]:
+        # Before Patroni (200) at start and after it at stop: PostgreSQL archives its
+        # last WAL through Swift when it shuts down.
         bindir = Path(sys.executable).parent
-        env = {"PYTHONPATH": str(REPO_ROOT)}
-        programs = [Program(
-            name=f"{PROXY_CENTER}-swift-proxy", center=PROXY_CENTER, component="swift",
-            command=[str(bindir / "swift-proxy-server"), str(swift_dir(lab) / "proxy-server.conf"),
-                     "-v"],
-            priority=320)]
+        programs = []
         for center in REGIONS:
             programs.append(Program(
                 name=f"{center}-swift-storage", center=center, component="swift",
                 command=[sys.executable, "-m", "lab.components.swift", "storage-node",
                          str(swift_dir(lab)), center],
-                directory=REPO_ROOT, environment=env, priority=300))
+                directory=REPO_ROOT, environment={"PYTHONPATH": str(REPO_ROOT)}, priority=120))
+            programs.append(Program(
+                name=f"{center}-swift-proxy", center=center, component="swift",
+                command=[str(bindir / "swift-proxy-server"), str(proxy_conf(lab, center)), "-v"],
+                priority=130))
         return programs
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
@@ -338,10 +347,14 @@ class Swift:
                     down.append(f"{kind}: {detail}")
             result[center] = {"healthy": not down,
                               "detail": "; ".join(down) or "account, container, object up"}
+        for center in REGIONS:
+            ok, detail = _http_ok(f"{endpoint(lab, center)}/healthcheck",
+                                  verify=str(cert_file(lab)))
+            if not ok:
+                result[center].update(healthy=False,
+                                      detail=f"proxy: {detail}; {result[center]['detail']}")
         main = result[PROXY_CENTER]
-        ok, detail = _http_ok(f"{endpoint(lab)}/healthcheck", verify=str(cert_file(lab)))
-        if not ok:
-            main.update(healthy=False, detail=f"proxy: {detail}; {main['detail']}")
+        if not main["healthy"]:
             return result
         try:
             ensure_bucket(lab)

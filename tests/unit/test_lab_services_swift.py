@@ -63,7 +63,7 @@ def test_storage_servers_use_plain_directories_and_the_labs_own_swift_dir(lab):
 
 
 def test_proxy_speaks_s3_over_its_own_tls_with_affinity_to_the_city(lab):
-    conf = _conf(swift.swift_dir(lab) / "proxy-server.conf")
+    conf = _conf(swift.proxy_conf(lab, "main"))
     pipeline = conf["pipeline:main"]["pipeline"].split()
     assert pipeline.index("s3api") < pipeline.index("tempauth") < pipeline.index("proxy-server")
     assert "cache" not in pipeline  # no memcached in the lab
@@ -75,28 +75,35 @@ def test_proxy_speaks_s3_over_its_own_tls_with_affinity_to_the_city(lab):
     assert swift.endpoint(lab) == f"https://{lab.address('main', 'storage')}:{swift.PROXY_PORT}"
 
 
+def test_remote_proxy_prefers_its_own_region_so_backups_stay_readable_without_the_city(lab):
+    app = _conf(swift.proxy_conf(lab, "remote"))["app:proxy-server"]
+    assert app["write_affinity"] == "r2"
+    assert app["read_affinity"].startswith("r2=100")
+    assert swift.endpoint(lab, "remote").startswith(f"https://{lab.address('remote', 'storage')}:")
+
+
 def test_proxy_pipeline_loads_with_swifts_own_loader(lab):
     from swift.common import utils, wsgi
 
     utils.set_swift_dir(str(swift.swift_dir(lab)))
-    app = wsgi.loadapp(str(swift.swift_dir(lab) / "proxy-server.conf"))
+    app = wsgi.loadapp(str(swift.proxy_conf(lab, "main")))
     names = [type(f).__name__ for f in app._pipeline]
     assert "S3ApiMiddleware" in names and "TempAuth" in names
 
 
-def test_certificate_names_the_proxy_address(lab):
+def test_certificate_names_both_proxy_addresses(lab):
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(swift.cert_file(lab).read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [
-        lab.address("main", "storage")]
+        lab.address("main", "storage"), lab.address("remote", "storage")]
 
 
 def test_secrets_are_owner_only_and_never_in_the_runtime_inventory(lab):
     creds = swift.credentials(lab)
     for path in (lab.secret_file(swift._SECRET_KEY), swift._key_file(lab),
-                 swift.swift_dir(lab) / "proxy-server.conf"):
+                 swift.proxy_conf(lab, "main"), swift.proxy_conf(lab, "remote")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     runtime = RuntimeInventory(source="lab", cloud="lab",
                                centers={"main": CenterRuntime(name="main", role="main")})
@@ -108,9 +115,12 @@ def test_secrets_are_owner_only_and_never_in_the_runtime_inventory(lab):
     assert creds.secret_key not in runtime.model_dump_json()
 
 
-def test_each_region_is_one_storage_node_program_in_its_center(lab):
+def test_each_region_is_a_storage_node_and_a_proxy_started_before_patroni(lab):
     programs = {p.name: p for p in swift.Swift().programs(lab)}
-    assert set(programs) == {"main-swift-proxy", "main-swift-storage", "remote-swift-storage"}
+    assert set(programs) == {"main-swift-proxy", "main-swift-storage",
+                             "remote-swift-proxy", "remote-swift-storage"}
+    # supervisord stops in reverse priority: Swift must outlive PostgreSQL's last archive.
+    assert all(p.priority < 200 for p in programs.values())
     assert {p.center for p in programs.values()} == {"main", "remote"}
     assert all(p.component == "swift" for p in programs.values())
     assert programs["remote-swift-storage"].command[-1] == "remote"
