@@ -31,21 +31,21 @@ class DepartmentProject(pulumi.ComponentResource):
         quota = department.quotas.get(center_role, ZERO)
         child = pulumi.ResourceOptions(parent=self, provider=admin)
         self.project = openstack.identity.Project(
-            f"{department.id}-project", name=department.id, region=region,
+            f"{department.id}-project", name=department.id,
             description=f"{department.name_zh} {department.name_en}",
             tags=["tricenter", f"role:{center_role}"], opts=child)
         openstack.compute.QuotaSetV2(
-            f"{department.id}-compute-quota", project_id=self.project.id, region=region,
+            f"{department.id}-compute-quota", project_id=self.project.id,
             instances=quota.instances, cores=quota.vcpus, ram=quota.ram_gib * GIB_MB,
             server_groups=max(quota.instances, 1), server_group_members=max(quota.instances, 1),
             opts=child)
         openstack.blockstorage.QuoteSetV3(
-            f"{department.id}-volume-quota", project_id=self.project.id, region=region,
+            f"{department.id}-volume-quota", project_id=self.project.id,
             gigabytes=quota.storage_gib, volumes=2 * quota.instances, opts=child)
         openstack.networking.QuotaV2(
-            f"{department.id}-network-quota", project_id=self.project.id, region=region,
+            f"{department.id}-network-quota", project_id=self.project.id,
             **network_quota(quota), opts=child)
         self.provider = openstack.Provider(
-            f"{department.id}-scoped", cloud=os_cloud, region=region,
+            f"{department.id}-scoped", cloud=os_cloud,
             tenant_id=self.project.id, opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"project_id": self.project.id})

@@ -97,6 +97,7 @@ class SystemLayout:
     db_member: DbMemberLayout | None = None
     lb_vip: str | None = None
     app_rules: list[IngressRule] = field(default_factory=list)
+    entry_ports: dict[int, list[str]] = field(default_factory=dict)  # listener port → allowed CIDRs
     db_rules: list[IngressRule] = field(default_factory=list)
     backup_container: str | None = None
     dns_records: dict[str, list[str]] = field(default_factory=dict)  # FQDN → addresses
@@ -186,18 +187,35 @@ class _Planner:
                 for center, net in self.app_subnets_elsewhere_too(other)]
 
     def app_rules(self, system: System, app_subnet: IPv4Network) -> list[IngressRule]:
-        rules = [IngressRule(system.app.port, str(app_subnet),
-                             "load balancer and health monitor (amphorae in the app subnet)")]
+        """Instances take traffic only from their own subnet, where the load balancer's
+        amphorae sit: declared flows are enforced at the entry (`entry_ports`)."""
+        return [IngressRule(system.app.port, str(app_subnet),
+                            "load balancer and health monitor (amphorae in the app subnet)")]
+
+    def entry_ports(self, system: System, app_subnet: IPv4Network) -> dict[int, list[str]]:
+        """Listener ports of the entry and who may use each: the declared flows only."""
+        ports: dict[int, set[str]] = {}
         for flow in system.flows:
-            for cidr, who in self.source_cidrs(flow.source):
+            for cidr, _ in self.source_cidrs(flow.source):
                 for port in flow.ports:
-                    # Flows name the service port users see; the LB forwards it to app.port.
-                    rules.append(IngressRule(port, cidr, f"declared flow from {who}"))
-        return _unique(rules)
+                    ports.setdefault(port, set()).add(cidr)
+        if not ports:
+            # Octavia reads an empty allow-list as "everyone": close it to the own subnet.
+            ports[system.app.port] = {str(app_subnet)}
+        return {port: sorted(cidrs) for port, cidrs in sorted(ports.items())}
+
+    def db_clients(self, system: System) -> list[tuple[str, IPv4Network]]:
+        """App subnets that may open database sessions here: the active centers' (they
+        write to the primary wherever it runs) and this center's own pilot light."""
+        tier = self.topology.tiers[system.tier]
+        roles = {name: c.role for name, c in self.cloud.centers.items()}
+        return [(center, net) for center, net in self.app_subnets_elsewhere_too(system)
+                if center == self.center_name
+                or tier.placement.app_role(roles[center]) == AppPlacement.active]
 
     def db_rules(self, system: System) -> list[IngressRule]:
         rules = [IngressRule(POSTGRES_PORT, str(net), f"own app tier in {center}")
-                 for center, net in self.app_subnets_elsewhere_too(system)]
+                 for center, net in self.db_clients(system)]
         for center, net in self.db_peers(system):
             rules.append(IngressRule(POSTGRES_PORT, str(net), f"replication peer in {center}"))
             rules.append(IngressRule(PATRONI_API_PORT, str(net), f"Patroni peer in {center}"))
@@ -225,6 +243,7 @@ class _Planner:
             layout.app_rules = self.app_rules(system, app_subnet)
             if app_placement == AppPlacement.active:
                 layout.lb_vip = str(host(app_subnet, LB_VIP_OFFSET))
+                layout.entry_ports = self.entry_ports(system, app_subnet)
         if db_subnet is not None:
             layout.db_member = DbMemberLayout(member_name(system.name, self.center_name),
                                               str(host(db_subnet, DB_MEMBER_OFFSET)), db_role,

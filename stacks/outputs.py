@@ -30,7 +30,7 @@ def runtime_output(layout: StackLayout, ssh_user: str) -> dict[str, Any]:
                           "system": s.name})
         entry: dict[str, Any] = {
             "department": s.department, "tier": s.tier.name, "app_placement": s.app_placement.value,
-            "app_port": s.system.app.port,
+            "app_port": next(iter(s.entry_ports), s.system.app.port),
             "app_backends": [f"http://{vm.address}:{s.system.app.port}" for vm in s.app_instances],
             "lb_vip": s.lb_vip, "dns": sorted(s.dns_records), "backup_container": s.backup_container,
             "db_member": None,

@@ -16,7 +16,9 @@ COMPONENT_TYPE = "tricenter:index:SystemCenter"
 
 @dataclass(frozen=True)
 class CenterServices:
-    """What every system in a stack shares: where it is, and looked-up cloud IDs."""
+    """What every system in a stack shares: where it is, and looked-up cloud IDs.
+
+    Resources carry no `region` of their own: the department's provider sets it once."""
 
     cloud: Cloud
     center_name: str
@@ -37,7 +39,7 @@ class SystemCenter(pulumi.ComponentResource):
         self.prefix = f"{layout.name}-{services.center_name}"
         self._child = pulumi.ResourceOptions(parent=self)
         router = openstack.networking.Router(
-            f"{self.prefix}-router", name=self.prefix, region=services.region,
+            f"{self.prefix}-router", name=self.prefix,
             external_network_id=services.external_network_id, opts=self._child)
         if layout.app_subnet is not None:
             app_net, app_subnet = self._network("app", layout.app_subnet, router)
@@ -49,29 +51,28 @@ class SystemCenter(pulumi.ComponentResource):
             self._db_member(db_net, db_sg, passwords)
         if layout.backup_container:
             openstack.objectstorage.Container(
-                f"{self.prefix}-backup", name=layout.backup_container, region=services.region,
+                f"{self.prefix}-backup", name=layout.backup_container,
                 versioning=layout.system.bucket.versioning if layout.system.bucket else True,
                 metadata={"tricenter-system": layout.name, "purpose": "pgbackrest"},
                 opts=self._child)
         for fqdn, addresses in layout.dns_records.items():
             openstack.dns.RecordSet(
                 f"{self.prefix}-dns", zone_id=services.dns_zone_id, name=fqdn, type="A",
-                ttl=30, records=addresses, region=services.region, opts=self._child)
+                ttl=30, records=addresses, opts=self._child)
         self.register_outputs({})
 
     def _network(self, tier: str, cidr, router: openstack.networking.Router):
         s = self.services
         net = openstack.networking.Network(
-            f"{self.prefix}-{tier}-net", name=f"{self.prefix}-{tier}", region=s.region,
+            f"{self.prefix}-{tier}-net", name=f"{self.prefix}-{tier}",
             admin_state_up=True, opts=self._child)
         start, end = dhcp_pool(cidr)
         subnet = openstack.networking.Subnet(
-            f"{self.prefix}-{tier}-subnet", name=f"{self.prefix}-{tier}", region=s.region,
+            f"{self.prefix}-{tier}-subnet", name=f"{self.prefix}-{tier}",
             network_id=net.id, cidr=str(cidr), ip_version=4,
             allocation_pools=[{"start": str(start), "end": str(end)}], opts=self._child)
         openstack.networking.RouterInterface(
-            f"{self.prefix}-{tier}-ri", router_id=router.id, subnet_id=subnet.id,
-            region=s.region, opts=self._child)
+            f"{self.prefix}-{tier}-ri", router_id=router.id, subnet_id=subnet.id, opts=self._child)
         return net, subnet
 
     def _security_group(self, tier: str, rules: list[IngressRule]):
@@ -80,14 +81,14 @@ class SystemCenter(pulumi.ComponentResource):
         default egress rules are kept: members reach the cloud's services and peers."""
         s = self.services
         group = openstack.networking.SecGroup(
-            f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}", region=s.region,
+            f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}",
             description=f"{self.layout.name} {tier} tier: declared flows only", opts=self._child)
         for rule in rules:
             openstack.networking.SecGroupRule(
                 f"{self.prefix}-{tier}-in-{rule.port}-{rule.cidr.replace('/', '_')}",
                 security_group_id=group.id, direction="ingress", ethertype="IPv4",
                 protocol="tcp", port_range_min=rule.port, port_range_max=rule.port,
-                remote_ip_prefix=rule.cidr, region=s.region, description=rule.why,
+                remote_ip_prefix=rule.cidr, description=rule.why,
                 opts=self._child)
         return group
 
@@ -98,7 +99,7 @@ class SystemCenter(pulumi.ComponentResource):
             return
         group = openstack.compute.ServerGroup(
             f"{self.prefix}-app-anti-affinity", name=f"{self.prefix}-app",
-            policies="anti-affinity", region=s.region, opts=self._child)
+            policies="anti-affinity", opts=self._child)
         flavor = s.cloud.flavors[app.flavor]
         for vm in layout.app_instances:
             devices = [{"uuid": s.image_ids[app.image], "source_type": "image",
@@ -110,7 +111,7 @@ class SystemCenter(pulumi.ComponentResource):
                                 "boot_index": -1, "volume_size": app.volume_gib,
                                 "delete_on_termination": True})
             openstack.compute.Instance(
-                vm.name, name=vm.name, region=s.region, flavor_name=app.flavor,
+                vm.name, name=vm.name, flavor_name=app.flavor,
                 availability_zone=vm.availability_zone, block_devices=devices,
                 networks=[{"uuid": net.id, "fixed_ip_v4": vm.address}],
                 security_groups=[sg.name], scheduler_hints=[{"group": group.id}],
@@ -122,26 +123,28 @@ class SystemCenter(pulumi.ComponentResource):
             self._entry(subnet, [vm.address for vm in layout.app_instances])
 
     def _entry(self, subnet, backends: list[str]) -> None:
-        """The center's half of the active-active entry: Octavia in front of the app tier."""
-        layout, s = self.layout, self.services
+        """The center's half of the active-active entry: Octavia in front of the app tier,
+        one listener per declared service port, open only to that port's flow sources."""
+        layout = self.layout
         port = layout.system.app.port
         lb = openstack.loadbalancer.LoadBalancer(
-            f"{self.prefix}-lb", name=f"{self.prefix}", region=s.region,
-            vip_subnet_id=subnet.id, vip_address=layout.lb_vip, opts=self._child)
-        allowed = sorted({r.cidr for r in layout.app_rules if r.port == port})
-        listener = openstack.loadbalancer.Listener(
-            f"{self.prefix}-listener", loadbalancer_id=lb.id, protocol="TCP",
-            protocol_port=port, allowed_cidrs=allowed, region=s.region, opts=self._child)
-        pool = openstack.loadbalancer.Pool(
-            f"{self.prefix}-pool", listener_id=listener.id, protocol="TCP",
-            lb_method="LEAST_CONNECTIONS", region=s.region, opts=self._child)
-        openstack.loadbalancer.Monitor(
-            f"{self.prefix}-monitor", pool_id=pool.id, type="TCP", delay=5, timeout=3,
-            max_retries=2, region=s.region, opts=self._child)
-        openstack.loadbalancer.Members(
-            f"{self.prefix}-members", pool_id=pool.id, region=s.region,
-            members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
-                     for a in backends], opts=self._child)
+            f"{self.prefix}-lb", name=f"{self.prefix}", vip_subnet_id=subnet.id,
+            vip_address=layout.lb_vip, opts=self._child)
+        for listen, allowed in layout.entry_ports.items():
+            name = f"{self.prefix}-{listen}"
+            listener = openstack.loadbalancer.Listener(
+                f"{name}-listener", loadbalancer_id=lb.id, protocol="TCP", protocol_port=listen,
+                allowed_cidrs=allowed, opts=self._child)
+            pool = openstack.loadbalancer.Pool(
+                f"{name}-pool", listener_id=listener.id, protocol="TCP",
+                lb_method="LEAST_CONNECTIONS", opts=self._child)
+            openstack.loadbalancer.Monitor(
+                f"{name}-monitor", pool_id=pool.id, type="TCP", delay=5, timeout=3,
+                max_retries=2, opts=self._child)
+            openstack.loadbalancer.Members(
+                f"{name}-members", pool_id=pool.id,
+                members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
+                         for a in backends], opts=self._child)
 
     def _db_member(self, net, sg, passwords) -> None:
         layout, s = self.layout, self.services
@@ -149,10 +152,10 @@ class SystemCenter(pulumi.ComponentResource):
         # Data outlives the VM: a separate volume survives instance replacement.
         volume = openstack.blockstorage.Volume(
             f"{member.name}-data", name=f"{member.name}-data", size=db.size_gib,
-            availability_zone=member.availability_zone, region=s.region, opts=self._child)
+            availability_zone=member.availability_zone, opts=self._child)
         flavor = s.cloud.flavors[db.flavor]
         instance = openstack.compute.Instance(
-            member.name, name=member.name, region=s.region, flavor_name=db.flavor,
+            member.name, name=member.name, flavor_name=db.flavor,
             availability_zone=member.availability_zone,
             block_devices=[{"uuid": s.image_ids[layout.system.app.image], "source_type": "image",
                             "destination_type": "volume", "boot_index": 0,
@@ -165,8 +168,7 @@ class SystemCenter(pulumi.ComponentResource):
                       "tricenter-intended-role": member.intended_role.value},
             opts=self._child)
         openstack.compute.VolumeAttach(
-            f"{member.name}-data-attach", instance_id=instance.id, volume_id=volume.id,
-            region=s.region, opts=self._child)
+            f"{member.name}-data-attach", instance_id=instance.id, volume_id=volume.id, opts=self._child)
 
     def _db_user_data(self, passwords) -> pulumi.Input[str] | None:
         layout = self.layout

@@ -162,3 +162,35 @@ def test_fast_mock_runtime_registers_exactly_what_the_stock_runtime_does():
         [(r.urn, r.inputs) for r in stock.registrations]
     assert fast.outputs == stock.outputs
     assert by_urn(fast).keys() == by_urn(stock).keys()
+
+
+@pytest.mark.parametrize("which", INVENTORIES)
+def test_entries_admit_only_declared_flows_and_never_everyone_by_omission(which):
+    topology = topology_of(which)
+    for stack, run in runs(which).items():
+        cloud, center_name, _ = split_stack(topology, stack)
+        for listener in (r for r in run.registrations
+                         if r.type == "openstack:loadbalancer/listener:Listener"):
+            allowed = listener.inputs["allowedCidrs"]
+            assert allowed, f"{listener.name}: an empty allow-list admits everyone"
+            owner = next(s for s in run.layout.systems
+                         if listener.name.startswith(f"{s.name}-{center_name}-"))
+            port = listener.inputs["protocolPort"]
+            declared = [f for f in owner.system.flows if port in f.ports]
+            if declared:
+                assert "0.0.0.0/0" not in allowed or any(f.source == "external" for f in declared)
+            else:
+                assert allowed == [str(owner.app_subnet)]
+
+
+@pytest.mark.parametrize("which", INVENTORIES)
+def test_app_instances_take_traffic_only_from_their_own_subnet(which):
+    for run in runs(which).values():
+        app_groups = {f"{r.name}-id": r.name for r in run.registrations
+                      if r.type == SEC_GROUP and r.name.endswith("-app-sg")}
+        subnets = {s.name: s.app_subnet for s in run.layout.systems}
+        for rule in (r for r in run.registrations if r.type == RULE):
+            if rule.inputs["securityGroupId"] in app_groups:
+                owner = rule.name.split("-app-in-")[0]
+                system = next(s for s in run.layout.systems if owner.startswith(f"{s.name}-"))
+                assert rule.inputs["remoteIpPrefix"] == str(subnets[system.name])
