@@ -278,6 +278,10 @@ def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = 
         directory.mkdir(parents=True, exist_ok=True)
         os.chown(directory, pw.pw_uid, pw.pw_gid)
         directory.chmod(0o700)
+    reachable = subprocess.run(["test", "-w", str(target_dir)], **_as_postgres())
+    if reachable.returncode != 0:
+        raise PgBackRestError(f"the postgres user cannot reach {target_dir}: restore under a "
+                              f"directory it can traverse, e.g. {lab.path('restores')}")
     args = [f"--pg1-path={target_dir}", "--archive-mode=off",  # the copy must not archive
             *repo_via(lab, via)]
     if backup_set:

@@ -211,10 +211,31 @@ def ring_devices(lab: "LabContext", kind: str) -> list[dict[str, Any]]:
     } for center, region in REGIONS.items()]
 
 
+def city_first(ring: Any) -> bool:
+    """Put the city's device first in every partition's replica order; True if changed.
+
+    A proxy pairs the i-th object server it writes to (its own region first) with the
+    i-th container replica in ring order. With the city's container first everywhere,
+    the city's object server updates the city's container listing synchronously, so
+    listings (which pgBackRest relies on to find WAL) stay complete while the remote
+    region is down. Reordering replicas of a partition moves no data."""
+    city = REGIONS[PROXY_CENTER]
+    rows = ring._replica2part2dev_id
+    changed = False
+    for part in range(len(rows[0])):
+        order = sorted(range(len(rows)), key=lambda r: ring.devs[rows[r][part]]["region"] != city)
+        if order != list(range(len(rows))):
+            devs = [rows[r][part] for r in order]
+            for replica, dev in enumerate(devs):
+                rows[replica][part] = dev
+            changed = True
+    return changed
+
+
 def build_ring(lab: "LabContext", kind: str) -> Path:
     """Build `<kind>.ring.gz` unless a ring with the same devices exists: rebuilding
     would move partitions and strand the data already stored."""
-    from swift.common.ring import RingBuilder
+    from swift.common.ring import RingBuilder, RingData
 
     builder_file = swift_dir(lab) / f"{kind}.builder"
     ring_file = swift_dir(lab) / f"{kind}.ring.gz"
@@ -223,13 +244,18 @@ def build_ring(lab: "LabContext", kind: str) -> Path:
         existing = RingBuilder.load(str(builder_file))
         have = sorted((d["region"], d["ip"], d["port"]) for d in existing.devs if d)
         if have == sorted((d["region"], d["ip"], d["port"]) for d in wanted):
+            ring = RingData.load(str(ring_file))
+            if city_first(ring):
+                ring.save(str(ring_file))
             return ring_file
     builder = RingBuilder(PART_POWER, REPLICAS, 1)
     for dev in wanted:
         builder.add_dev(dict(dev))
     builder.rebalance()
     builder.save(str(builder_file))
-    builder.get_ring().save(str(ring_file))
+    ring = builder.get_ring()
+    city_first(ring)
+    ring.save(str(ring_file))
     return ring_file
 
 
