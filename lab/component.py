@@ -41,3 +41,7 @@ class Component(Protocol):
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
         ...
+
+    # Optional, looked up with getattr by the lab core:
+    #   postgres_parameters(lab) -> dict   PostgreSQL parameters for every Patroni member
+    #   reload(lab) -> None                re-read configs rewritten by an idempotent `up`

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -95,6 +96,10 @@ class Lab:
         if self.supervisor.running():
             self.supervisor.update()
             self.supervisor.start_all()
+            for component in self.components:
+                reload = getattr(component, "reload", None)
+                if reload is not None:
+                    reload(self.ctx)
         else:
             self.supervisor.start()
         return self.wait_healthy(progress, deadline_seconds)
@@ -115,22 +120,27 @@ class Lab:
                        f"logs in {self.ctx.logs_dir}")
 
     def _converge(self, status: dict) -> None:
-        """Steps that only make sense once parts are up: profile, etcd leader, layout."""
+        """Steps that only make sense once parts are up: profile, layout, etcd leader."""
         database = status["database"]
         if database["leader"] is None:
             return
-        if database["timing"] and any(database["timing"].get(k) != v for k, v in
-                                      patroni_component.PROFILES[
-                                          self.ctx.settings.patroni_profile].items()):
+        wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
+        if database["timing"] and any(database["timing"].get(k) != v for k, v in wanted.items()):
             patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
-        if not status["healthy"]:
+        members = database["replicas"].values()
+        if not all(m["state"] == "running" and m["streaming"] for m in members):
             return
-        if database["leader"] != INTENDED_LEADER:
-            patroni_component.switchover(self.ctx, INTENDED_LEADER)
-            return
-        if status["etcd"]["leader"] == database["leader"]:
-            target = INTENDED_SYNC if database["leader"] != INTENDED_SYNC else INTENDED_LEADER
-            etcd_component.move_leader(self.ctx, target)
+        try:
+            if database["leader"] != INTENDED_LEADER:
+                # Patroni in synchronous mode only hands over to the synchronous standby.
+                if database["sync_standby"] == INTENDED_LEADER:
+                    patroni_component.switchover(self.ctx, INTENDED_LEADER)
+                return
+            if status["etcd"]["leader"] == database["leader"]:
+                target = INTENDED_SYNC if database["leader"] != INTENDED_SYNC else INTENDED_LEADER
+                etcd_component.move_leader(self.ctx, target)
+        except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException):
+            pass  # transient while members come and go: the next pass tries again
 
     # --- status -----------------------------------------------------------------------
     def status(self) -> dict:
@@ -182,7 +192,7 @@ class Lab:
                      database: dict) -> dict:
         programs = {i["name"]: {"state": i["statename"], "pid": i["pid"] or None,
                                 "component": manifest.get(i["name"], {}).get("component")}
-                    for i in infos if i["group"] == site}
+                    for i in infos if manifest.get(i["name"], {}).get("center") == site}
         components = {name: per_site[site] for name, per_site in health.items() if site in per_site}
         problems = [f"{name} is {p['state']}" for name, p in programs.items()
                     if p["state"] != "RUNNING"]
@@ -206,38 +216,44 @@ class Lab:
         roots = [i["pid"] for i in self.supervisor.processes() if i["pid"]]
         if self.supervisor.pid:
             roots.append(self.supervisor.pid)
-        pids = processes.descendants(roots)
+        procs = processes.table()
+        pids = processes.descendants(roots, procs)
         for center in CENTERS:
             postmaster = patroni_component.postmaster_pid(self.ctx, center)
             if postmaster:
-                pids |= processes.group_members(postmaster) | processes.descendants([postmaster])
-        return {p for p in pids if processes.alive(p)}
+                pids |= (processes.group_members(postmaster, procs)
+                         | processes.descendants([postmaster], procs))
+        return pids
 
     def leftovers(self) -> set[int]:
         """Processes started by the lab that outlived supervisord (orphaned daemons)."""
         root = str(self.ctx.root)
+        procs = processes.table()
         found = set()
         for pid in processes.processes_mentioning(root):
-            parent = processes._stat_fields(pid)
-            ppid = int(parent[1]) if parent else 0
+            ppid = procs.get(pid, (0, 0))[0]
+            # Orphans, or children of lab processes: not someone's `tail -f` of a lab log.
             if ppid == 1 or root in processes.cmdline(ppid):
                 found.add(pid)
         for center in CENTERS:
             postmaster = patroni_component.postmaster_pid(self.ctx, center)
             if postmaster:
-                found |= processes.group_members(postmaster)
-        return {p for p in found if processes.alive(p)}
+                found |= processes.group_members(postmaster, procs)
+        return found
 
     def down(self, deadline_seconds: float = 90) -> dict:
         """Stop everything; verify no lab process and no lab listening port remains."""
         processes.signal_all(self.lab_pids(), signal.SIGCONT)  # a frozen center cannot stop
         self.supervisor.shutdown(deadline_seconds)
-        stray = self.leftovers()
-        if stray:
+        # Orphans (an archiver's helper, a postmaster whose Patroni was killed) may spawn
+        # one more child while dying: sweep until a pass finds nothing.
+        for _ in range(5):
+            stray = self.leftovers()
+            if not stray:
+                break
             processes.signal_all(stray, signal.SIGTERM)
-            stray = processes.wait_gone(stray, 10)
-            processes.signal_all(stray, signal.SIGKILL)
-            processes.wait_gone(stray, 5)
+            processes.signal_all(processes.wait_gone(stray, 5), signal.SIGKILL)
+            processes.wait_gone(stray, 2)
         remaining = sorted(self.leftovers())
         ports = processes.listening_sockets(self.all_addresses())
         result = {"stopped": not remaining and not ports, "processes": remaining,

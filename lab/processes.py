@@ -34,18 +34,25 @@ def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def parent_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = defaultdict(list)
+ProcessTable = dict[int, tuple[int, int]]  # pid → (parent pid, process group)
+
+
+def table() -> ProcessTable:
+    """One pass over /proc: every live process with its parent and process group."""
+    rows: ProcessTable = {}
     for pid in all_pids():
         fields = _stat_fields(pid)
-        if fields:
-            children[int(fields[1])].append(pid)
-    return children
+        if fields and fields[0] not in ("Z", "X"):
+            rows[pid] = (int(fields[1]), int(fields[2]))
+    return rows
 
 
-def descendants(roots: Iterable[int], children: dict[int, list[int]] | None = None) -> set[int]:
+def descendants(roots: Iterable[int], procs: ProcessTable | None = None) -> set[int]:
     """The roots and every process below them."""
-    children = children if children is not None else parent_map()
+    procs = procs if procs is not None else table()
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (ppid, _) in procs.items():
+        children[ppid].append(pid)
     found: set[int] = set()
     stack = [pid for pid in roots if pid]
     while stack:
@@ -57,13 +64,9 @@ def descendants(roots: Iterable[int], children: dict[int, list[int]] | None = No
     return found
 
 
-def group_members(pgid: int) -> set[int]:
-    members = set()
-    for pid in all_pids():
-        fields = _stat_fields(pid)
-        if fields and int(fields[2]) == pgid:
-            members.add(pid)
-    return members
+def group_members(pgid: int, procs: ProcessTable | None = None) -> set[int]:
+    procs = procs if procs is not None else table()
+    return {pid for pid, (_, group) in procs.items() if group == pgid}
 
 
 def rss_bytes(pid: int) -> int:

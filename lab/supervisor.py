@@ -1,5 +1,10 @@
 """supervisord for the lab: the config rendered from the components' programs, and a
-small XML-RPC client. One supervisord group per center makes a center one failure unit.
+small XML-RPC client.
+
+A center is one failure unit, but not a supervisord group: `update` restarts a whole
+group when one of its programs changes, and an idempotent `lab up` must not bounce a
+center's database because a neighbour's config moved. Centers are kept in the lab's
+program manifest instead (lab/lab.py), which faults read.
 
 Programs never restart on their own (autorestart=false): a drill that kills a center must
 find it dead until the drill starts it again.
@@ -11,7 +16,6 @@ import shlex
 import subprocess
 import time
 import xmlrpc.client
-from collections import defaultdict
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
@@ -42,12 +46,8 @@ def render_conf(lab: LabContext, programs: list[Program]) -> str:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
         "[supervisorctl]", f"serverurl=unix://{sock}", "",
     ]
-    groups: dict[str, list[str]] = defaultdict(list)
     for program in sorted(programs, key=lambda p: (p.priority, p.name)):
-        groups[program.center].append(program.name)
         lines += _program_section(lab, program) + [""]
-    for center, names in groups.items():
-        lines += [f"[group:{center}]", f"programs={','.join(names)}", ""]
     return "\n".join(lines)
 
 

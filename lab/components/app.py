@@ -64,6 +64,8 @@ class SampleApp:
         system.app_url = f"http://{lab.entry_address}:{Ports.app_entry}"
         system.app_backends = {c: [instance_url(lab, c)] for c in ACTIVE_CENTERS}
         for center in ACTIVE_CENTERS:
+            if any(h.name == f"{center}-app" for h in runtime.hosts):
+                continue
             runtime.hosts.append(Host(name=f"{center}-app", center=center, role=HostRole.app,
                                       address=lab.address(center, "app")))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, HostPort,
+from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                RuntimeInventory, SecretRef, SystemRuntime)
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
@@ -71,6 +71,12 @@ def app_password_secret(lab: LabContext) -> str:
     return f"{lab.system.name}-db-password"
 
 
+# A restore_command waiting on an object store in a lost center stalls the promotion of
+# the standby (PostgreSQL runs it for history files and segments before it promotes).
+# On a non-zero exit PostgreSQL treats the file as absent and goes on, so bound it.
+RESTORE_COMMAND_TIMEOUT_SECONDS = 1
+
+
 def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
     """PostgreSQL parameters other components ask for (e.g. pgBackRest's archive_command)."""
     params: dict[str, object] = {}
@@ -78,6 +84,9 @@ def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
         contribute = getattr(comp, "postgres_parameters", None)
         if contribute is not None:
             params.update(contribute(lab))
+    restore = params.get("restore_command")
+    if restore and not str(restore).startswith("timeout "):
+        params["restore_command"] = f"timeout {RESTORE_COMMAND_TIMEOUT_SECONDS} {restore}"
     return params
 
 
@@ -269,6 +278,14 @@ class Patroni:
             _write_owned(directory / "post_bootstrap.sh", post_bootstrap_script(lab), 0o700)
         lab.path("patroni").chmod(0o755)
 
+    def reload(self, lab: LabContext) -> None:
+        """Make running members re-read patroni.yml (a no-op when nothing changed)."""
+        for center in CENTERS:
+            try:
+                requests.post(f"{api_url(lab, center)}/reload", timeout=2)
+            except requests.RequestException:
+                pass  # not running: it reads the file when it starts
+
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-patroni", center=center, component="patroni",
                         command=["/usr/bin/patroni", str(node_dir(lab, center) / "patroni.yml")],
@@ -297,6 +314,10 @@ class Patroni:
             read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
             read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
         )
+        for center in CENTERS:
+            if not any(h.name == f"{center}-db" for h in runtime.hosts):
+                runtime.hosts.append(Host(name=f"{center}-db", center=center, role=HostRole.db,
+                                          address=lab.address(center)))
 
 
 def component() -> Patroni:

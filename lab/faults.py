@@ -1,0 +1,158 @@
+"""Faults for the lab: `dr.faults.FaultInjector` done with signals to the lab's processes.
+
+A center is its programs (the lab's program manifest) plus the postmaster Patroni launched (Patroni setsid()s
+it, so it sits in a session of its own and must be signalled through its process group).
+Programs never auto-restart, so a killed center stays dead until `start_center`.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from lab import processes
+from lab.components import patroni
+from lab.context import CENTERS, LabContext
+from lab.supervisor import Supervisor
+
+KILL_DEADLINE_SECONDS = 10
+START_DEADLINE_SECONDS = 30
+
+
+class LabFaultError(RuntimeError):
+    """A fault could not be injected or undone; the message says which program."""
+
+
+class LabFaults:
+    """Fault injection for the running lab (see `dr.faults.FaultInjector`)."""
+
+    def __init__(self, lab: LabContext | None = None):
+        self.lab = lab or LabContext()
+        self.supervisor = Supervisor(self.lab)
+
+    # --- what belongs where -----------------------------------------------------------
+    def _manifest(self) -> dict[str, dict]:
+        file = self.lab.path("programs.json")
+        if not file.exists():
+            raise LabFaultError(f"{file} is missing: the lab was never brought up here")
+        return json.loads(file.read_text())
+
+    def programs(self, center: str, component: str | None = None) -> list[dict]:
+        """supervisord's view of the programs of a center (optionally of one component)."""
+        manifest = self._manifest()
+        chosen = [i for i in self.supervisor.processes()
+                  if manifest.get(i["name"], {}).get("center") == center
+                  and (component is None or manifest[i["name"]]["component"] == component)]
+        if not chosen and center not in {m["center"] for m in manifest.values()}:
+            raise LabFaultError(f"the lab has no center {center!r}; "
+                                f"known: {sorted({m['center'] for m in manifest.values()})}")
+        return chosen
+
+    def _postmaster_group(self, center: str, procs: processes.ProcessTable) -> set[int]:
+        if center not in CENTERS:
+            return set()
+        pid = patroni.postmaster_pid(self.lab, center)
+        if not pid:
+            return set()
+        return processes.group_members(pid, procs) | processes.descendants([pid], procs)
+
+    def center_pids(self, center: str) -> set[int]:
+        """Every live process of a center: its programs' process groups and trees, and its
+        postmaster's group."""
+        procs = processes.table()
+        roots = [i["pid"] for i in self.programs(center) if i["pid"]]
+        pids = processes.descendants(roots, procs) | self._postmaster_group(center, procs)
+        for root in roots:
+            pids |= processes.group_members(root, procs)
+        return pids
+
+    # --- FaultInjector ----------------------------------------------------------------
+    def kill_center(self, center: str) -> None:
+        """SIGKILL every process of the center at once (a power loss)."""
+        pids = self.center_pids(center)
+        processes.signal_all(pids, signal.SIGKILL)
+        left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
+        if left:
+            raise LabFaultError(f"processes {sorted(left)} of {center} survived SIGKILL")
+        self._wait_states(center, None, stopped=True)
+
+    def start_center(self, center: str) -> None:
+        """Start again every program of the center (thawing it first if it was frozen)."""
+        self.thaw_center(center)
+        names = [i["name"] for i in self.programs(center)]
+        self.supervisor.start_programs(names)
+        self._wait_states(center, None, stopped=False)
+
+    def freeze_center(self, center: str) -> None:
+        """SIGSTOP every process of the center (a hung site)."""
+        processes.signal_all(self.center_pids(center), signal.SIGSTOP)
+
+    def thaw_center(self, center: str) -> None:
+        processes.signal_all(self.center_pids(center), signal.SIGCONT)
+
+    def isolate_center(self, center: str) -> None:
+        if not self.lab.settings.netns:
+            raise NotImplementedError("isolating a center needs the lab in netns mode "
+                                      "(`tricenter lab up --netns`); this lab runs on loopback")
+        raise NotImplementedError("netns mode is not implemented yet")
+
+    def heal_center(self, center: str) -> None:
+        self.isolate_center(center)
+
+    def kill_component(self, center: str, component: str) -> None:
+        """SIGKILL one component of a center. 'postgres' kills the postmaster's process
+        group and leaves Patroni running (Patroni then restarts PostgreSQL itself);
+        'patroni' kills Patroni alone and leaves PostgreSQL running."""
+        procs = processes.table()
+        if component == "postgres":
+            pids = self._postmaster_group(center, procs)
+            if not pids:
+                raise LabFaultError(f"no running postmaster in {center}")
+        else:
+            infos = [i for i in self.programs(center, component) if i["pid"]]
+            if not infos:
+                raise LabFaultError(f"no running {component} in {center}")
+            roots = [i["pid"] for i in infos]
+            pids = set()
+            for pid in roots:
+                pids |= processes.group_members(pid, procs)
+            if component != "patroni":
+                pids |= processes.descendants(roots, procs)
+        processes.signal_all(pids, signal.SIGKILL)
+        left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
+        if left:
+            raise LabFaultError(f"processes {sorted(left)} of {center}/{component} survived SIGKILL")
+        if component != "postgres":
+            self._wait_states(center, component, stopped=True)
+
+    def start_component(self, center: str, component: str) -> None:
+        """Start a component kill_component stopped. For 'postgres': ensure Patroni runs
+        and wait until it has restarted the postmaster."""
+        if component == "postgres":
+            self.start_component(center, "patroni")
+            deadline = time.monotonic() + START_DEADLINE_SECONDS
+            while patroni.postmaster_pid(self.lab, center) is None:
+                if time.monotonic() > deadline:
+                    raise LabFaultError(f"Patroni in {center} did not restart PostgreSQL "
+                                        f"within {START_DEADLINE_SECONDS}s")
+                time.sleep(0.1)
+            return
+        names = [i["name"] for i in self.programs(center, component)]
+        if not names:
+            raise LabFaultError(f"the lab runs no {component} in {center}")
+        self.supervisor.start_programs(names)
+        self._wait_states(center, component, stopped=False)
+
+    # --- helpers ----------------------------------------------------------------------
+    def _wait_states(self, center: str, component: str | None, stopped: bool) -> None:
+        """Wait until supervisord agrees the programs are down (or running again)."""
+        deadline = time.monotonic() + (KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS)
+        while True:
+            states = {i["name"]: i["statename"] for i in self.programs(center, component)}
+            if stopped and all(s not in ("RUNNING", "STARTING") for s in states.values()):
+                return
+            if not stopped and all(s == "RUNNING" for s in states.values()):
+                return
+            if time.monotonic() > deadline:
+                raise LabFaultError(f"{center}/{component or '*'} programs are {states}")
+            time.sleep(0.05)
