@@ -1,0 +1,48 @@
+"""The lab, once per test session, for every integration test that asks for `lab`.
+
+If a healthy lab is already running (an operator's, or a previous session's kept with
+TRICENTER_KEEP_LAB=1), it is reused and left running. Otherwise the fixture brings it up
+and always takes it down at the end, whatever the tests did.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from lab.lab import Lab, LabError
+
+NEEDED = ("etcd", "etcdctl", "patroni", "haproxy")
+
+
+def _why_no_lab() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab runs PostgreSQL as user postgres: run the integration tests as root"
+    missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+    if missing:
+        return f"missing {', '.join(missing)}: apt-get install etcd-server etcd-client patroni haproxy"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A healthy lab in its intended layout (primary main, sync samecity, async remote)."""
+    reason = _why_no_lab()
+    if reason:
+        pytest.skip(reason)
+    the_lab = Lab()
+    was_running = the_lab.supervisor.running()
+    if was_running and the_lab.status()["healthy"]:
+        yield the_lab  # someone else's lab: use it, leave it as found
+        return
+    try:
+        try:
+            the_lab.up(deadline_seconds=240)
+        except LabError as exc:
+            pytest.fail(f"the lab did not come up: {exc}")
+        yield the_lab
+    finally:
+        if not was_running and not os.environ.get("TRICENTER_KEEP_LAB"):
+            the_lab.down()

@@ -1,0 +1,178 @@
+"""The lab's promises, checked against its real processes.
+
+- Every component is healthy: a database leader in main, its synchronous standby in
+  samecity, the remote member streaming, the app answering through HAProxy.
+- The runtime inventory describes exactly what runs.
+- The active-active entry serves from both main and samecity.
+- A write acknowledged through the app is readable on the same-city replica.
+- When main's database node dies, samecity becomes primary and the app writes again;
+  afterwards the original layout is restored for the tests that follow.
+- `down` leaves no lab process and no listening port; `up` brings the lab back.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+import pytest
+import requests
+
+from inventory.runtime import DbIntendedRole, RuntimeInventory
+from lab import processes
+from lab.components import patroni
+from lab.faults import LabFaults
+from lab.lab import Lab
+
+pytestmark = pytest.mark.lab
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], within: float, what: str, every: float = 0.2) -> T:
+    """Poll until `probe` returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + within
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except (requests.RequestException, psycopg.Error) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[return-value]
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached within {within:.0f}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def runtime(lab: Lab) -> RuntimeInventory:
+    return RuntimeInventory.load(lab.ctx.runtime_inventory_file)
+
+
+def _connect(runtime: RuntimeInventory, host: str, port: int) -> psycopg.Connection:
+    db = runtime.systems[lab_system(runtime)].database
+    password = open(db.password.file).read().strip()
+    return psycopg.connect(host=host, port=port, dbname=db.dbname, user=db.user,
+                           password=password, connect_timeout=3, autocommit=True)
+
+
+def lab_system(runtime: RuntimeInventory) -> str:
+    return next(name for name, s in runtime.systems.items() if s.database is not None)
+
+
+def test_every_component_is_healthy(lab: Lab) -> None:
+    status = lab.status()
+    assert status["healthy"], status["problems"]
+    assert set(status["centers"]) == {"main", "samecity", "remote"}
+    assert status["database"]["leader"] == "main"
+    assert status["database"]["sync_standby"] == "samecity"
+    assert status["database"]["replicas"]["remote"]["streaming"]
+    assert status["etcd"]["leader"] in ("samecity", "remote")  # never the primary's center
+    for center in ("main", "samecity", "remote"):
+        programs = status["centers"][center]["programs"]
+        assert programs and all(p["state"] == "RUNNING" for p in programs.values())
+
+
+def test_runtime_inventory_matches_what_runs(lab: Lab, runtime: RuntimeInventory) -> None:
+    assert runtime.source == "lab"
+    assert set(runtime.centers) >= {"main", "samecity", "remote", "legacy"}
+    system = runtime.systems[lab_system(runtime)]
+    db = system.database
+    intended = {m.center: m.intended_role for m in db.members}
+    assert intended == {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
+                        "remote": DbIntendedRole.async_}
+    running = {m["name"]: m for m in
+               requests.get(f"{db.members[0].api_url}/cluster", timeout=2).json()["members"]}
+    assert set(running) == {m.name for m in db.members}
+    for member in db.members:
+        assert member.host in runtime.centers[member.center].addresses
+        assert running[member.name]["api_url"].startswith(member.api_url)
+        assert running[member.name]["host"] == member.host
+        state = requests.get(f"{member.api_url}/patroni", timeout=2).json()
+        assert state["patroni"]["scope"] == db.cluster and state["state"] == "running"
+    for url in runtime.etcd:
+        assert requests.get(f"{url}/health", timeout=2).json()["health"] == "true"
+    for center, urls in system.app_backends.items():
+        for url in urls:
+            assert requests.get(f"{url}/health", timeout=2).headers["X-Served-By"] == center
+    with _connect(runtime, db.read_write.host, db.read_write.port) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+    with _connect(runtime, db.read_only.host, db.read_only.port) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+    password = open(db.password.file).read().strip()
+    assert password not in lab.ctx.runtime_inventory_file.read_text()
+
+
+def test_the_app_entry_serves_from_both_active_centers(runtime: RuntimeInventory) -> None:
+    system = runtime.systems[lab_system(runtime)]
+    served_by = {requests.get(f"{system.app_url}/health", timeout=2).headers["X-Served-By"]
+                 for _ in range(10)}
+    assert served_by == {"main", "samecity"}
+
+
+def test_a_write_through_the_app_is_readable_on_the_samecity_replica(
+        runtime: RuntimeInventory) -> None:
+    system = runtime.systems[lab_system(runtime)]
+    key = f"test-{uuid.uuid4()}"
+    response = requests.post(f"{system.app_url}/records", json={"key": key, "payload": {"n": 1}},
+                             timeout=5)
+    assert response.status_code == 201, response.text
+    record_id = response.json()["id"]
+    samecity = next(m for m in system.database.members if m.center == "samecity")
+    with _connect(runtime, samecity.host, samecity.port) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        row = eventually(lambda: conn.execute("SELECT key FROM records WHERE id = %s",
+                                              (record_id,)).fetchone(),
+                         within=10, what="the record on the same-city replica")
+    assert row[0] == key
+    again = requests.get(f"{system.app_url}/records/{record_id}", timeout=5)
+    assert again.status_code == 200 and again.json()["key"] == key
+
+
+def test_losing_mains_database_makes_samecity_primary(lab: Lab, runtime: RuntimeInventory) -> None:
+    faults = LabFaults(lab.ctx)
+    system = runtime.systems[lab_system(runtime)]
+    faults.kill_component("main", "patroni")
+    faults.kill_component("main", "postgres")
+    killed = time.monotonic()
+    try:
+        eventually(lambda: patroni.database_summary(lab.ctx)["leader"] == "samecity",
+                   within=60, what="a new primary in samecity")
+
+        def write() -> dict | None:
+            response = requests.post(f"{system.app_url}/records",
+                                     json={"key": f"after-{uuid.uuid4()}"}, timeout=3)
+            return response.json() if response.status_code == 201 else None
+
+        written = eventually(write, within=30, what="a write through the app")
+        recovery = time.monotonic() - killed
+        assert written["db_server"] == lab.ctx.address("samecity")
+        print(f"first acknowledged write {recovery:.1f}s after main's database died")
+    finally:
+        _restore_layout(lab, faults)
+
+
+def _restore_layout(lab: Lab, faults: LabFaults) -> None:
+    """main back as a replica, then a planned switchover back to it (Patroni only hands
+    over to the synchronous standby, so wait for main to become it)."""
+    faults.start_component("main", "patroni")
+    eventually(lambda: patroni.database_summary(lab.ctx)["sync_standby"] == "main",
+               within=90, what="main rejoined as synchronous standby")
+    patroni.switchover(lab.ctx, "main")
+    status = lab.wait_healthy(progress=None, deadline_seconds=90)
+    assert status["layout"]["intended"], status["layout"]
+
+
+def test_down_leaves_no_process_or_port_and_up_brings_it_back(lab: Lab) -> None:
+    pids_before = lab.lab_pids()
+    assert pids_before
+    lab.down()
+    assert not [p for p in pids_before if processes.alive(p)]
+    assert not lab.leftovers()
+    assert processes.listening_sockets(lab.all_addresses()) == []
+    assert not lab.supervisor.running()
+    started = time.monotonic()
+    status = lab.up(deadline_seconds=120)
+    assert status["healthy"] and status["layout"]["intended"]
+    print(f"lab up from stopped: {time.monotonic() - started:.1f}s")
