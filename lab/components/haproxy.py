@@ -133,3 +133,7 @@ class HAProxy:
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
         pass  # its endpoints are the database's and the app's, recorded by those components
+
+
+def component() -> HAProxy:
+    return HAProxy()

@@ -1,0 +1,184 @@
+"""The lab's generated configs say what the lab promises, before any process runs."""
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inventory.runtime import DbIntendedRole
+from lab.components import app, etcd, haproxy, patroni
+from lab.context import CENTERS, LabContext
+from lab.lab import Lab
+from lab.supervisor import render_conf
+
+CORE = [etcd.component(), patroni.component(), app.component(), haproxy.component()]
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LabContext:
+    monkeypatch.delenv("TRICENTER_LAB_SLOT", raising=False)
+    return LabContext(root=tmp_path / "lab")
+
+
+def programs(ctx: LabContext):
+    return [p for c in CORE for p in c.programs(ctx)]
+
+
+# --- addresses and secrets ------------------------------------------------------------
+
+def test_each_center_has_its_own_addresses_and_the_same_ports(ctx: LabContext) -> None:
+    assert [ctx.address(c) for c in (*CENTERS, "legacy")] == [
+        "127.0.1.1", "127.0.2.1", "127.0.3.1", "127.0.9.1"]
+    assert ctx.address("main", "app") == "127.0.1.2"
+    assert ctx.entry_address == "127.0.10.6"
+
+
+def test_a_second_lab_slot_shifts_every_address(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRICENTER_LAB_SLOT", "1")
+    assert LabContext(root=tmp_path).address("samecity") == "127.0.2.21"
+
+
+def test_secrets_are_generated_once_and_readable_only_by_their_owner(ctx: LabContext) -> None:
+    file = ctx.secret_file("postgres-superuser")
+    first = ctx.secret("postgres-superuser")
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert ctx.secrets_dir.stat().st_mode & 0o777 == 0o700
+    assert ctx.secret("postgres-superuser") == first and len(first) >= 24
+
+
+# --- supervisord ------------------------------------------------------------------------
+
+def test_supervisord_never_restarts_a_killed_program_and_logs_per_program(ctx) -> None:
+    parser = configparser.RawConfigParser()
+    parser.read_string(render_conf(ctx, programs(ctx)))
+    sections = [s for s in parser.sections() if s.startswith("program:")]
+    assert len(sections) == 3 + 3 + 2 + 1  # etcd, patroni, app, haproxy
+    for section in sections:
+        name = section.split(":", 1)[1]
+        assert parser[section]["autorestart"] == "false"
+        assert parser[section]["stopasgroup"] == parser[section]["killasgroup"] == "true"
+        assert parser[section]["stdout_logfile"] == str(ctx.logs_dir / f"{name}.log")
+    assert not [s for s in parser.sections() if s.startswith("group:")]
+
+
+def test_postgres_and_patroni_run_as_the_postgres_user(ctx) -> None:
+    parser = configparser.RawConfigParser()
+    parser.read_string(render_conf(ctx, programs(ctx)))
+    for center in CENTERS:
+        section = parser[f"program:{center}-patroni"]
+        assert section["user"] == "postgres"
+        assert 'HOME="' in section["environment"]
+    assert "user" not in parser["program:main-etcd"]
+
+
+def test_etcd_members_form_one_quorum_across_the_three_centers(ctx) -> None:
+    command = etcd.command(ctx, "samecity")
+    cluster = command[command.index("--initial-cluster") + 1].split(",")
+    assert sorted(cluster) == sorted(f"etcd-{c}=http://{ctx.address(c)}:2380" for c in CENTERS)
+    assert command[command.index("--listen-client-urls") + 1] == "http://127.0.2.1:2379"
+
+
+# --- Patroni ------------------------------------------------------------------------------
+
+def test_patroni_uses_etcd3_synchronous_mode_and_rewind(ctx) -> None:
+    config = patroni.render_config(ctx, "main", "stock")
+    assert config["etcd3"]["hosts"] == [f"{ctx.address(c)}:2379" for c in CENTERS]
+    dcs = config["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert "data-checksums" in config["bootstrap"]["initdb"]
+    assert config["postgresql"]["authentication"]["rewind"]["username"]
+    assert config["postgresql"]["listen"] == "127.0.1.1:5432"
+
+
+def test_only_the_remote_member_is_never_promoted_nor_synchronous(ctx) -> None:
+    tags = {c: patroni.render_config(ctx, c, "fast")["tags"] for c in CENTERS}
+    assert tags["remote"]["nofailover"] is True and tags["remote"]["nosync"] is True
+    for center in ("main", "samecity"):
+        assert tags[center]["nofailover"] is False and tags[center]["nosync"] is False
+
+
+def test_every_member_has_its_own_unix_socket_directory(ctx) -> None:
+    sockets = {patroni.render_config(ctx, c, "fast")["postgresql"]["parameters"]
+               ["unix_socket_directories"] for c in CENTERS}
+    assert len(sockets) == 3
+
+
+@pytest.mark.parametrize("profile", ["fast", "stock"])
+def test_timing_profiles_keep_patronis_safety_bound(ctx, profile: str) -> None:
+    dcs = patroni.render_config(ctx, "main", profile)["bootstrap"]["dcs"]
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    assert all(isinstance(dcs[k], int) for k in ("ttl", "loop_wait", "retry_timeout"))
+
+
+def test_the_profiles_are_patronis_defaults_and_a_fast_one(ctx) -> None:
+    assert patroni.PROFILES["stock"] == {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
+    assert patroni.PROFILES["fast"]["ttl"] <= 6 and patroni.PROFILES["fast"]["loop_wait"] == 1
+
+
+def test_a_contributed_restore_command_cannot_stall_a_promotion(ctx) -> None:
+    class Archiver:
+        def postgres_parameters(self, lab):
+            return {"archive_mode": "on", "restore_command": "fetch %f %p"}
+
+    params = patroni.extra_parameters(ctx, [Archiver()])
+    assert params["restore_command"].startswith("timeout ")
+    assert params["archive_mode"] == "on"
+
+
+def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:
+    script = patroni.post_bootstrap_script(ctx)
+    assert 'CREATE ROLE "registry" LOGIN' in script
+    assert 'CREATE DATABASE "registry" OWNER "registry"' in script
+
+
+# --- HAProxy ------------------------------------------------------------------------------
+
+def test_haproxy_routes_writes_to_the_primary_and_reads_to_replicas(ctx) -> None:
+    config = haproxy.render_config(ctx)
+    read_write = config.split("listen db-read-write")[1].split("listen ")[0]
+    read_only = config.split("listen db-read-only")[1].split("listen ")[0]
+    assert "option httpchk GET /primary" in read_write
+    assert "option httpchk GET /replica" in read_only
+    for block in (read_write, read_only):
+        assert "inter 1s fall 2 rise 1 on-marked-down shutdown-sessions" in block
+        assert block.count("check port 8008") == 3
+
+
+def test_the_app_entry_spreads_over_both_active_centers(ctx) -> None:
+    block = haproxy.render_config(ctx).split("listen app")[1].split("listen ")[0]
+    assert "balance roundrobin" in block
+    assert f"server main-app {ctx.address('main', 'app')}:8080 check" in block
+    assert f"server samecity-app {ctx.address('samecity', 'app')}:8080 check" in block
+    assert "remote" not in block
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_accepts_the_generated_config(ctx, tmp_path: Path) -> None:
+    file = tmp_path / "haproxy.cfg"
+    file.write_text(haproxy.render_config(ctx))
+    done = subprocess.run(["haproxy", "-c", "-f", str(file)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- runtime inventory --------------------------------------------------------------------
+
+def test_runtime_inventory_holds_members_endpoints_and_only_secret_references(ctx) -> None:
+    runtime = Lab(ctx, components=CORE).runtime_inventory()
+    assert runtime.source == "lab" and runtime.cloud == "lab"
+    system = runtime.systems["registry"]
+    roles = {m.center: m.intended_role for m in system.database.members}
+    assert roles == {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
+                     "remote": DbIntendedRole.async_}
+    assert system.database.read_write.address == f"{ctx.entry_address}:5000"
+    assert system.database.read_only.address == f"{ctx.entry_address}:5001"
+    assert system.app_backends == {"main": ["http://127.0.1.2:8080"],
+                                   "samecity": ["http://127.0.2.2:8080"]}
+    assert system.database.password.file.startswith(str(ctx.secrets_dir))
+    dumped = yaml.safe_dump(runtime.model_dump(mode="json"))
+    assert ctx.secret(patroni.app_password_secret(ctx)) not in dumped
+    assert {h.name for h in runtime.hosts} >= {"main-app", "samecity-app", "main-db"}
