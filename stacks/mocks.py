@@ -7,6 +7,7 @@ superlinear. Why each one is safe is said where it is done; docs/operator.md has
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import gc
@@ -86,11 +87,12 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
     """Runs the mock monitor's calls on the caller's thread.
 
     The SDK sends every registration through `loop.run_in_executor` because a real
-    monitor is a gRPC server; a mock is plain Python, so the thread hop only adds
-    GIL hand-offs and wake-ups for each resource."""
+    monitor is a gRPC server; a mock is plain Python, so the thread hop only adds GIL
+    hand-offs. Answering with an asyncio future of the running loop also spares the
+    cross-thread wake-up (a write to the loop's self-pipe) per resource."""
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future = asyncio.get_running_loop().create_future()
         try:
             future.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
@@ -112,8 +114,12 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
       global set under a lock, only so that shutdown can wait for outputs nobody awaits.
       Registrations are awaited through the RPC manager regardless, the plan awaits the
       exports itself, and the program registers no resource inside an `apply`;
-      tests/unit/test_stacks_plan.py checks that fast and stock runs register the same.
+      tests/unit/test_stacks_program.py checks that fast and stock runs register the same.
+    - Type unwrapping: for every property of every resource the SDK re-derives, through
+      `typing` introspection, what `Optional[Input[T]]` unwraps to. The answer depends on
+      the type alone, so it is remembered per type.
     """
+    from pulumi import _types as sdk_types
     from pulumi import output as sdk_output
     from pulumi.runtime import resource as sdk_resource
     from pulumi.runtime.proto import source_pb2
@@ -121,6 +127,10 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     was_enabled = gc.isenabled()
     original_trace = getattr(sdk_resource, "_get_stack_trace", None)
     original_track = sdk_output.Output._track
+    originals = {name: getattr(sdk_types, name) for name in PURE_TYPE_FUNCTIONS
+                 if hasattr(sdk_types, name)}
+    for name, function in originals.items():
+        setattr(sdk_types, name, _remembered(function))
     gc.disable()
     if original_trace is not None:
         sdk_resource._get_stack_trace = source_pb2.StackTrace
@@ -129,6 +139,8 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
         yield
     finally:
         sdk_output.Output._track = original_track
+        for name, function in originals.items():
+            setattr(sdk_types, name, function)
         if original_trace is not None:
             sdk_resource._get_stack_trace = original_trace
         # Re-enabling the collector makes its next pass walk every object of the run
@@ -139,6 +151,25 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
 
 def _untracked(self) -> None:
     return None
+
+
+# Functions of pulumi._types whose result depends only on the type passed in.
+PURE_TYPE_FUNCTIONS = ("unwrap_type", "unwrap_optional_type", "_is_union_type",
+                       "_is_optional_type")
+
+
+def _remembered(function):
+    answers: dict = {}
+
+    def remembered(tp):
+        try:
+            return answers[tp]
+        except KeyError:
+            answer = answers[tp] = function(tp)
+            return answer
+        except TypeError:  # an unhashable type expression: just compute it
+            return function(tp)
+    return remembered
 
 
 def install_mocks(stack: str, fast: bool = True) -> RecordingMonitor:
