@@ -14,6 +14,7 @@ from inventory.cli import EXIT_INVALID, inventory_option, json_option, load_or_e
 from stacks.layout import LayoutError, all_stacks, split_stack
 
 EXIT_FAILED = 1
+INSTANCE = "openstack:compute/instance:Instance"
 
 
 def _plain_dumper():
@@ -100,29 +101,27 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
 def _print_plan(plans, diffs, report: dict) -> None:
     console = Console()
     types = sorted({t for p in plans for t in p.counts()})
+    counts = {p.stack: p.counts() for p in plans}
     table = Table(title="Resources per center (stack)", show_lines=False)
-    table.add_column("type")
+    table.add_column("type", no_wrap=True, min_width=32)
     for p in plans:
         table.add_column(p.stack, justify="right")
     for t in types:
-        table.add_row(_short(t), *[str(p.counts().get(t, "")) for p in plans])
+        table.add_row(_short(t), *[str(counts[p.stack].get(t, "")) for p in plans])
     table.add_row("[bold]total", *[f"[bold]{len(p.resources)}" for p in plans])
     console.print(table)
     for p in plans:
         console.print(f"\n[bold]{p.stack}[/] — {len(p.resources)} resources, "
                       f"{p.instances} VMs, planned in {p.seconds:.1f} s")
-        by_dept = p.counts("department")
         systems = p.counts("system")
-        for dept, counts in by_dept.items():
-            dept_systems = [s for s in systems if any(r.system == s and r.department == dept
-                                                      for r in p.resources[:0])]
-            del dept_systems  # departments list their totals; systems follow
-            console.print(f"  department {dept}: {sum(counts.values())} resources, "
-                          f"{counts.get('openstack:compute/instance:Instance', 0)} VMs")
-        for system, counts in systems.items():
-            console.print(f"    system {system}: {sum(counts.values())} resources, "
-                          f"{counts.get('openstack:compute/instance:Instance', 0)} VMs",
-                          highlight=False)
+        department_of = {r.system: r.department for r in p.resources if r.system}
+        for dept, dept_counts in p.counts("department").items():
+            console.print(f"  department {dept}: {sum(dept_counts.values())} resources, "
+                          f"{dept_counts.get(INSTANCE, 0)} VMs", highlight=False)
+            for system, sys_counts in systems.items():
+                if department_of.get(system) == dept:
+                    console.print(f"    {system}: {sum(sys_counts.values())} resources, "
+                                  f"{sys_counts.get(INSTANCE, 0)} VMs", highlight=False)
         for check in p.checks:
             mark = "[green]✓[/]" if not check.over else "[red]✗[/]"
             detail = ", ".join(f"{d} {getattr(check.planned, d)}/{getattr(check.limit, d)}"
