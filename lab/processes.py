@@ -54,7 +54,7 @@ def descendants(roots: Iterable[int], procs: ProcessTable | None = None) -> set[
     for pid, (ppid, _) in procs.items():
         children[ppid].append(pid)
     found: set[int] = set()
-    stack = [pid for pid in roots if pid]
+    stack = [pid for pid in roots if pid in procs]
     while stack:
         pid = stack.pop()
         if pid in found:

@@ -13,6 +13,7 @@ import yaml
 
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                RuntimeInventory, SecretRef, SystemRuntime)
+from lab import processes
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
 
@@ -252,10 +253,10 @@ def postmaster_pid(lab: LabContext, center: str) -> int | None:
     """The postmaster's pid from postmaster.pid, if that process is alive."""
     try:
         pid = int((data_dir(lab, center) / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError, IndexError):
         return None
+    # A killed postmaster may linger as a zombie until its new parent reaps it.
+    return pid if processes.alive(pid) else None
 
 
 class Patroni:

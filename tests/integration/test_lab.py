@@ -164,6 +164,44 @@ def _restore_layout(lab: Lab, faults: LabFaults) -> None:
     assert status["layout"]["intended"], status["layout"]
 
 
+def test_a_frozen_center_drops_out_of_the_entry_and_thaws_back(lab: Lab,
+                                                              runtime: RuntimeInventory) -> None:
+    faults = LabFaults(lab.ctx)
+    system = runtime.systems[lab_system(runtime)]
+    faults.freeze_center("samecity")
+    try:
+        def only_main_serves() -> bool:
+            return {requests.get(f"{system.app_url}/health", timeout=3).headers.get("X-Served-By")
+                    for _ in range(4)} == {"main"}
+
+        eventually(only_main_serves, within=15, what="the entry serving from main alone")
+
+        def write() -> bool:
+            return requests.post(f"{system.app_url}/records", json={"key": f"frozen-{uuid.uuid4()}"},
+                                 timeout=3).status_code == 201
+
+        # The frozen synchronous standby holds commits until Patroni drops it (one ttl).
+        eventually(write, within=45, what="a write with the synchronous standby frozen")
+    finally:
+        faults.thaw_center("samecity")
+    status = lab.wait_healthy(progress=None, deadline_seconds=90)
+    assert status["layout"]["intended"]
+
+
+def test_a_killed_remote_center_stays_down_until_started(lab: Lab) -> None:
+    faults = LabFaults(lab.ctx)
+    faults.kill_center("remote")
+    try:
+        assert all(p["state"] != "RUNNING" for p in faults.programs("remote"))
+        assert not faults.center_pids("remote")
+        assert patroni.database_summary(lab.ctx)["leader"] == "main"
+    finally:
+        faults.start_center("remote")
+    eventually(lambda: patroni.database_summary(lab.ctx)["replicas"]["remote"]["streaming"],
+               within=60, what="remote streaming again")
+    assert lab.wait_healthy(progress=None, deadline_seconds=90)["healthy"]
+
+
 def test_down_leaves_no_process_or_port_and_up_brings_it_back(lab: Lab) -> None:
     pids_before = lab.lab_pids()
     assert pids_before
