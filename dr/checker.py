@@ -85,6 +85,17 @@ def lost_writes(writes: Sequence[Write], present: Counter) -> list[Write]:
     return [w for w in _acked(writes) if present.get(w.id, 0) == 0]
 
 
+def lost_across(writes: Sequence[Write], readbacks: Sequence[tuple[float, Counter]]) -> list[Write]:
+    """Acknowledged writes missing from any read-back taken after they were acknowledged
+    (a read-back cannot hold what was acknowledged after it started)."""
+    lost: dict[int, Write] = {}
+    for taken_at, present in readbacks:
+        for w in _acked(writes):
+            if w.done_at < taken_at and present.get(w.id, 0) == 0:
+                lost.setdefault(w.id, w)
+    return sorted(lost.values(), key=lambda w: w.done_at)
+
+
 def rpo_seconds(lost: Sequence[Write], fault_at: float | None, checked_at: float) -> float:
     """Age of the oldest lost acknowledged write at the fault (or at the check)."""
     if not lost:
@@ -169,9 +180,11 @@ def _not_leader(writes: Sequence[Write], observations: Sequence[Observation],
 
 def check(writes: Sequence[Write], reads: Sequence[Read], observations: Sequence[Observation],
           present: Counter, fault_at: float | None, window_end: float, checked_at: float,
-          gap_from: float | None = None, tolerance: float = 0.0) -> Findings:
-    """Everything the verdict needs, from one ledger and one read-back of the data."""
-    lost = lost_writes(writes, present)
+          gap_from: float | None = None, tolerance: float = 0.0,
+          readbacks: Sequence[tuple[float, Counter]] | None = None) -> Findings:
+    """Everything the verdict needs, from one ledger and the read-backs of the data
+    (`present` is the last one; `readbacks` all of them with the time each started)."""
+    lost = lost_across(writes, readbacks) if readbacks else lost_writes(writes, present)
     reference = fault_at if fault_at is not None else (min((w.sent_at for w in writes), default=0.0))
     gap_start = gap_from if gap_from is not None else reference
     groups = incarnations(writes)

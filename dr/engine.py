@@ -242,6 +242,7 @@ class Drill:
         self.world.markers["fault"] = time.time()
         for step in self.scenario.fault:
             self._step("fault", step)
+        self.world.markers["fault_done"] = time.time()
 
     def _recover(self) -> None:
         rec = self.scenario.recovery
@@ -257,23 +258,26 @@ class Drill:
             self.cluster.wait_for(f"{member} leads", lambda s: s.leader == member, remaining)
         else:
             self.cluster.wait_for("a leader", lambda s: s.leader is not None, remaining)
-        self._wait_acks(after=fault_at, count=1, timeout=remaining, why="writes after the fault")
+        # a write sent while the fault was still being injected may have slipped through:
+        # only writes sent after it took effect show that service is back
+        self._wait_acks(after=self.world.markers["fault_done"], count=1, timeout=remaining,
+                        why="writes after the fault")
         self._event("recover", "recovered", "a leader and acknowledged writes after the fault", began=began)
 
-    def _verify(self) -> Counter:
-        present = self._read_back()
-        self.outcome.extra["verify_readback_at"] = time.time()
-        return present
+    def _verify(self) -> tuple[float, Counter]:
+        return self._read_back()
 
-    def _read_back(self) -> Counter:
+    def _read_back(self) -> tuple[float, Counter]:
+        """(when the read began, id → rows) from the current primary."""
         last: Exception | None = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            began = time.time()
             try:
                 present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
                 if self.system.app_url and self.scenario.workload.app_writers:
                     present.update(read_back_app(self.rw, self.outcome.run_id))
-                return present
+                return began, present
             except psycopg.Error as exc:
                 last = exc
                 time.sleep(0.5)
@@ -317,8 +321,8 @@ class Drill:
     def run(self) -> DrillOutcome:
         out = self.outcome
         self._event("drill", "start", f"{self.scenario.name} on {self.system.name} (run {out.run_id})")
-        verify_present: Counter | None = None
-        final_present: Counter | None = None
+        verify_present: tuple[float, Counter] | None = None
+        final_present: tuple[float, Counter] | None = None
         window_end: float | None = None
         try:
             self._requirements()
@@ -328,7 +332,7 @@ class Drill:
             self._recover()
             self.stop.wait(self.scenario.workload.settle_seconds)
             window_end = time.time()
-            self.world.markers["recovered"] = window_end
+            self.world.markers["window_end"] = window_end
             verify_present = self._verify()
             if any(s.action.value == "verify_copy" for s in self.scenario.recovery.steps):
                 self._verify_copy()
@@ -392,22 +396,18 @@ class Drill:
         self.outcome.check_details["restored_original_layout"] = detail
         self._event("restore", "original_layout", detail, ok)
 
-    def _measure(self, verify_present: Counter | None, final_present: Counter | None,
-                 window_end: float) -> None:
+    def _measure(self, verify_present: tuple[float, Counter] | None,
+                 final_present: tuple[float, Counter] | None, window_end: float) -> None:
         out = self.outcome
         writes, reads, observations = out.ledger.snapshot()
         readbacks = [p for p in (verify_present, final_present) if p is not None]
-        # a write counts as present only if every read-back found it: lost once is lost
-        present = Counter({i: min(p.get(i, 0) for p in readbacks) for i in
-                           set().union(*readbacks)}) if readbacks else Counter()
-        if final_present is not None:
-            for i, n in final_present.items():
-                if n > 1:
-                    present[i] = n
+        present = readbacks[-1][1] if readbacks else Counter()
         fault_at = out.markers.get("fault")
         db_writes = [w for w in writes if w.channel == "db"]
         app_writes = [w for w in writes if w.channel == "app"]
-        f = checker.check(writes, reads, observations, present, fault_at, window_end, time.time())
+        f = checker.check(writes, reads, observations, present, fault_at, window_end, time.time(),
+                          readbacks=readbacks)
+        out.findings = f
         if fault_at is not None:
             f.rto_seconds = checker.recovery_time(db_writes, fault_at, window_end)
             f.max_write_gap_seconds = checker.max_ack_gap(db_writes, fault_at, window_end)
@@ -416,6 +416,8 @@ class Drill:
         else:
             start = min((w.sent_at for w in db_writes), default=window_end)
             f.max_write_gap_seconds = checker.max_ack_gap(db_writes, start + 1.0, window_end)
+        if fault_at is not None and f.rto_seconds is not None:
+            out.markers["recovered"] = fault_at + f.rto_seconds
         if readbacks == [] or final_present is None:
             out.left_to_do.append("the ledger could not be read back after restore: RPO unverified")
         out.findings = f

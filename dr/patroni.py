@@ -174,10 +174,10 @@ class ClusterObserver(threading.Thread):
         self.cluster = PatroniCluster(cluster.db, timeout=0.3)  # own session: not thread-shared
         self.ledger = ledger
         self.interval = interval
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             at = time.time()
             try:
                 state = self.cluster.state()
@@ -186,8 +186,8 @@ class ClusterObserver(threading.Thread):
                     {m.name: f"{m.role}/{m.state}" for m in state.members.values()}))
             except PatroniUnavailable:
                 self.ledger.add_observation(Observation(at, None, None, {}))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
