@@ -5,9 +5,10 @@ import json
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_openstack as openstack
 
 from inventory.model import AppPlacement, Cloud, DbReplication
+from stacks import resources as R
+from stacks.resources import register
 from stacks.layout import (IngressRule, PATRONI_API_PORT, POSTGRES_PORT, SystemLayout,
                            dhcp_pool)
 
@@ -38,9 +39,8 @@ class SystemCenter(pulumi.ComponentResource):
         self.services = services
         self.prefix = f"{layout.name}-{services.center_name}"
         self._child = pulumi.ResourceOptions(parent=self)
-        router = openstack.networking.Router(
-            f"{self.prefix}-router", name=self.prefix,
-            external_network_id=services.external_network_id, opts=self._child)
+        router = register(R.ROUTER, f"{self.prefix}-router", name=self.prefix,
+                          external_network_id=services.external_network_id, opts=self._child)
         if layout.app_subnet is not None:
             app_net, app_subnet = self._network("app", layout.app_subnet, router)
             app_sg = self._security_group("app", layout.app_rules)
@@ -50,46 +50,40 @@ class SystemCenter(pulumi.ComponentResource):
             db_sg = self._security_group("db", layout.db_rules)
             self._db_member(db_net, db_sg, passwords)
         if layout.backup_container:
-            openstack.objectstorage.Container(
-                f"{self.prefix}-backup", name=layout.backup_container,
-                versioning=layout.system.bucket.versioning if layout.system.bucket else True,
-                metadata={"tricenter-system": layout.name, "purpose": "pgbackrest"},
-                opts=self._child)
+            register(R.CONTAINER, f"{self.prefix}-backup", name=layout.backup_container,
+                     versioning=layout.system.bucket.versioning if layout.system.bucket else True,
+                     metadata={"tricenter-system": layout.name, "purpose": "pgbackrest"},
+                     opts=self._child)
         for fqdn, addresses in layout.dns_records.items():
-            openstack.dns.RecordSet(
-                f"{self.prefix}-dns", zone_id=services.dns_zone_id, name=fqdn, type="A",
-                ttl=30, records=addresses, opts=self._child)
+            register(R.RECORD_SET, f"{self.prefix}-dns", zone_id=services.dns_zone_id, name=fqdn,
+                     type="A", ttl=30, records=addresses, opts=self._child)
         self.register_outputs({})
 
-    def _network(self, tier: str, cidr, router: openstack.networking.Router):
-        s = self.services
-        net = openstack.networking.Network(
-            f"{self.prefix}-{tier}-net", name=f"{self.prefix}-{tier}",
-            admin_state_up=True, opts=self._child)
+    def _network(self, tier: str, cidr, router: pulumi.CustomResource):
+        name = f"{self.prefix}-{tier}"
+        net = register(R.NETWORK, f"{name}-net", name=name, admin_state_up=True, opts=self._child)
         start, end = dhcp_pool(cidr)
-        subnet = openstack.networking.Subnet(
-            f"{self.prefix}-{tier}-subnet", name=f"{self.prefix}-{tier}",
-            network_id=net.id, cidr=str(cidr), ip_version=4,
-            allocation_pools=[{"start": str(start), "end": str(end)}], opts=self._child)
-        openstack.networking.RouterInterface(
-            f"{self.prefix}-{tier}-ri", router_id=router.id, subnet_id=subnet.id, opts=self._child)
+        subnet = register(R.SUBNET, f"{name}-subnet", name=name, network_id=net.id,
+                          cidr=str(cidr), ip_version=4,
+                          allocation_pools=[{"start": str(start), "end": str(end)}],
+                          opts=self._child)
+        register(R.ROUTER_INTERFACE, f"{name}-ri", router_id=router.id, subnet_id=subnet.id,
+                 opts=self._child)
         return net, subnet
 
     def _security_group(self, tier: str, rules: list[IngressRule]):
         """Deny by default: a new Neutron group has no ingress rule (only the project's
         `default` group admits its own members), so only `rules` let traffic in. Its two
         default egress rules are kept: members reach the cloud's services and peers."""
-        s = self.services
-        group = openstack.networking.SecGroup(
-            f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}",
-            description=f"{self.layout.name} {tier} tier: declared flows only", opts=self._child)
+        group = register(R.SEC_GROUP, f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}",
+                         description=f"{self.layout.name} {tier} tier: declared flows only",
+                         opts=self._child)
         for rule in rules:
-            openstack.networking.SecGroupRule(
-                f"{self.prefix}-{tier}-in-{rule.port}-{rule.cidr.replace('/', '_')}",
-                security_group_id=group.id, direction="ingress", ethertype="IPv4",
-                protocol="tcp", port_range_min=rule.port, port_range_max=rule.port,
-                remote_ip_prefix=rule.cidr, description=rule.why,
-                opts=self._child)
+            register(R.SEC_GROUP_RULE,
+                     f"{self.prefix}-{tier}-in-{rule.port}-{rule.cidr.replace('/', '_')}",
+                     security_group_id=group.id, direction="ingress", ethertype="IPv4",
+                     protocol="tcp", port_range_min=rule.port, port_range_max=rule.port,
+                     remote_ip_prefix=rule.cidr, description=rule.why, opts=self._child)
         return group
 
     def _app_tier(self, net, subnet, sg) -> None:
@@ -97,9 +91,8 @@ class SystemCenter(pulumi.ComponentResource):
         app = layout.system.app
         if not layout.app_instances:
             return
-        group = openstack.compute.ServerGroup(
-            f"{self.prefix}-app-anti-affinity", name=f"{self.prefix}-app",
-            policies="anti-affinity", opts=self._child)
+        group = register(R.SERVER_GROUP, f"{self.prefix}-app-anti-affinity",
+                         name=f"{self.prefix}-app", policies="anti-affinity", opts=self._child)
         flavor = s.cloud.flavors[app.flavor]
         for vm in layout.app_instances:
             devices = [{"uuid": s.image_ids[app.image], "source_type": "image",
@@ -110,15 +103,14 @@ class SystemCenter(pulumi.ComponentResource):
                 devices.append({"source_type": "blank", "destination_type": "volume",
                                 "boot_index": -1, "volume_size": app.volume_gib,
                                 "delete_on_termination": True})
-            openstack.compute.Instance(
-                vm.name, name=vm.name, flavor_name=app.flavor,
-                availability_zone=vm.availability_zone, block_devices=devices,
-                networks=[{"uuid": net.id, "fixed_ip_v4": vm.address}],
-                security_groups=[sg.name], scheduler_hints=[{"group": group.id}],
-                key_pair=s.key_pair,
-                metadata={"tricenter-system": layout.name, "tricenter-role": "app",
-                          "tricenter-placement": layout.app_placement.value},
-                opts=self._child)
+            register(R.INSTANCE, vm.name, name=vm.name, flavor_name=app.flavor,
+                     availability_zone=vm.availability_zone, block_devices=devices,
+                     networks=[{"uuid": net.id, "fixed_ip_v4": vm.address}],
+                     security_groups=[sg.name], scheduler_hints=[{"group": group.id}],
+                     key_pair=s.key_pair,
+                     metadata={"tricenter-system": layout.name, "tricenter-role": "app",
+                               "tricenter-placement": layout.app_placement.value},
+                     opts=self._child)
         if layout.app_placement == AppPlacement.active and layout.lb_vip:
             self._entry(subnet, [vm.address for vm in layout.app_instances])
 
@@ -127,39 +119,35 @@ class SystemCenter(pulumi.ComponentResource):
         one listener per declared service port, open only to that port's flow sources."""
         layout = self.layout
         port = layout.system.app.port
-        lb = openstack.loadbalancer.LoadBalancer(
-            f"{self.prefix}-lb", name=f"{self.prefix}", vip_subnet_id=subnet.id,
-            vip_address=layout.lb_vip, opts=self._child)
+        lb = register(R.LOAD_BALANCER, f"{self.prefix}-lb", name=self.prefix,
+                      vip_subnet_id=subnet.id, vip_address=layout.lb_vip, opts=self._child)
         for listen, allowed in layout.entry_ports.items():
             name = f"{self.prefix}-{listen}"
-            listener = openstack.loadbalancer.Listener(
-                f"{name}-listener", loadbalancer_id=lb.id, protocol="TCP", protocol_port=listen,
-                allowed_cidrs=allowed, opts=self._child)
-            pool = openstack.loadbalancer.Pool(
-                f"{name}-pool", listener_id=listener.id, protocol="TCP",
-                lb_method="LEAST_CONNECTIONS", opts=self._child)
-            openstack.loadbalancer.Monitor(
-                f"{name}-monitor", pool_id=pool.id, type="TCP", delay=5, timeout=3,
-                max_retries=2, opts=self._child)
-            openstack.loadbalancer.Members(
-                f"{name}-members", pool_id=pool.id,
-                members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
-                         for a in backends], opts=self._child)
+            listener = register(R.LISTENER, f"{name}-listener", loadbalancer_id=lb.id,
+                                protocol="TCP", protocol_port=listen, allowed_cidrs=allowed,
+                                opts=self._child)
+            pool = register(R.POOL, f"{name}-pool", listener_id=listener.id, protocol="TCP",
+                            lb_method="LEAST_CONNECTIONS", opts=self._child)
+            register(R.MONITOR, f"{name}-monitor", pool_id=pool.id, type="TCP", delay=5,
+                     timeout=3, max_retries=2, opts=self._child)
+            register(R.MEMBERS, f"{name}-members", pool_id=pool.id,
+                     members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
+                              for a in backends], opts=self._child)
 
     def _db_member(self, net, sg, passwords) -> None:
         layout, s = self.layout, self.services
         db, member = layout.system.database, layout.db_member
         # Data outlives the VM: a separate volume survives instance replacement.
-        volume = openstack.blockstorage.Volume(
-            f"{member.name}-data", name=f"{member.name}-data", size=db.size_gib,
-            availability_zone=member.availability_zone, opts=self._child)
+        volume = register(R.VOLUME, f"{member.name}-data", name=f"{member.name}-data",
+                          size=db.size_gib, availability_zone=member.availability_zone,
+                          opts=self._child)
         flavor = s.cloud.flavors[db.flavor]
-        instance = openstack.compute.Instance(
-            member.name, name=member.name, flavor_name=db.flavor,
-            availability_zone=member.availability_zone,
-            block_devices=[{"uuid": s.image_ids[layout.system.app.image], "source_type": "image",
-                            "destination_type": "volume", "boot_index": 0,
-                            "volume_size": flavor.disk_gib, "delete_on_termination": True}],
+        boot = {"uuid": s.image_ids[layout.system.app.image], "source_type": "image",
+                "destination_type": "volume", "boot_index": 0, "volume_size": flavor.disk_gib,
+                "delete_on_termination": True}
+        instance = register(
+            R.INSTANCE, member.name, name=member.name, flavor_name=db.flavor,
+            availability_zone=member.availability_zone, block_devices=[boot],
             # A database port is bound to the private db network only: no floating IP, ever.
             networks=[{"uuid": net.id, "fixed_ip_v4": member.address}],
             security_groups=[sg.name], key_pair=s.key_pair,
@@ -167,8 +155,8 @@ class SystemCenter(pulumi.ComponentResource):
             metadata={"tricenter-system": layout.name, "tricenter-role": "db",
                       "tricenter-intended-role": member.intended_role.value},
             opts=self._child)
-        openstack.compute.VolumeAttach(
-            f"{member.name}-data-attach", instance_id=instance.id, volume_id=volume.id, opts=self._child)
+        register(R.VOLUME_ATTACH, f"{member.name}-data-attach", instance_id=instance.id,
+                 volume_id=volume.id, opts=self._child)
 
     def _db_user_data(self, passwords) -> pulumi.Input[str] | None:
         layout = self.layout
