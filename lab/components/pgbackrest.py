@@ -174,9 +174,10 @@ def backup(lab: "LabContext", kind: str = "full") -> BackupResult:
     return BackupResult(kind=kind, label=latest.get("label", ""), seconds=round(seconds, 2))
 
 
-def info(lab: "LabContext") -> dict:
-    """The stanza's entry of `pgbackrest info --output=json`: status, backups, archive."""
-    parsed = json.loads(run(lab, "--output=json", "info", timeout=60))
+def info(lab: "LabContext", via: str = "main") -> dict:
+    """The stanza's entry of `pgbackrest info --output=json`: status, backups, archive.
+    `via`: the center whose Swift proxy to ask (see `restore_to`)."""
+    parsed = json.loads(run(lab, *repo_via(lab, via), "--output=json", "info", timeout=60))
     return next((s for s in parsed if s.get("name") == stanza(lab)), {})
 
 

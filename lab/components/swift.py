@@ -189,6 +189,13 @@ def render_proxy_conf(lab: "LabContext", password: str, center: str = PROXY_CENT
             "read_affinity": f"r{local}=100, {others}",
             "write_affinity": f"r{local}",
             "write_affinity_node_count": "2 * replicas",
+            # With one device per region there is no local handoff to count: without this
+            # a DELETE needs 2 of 3 answers and fails whenever the other region is down.
+            "write_affinity_handoff_delete_count": 0,
+            # Swift ignores the first 404 in case a rebalance moved the data; the lab never
+            # rebalances, and with the other region down that ignored 404 became a 503
+            # (pgBackRest then retried each missing WAL lookup for 60 s).
+            "rebalance_missing_suppression_count": 0,
         },
         "filter:s3api": {"use": "egg:swift#s3api", "location": S3_REGION},
         "filter:tempauth": {"use": "egg:swift#tempauth",

@@ -186,6 +186,29 @@ def test_pgbackrest_full_backup_shows_in_info_and_restores_in_the_remote_center(
     assert not target.exists()
 
 
+def test_backups_restore_in_the_remote_center_with_the_citys_object_store_lost(ctx):
+    from lab.faults import LabFaults
+
+    faults = LabFaults(ctx)
+    target = ctx.path("restores", f"it-{uuid.uuid4().hex[:8]}", "data")
+    faults.kill_component("main", "swift")
+    try:
+        info = pgbackrest.info(ctx, via="remote")
+        assert pgbackrest.backups(info), "no backup readable through the remote region"
+        restored = pgbackrest.restore_to(ctx, target, via="remote")
+        try:
+            started = time.monotonic()
+            restored.start(timeout=120)
+            # Missing WAL/history lookups must answer 404 at once, not retry for minutes.
+            assert time.monotonic() - started < 30
+            assert ctx.system.name in restored.query(
+                "SELECT string_agg(datname, ',') FROM pg_database")
+        finally:
+            restored.remove()
+    finally:
+        faults.start_component("main", "swift")
+
+
 def test_prometheus_scrapes_the_three_patroni_members(ctx, runtime):
     assert runtime.monitoring.prometheus_url == prometheus.url(ctx)
 
