@@ -5,6 +5,8 @@ import pulumi
 import pulumi_openstack as openstack
 
 from inventory.model import ZERO, Department, Resources
+from stacks import resources as R
+from stacks.resources import register
 
 COMPONENT_TYPE = "tricenter:index:Department"
 GIB_MB = 1024
@@ -30,22 +32,22 @@ class DepartmentProject(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, department.id, None, opts)
         quota = department.quotas.get(center_role, ZERO)
         child = pulumi.ResourceOptions(parent=self, provider=admin)
-        self.project = openstack.identity.Project(
-            f"{department.id}-project", name=department.id,
+        self.project = register(
+            R.PROJECT, f"{department.id}-project", name=department.id,
             description=f"{department.name_zh} {department.name_en}",
             tags=["tricenter", f"role:{center_role}"], opts=child)
-        openstack.compute.QuotaSetV2(
-            f"{department.id}-compute-quota", project_id=self.project.id,
+        register(
+            R.COMPUTE_QUOTA, f"{department.id}-compute-quota", project_id=self.project.id,
             instances=quota.instances, cores=quota.vcpus, ram=quota.ram_gib * GIB_MB,
             server_groups=max(quota.instances, 1), server_group_members=max(quota.instances, 1),
             opts=child)
-        openstack.blockstorage.QuoteSetV3(
-            f"{department.id}-volume-quota", project_id=self.project.id,
+        register(
+            R.VOLUME_QUOTA, f"{department.id}-volume-quota", project_id=self.project.id,
             gigabytes=quota.storage_gib, volumes=2 * quota.instances, opts=child)
-        openstack.networking.QuotaV2(
-            f"{department.id}-network-quota", project_id=self.project.id,
+        register(
+            R.NETWORK_QUOTA, f"{department.id}-network-quota", project_id=self.project.id,
             **network_quota(quota), opts=child)
         self.provider = openstack.Provider(
-            f"{department.id}-scoped", cloud=os_cloud,
+            f"{department.id}-scoped", cloud=os_cloud, region=region,
             tenant_id=self.project.id, opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"project_id": self.project.id})

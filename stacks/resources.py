@@ -67,7 +67,15 @@ CONTAINER = _kind(os_.objectstorage.Container, os_.objectstorage.ContainerArgs,
                   "openstack:objectstorage/container:Container")
 RECORD_SET = _kind(os_.dns.RecordSet, os_.dns.RecordSetArgs,
                    "openstack:dns/recordSet:RecordSet")
-ALL_KINDS = (ROUTER, NETWORK, SUBNET, ROUTER_INTERFACE, SEC_GROUP, SEC_GROUP_RULE, SERVER_GROUP,
+PROJECT = _kind(os_.identity.Project, os_.identity.ProjectArgs,
+                "openstack:identity/project:Project")
+COMPUTE_QUOTA = _kind(os_.compute.QuotaSetV2, os_.compute.QuotaSetV2Args,
+                      "openstack:compute/quotaSetV2:QuotaSetV2")
+VOLUME_QUOTA = _kind(os_.blockstorage.QuoteSetV3, os_.blockstorage.QuoteSetV3Args,
+                     "openstack:blockstorage/quoteSetV3:QuoteSetV3")
+NETWORK_QUOTA = _kind(os_.networking.QuotaV2, os_.networking.QuotaV2Args,
+                      "openstack:networking/quotaV2:QuotaV2")
+ALL_KINDS = (PROJECT, COMPUTE_QUOTA, VOLUME_QUOTA, NETWORK_QUOTA, ROUTER, NETWORK, SUBNET, ROUTER_INTERFACE, SEC_GROUP, SEC_GROUP_RULE, SERVER_GROUP,
              INSTANCE, VOLUME, VOLUME_ATTACH, LOAD_BALANCER, LISTENER, POOL, MONITOR, MEMBERS,
              CONTAINER, RECORD_SET)
 

@@ -195,3 +195,11 @@ def test_app_instances_take_traffic_only_from_their_own_subnet(which):
                 owner = rule.name.split("-app-in-")[0]
                 system = next(s for s in run.layout.systems if owner.startswith(f"{s.name}-"))
                 assert rule.inputs["remoteIpPrefix"] == str(subnets[system.name])
+
+
+def test_every_provider_names_its_center_region():
+    topology = sample()
+    for stack, run in runs("sample").items():
+        _, _, center = split_stack(topology, stack)
+        providers = [r for r in run.registrations if r.type == "pulumi:providers:openstack"]
+        assert providers and all(p.inputs.get("region") == center.region for p in providers)

@@ -11,6 +11,12 @@ from stacks.program import PROJECT
 
 # Representative arguments for each kind, as the program passes them.
 ARGS = {
+    R.PROJECT: {"name": "d", "description": "x", "tags": ["tricenter"]},
+    R.COMPUTE_QUOTA: {"project_id": "p", "instances": 10, "cores": 20, "ram": 4096,
+                      "server_groups": 10, "server_group_members": 10},
+    R.VOLUME_QUOTA: {"project_id": "p", "gigabytes": 100, "volumes": 20},
+    R.NETWORK_QUOTA: {"project_id": "p", "network": 2, "subnet": 2, "router": 1, "port": 24,
+                      "security_group": 3, "security_group_rule": 34, "floatingip": 0},
     R.ROUTER: {"name": "r", "external_network_id": "ext"},
     R.NETWORK: {"name": "n", "admin_state_up": True},
     R.SUBNET: {"name": "s", "network_id": "n", "cidr": "10.0.0.0/24", "ip_version": 4,
