@@ -32,6 +32,7 @@ class Registration:
     parent: str
     custom: bool
     inputs: dict[str, Any]
+    provider: str  # reference "<provider urn>::<id>", empty for components
 
 
 class PlanMocks(pulumi.runtime.Mocks):
@@ -76,7 +77,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             resource_id=request.importId, custom=request.custom or False)
         id_, state = self.mocks.new_resource(args)
         self.registrations.append(Registration(urn, request.type, request.name, request.parent,
-                                               bool(request.custom), inputs))
+                                               bool(request.custom), inputs, request.provider))
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         obj = struct_pb2.Struct()
         obj.update(state)

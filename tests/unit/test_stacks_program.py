@@ -203,3 +203,20 @@ def test_every_provider_names_its_center_region():
         _, _, center = split_stack(topology, stack)
         providers = [r for r in run.registrations if r.type == "pulumi:providers:openstack"]
         assert providers and all(p.inputs.get("region") == center.region for p in providers)
+
+
+@pytest.mark.parametrize("which", INVENTORIES)
+def test_system_resources_are_created_inside_their_department_project(which):
+    for run in runs(which).values():
+        department_of = {r.urn: r.name for r in run.registrations
+                         if r.type == "tricenter:index:Department"}
+        system_parent = {r.urn: r.parent for r in run.registrations
+                         if r.type == "tricenter:index:SystemCenter"}
+        for r in run.registrations:
+            if not r.custom or r.type.startswith("pulumi:providers:"):
+                continue
+            if r.parent in system_parent:
+                dept = department_of[system_parent[r.parent]]
+                assert f"::{dept}-scoped::" in r.provider, (r.name, r.provider)
+            else:
+                assert "::admin::" in r.provider, (r.name, r.provider)
