@@ -78,24 +78,37 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
         for p in plans:
             save_plan(p)
     failed = [c for p in plans for c in p.checks if c.over]
+    # The program must build exactly the VMs the inventory asks for, center by center.
+    expected = _inventory_vms(topology)
+    mismatched = [p.stack for p in plans if p.instances != expected.get(p.stack, 0)]
     report = {
         "stacks": {p.stack: {"resources": p.counts(), "total": len(p.resources),
                              "instances": p.instances,
+                             "inventory_instances": expected.get(p.stack, 0),
                              "departments": p.counts("department"), "systems": p.counts("system"),
                              "checks": [c.as_dict() for c in p.checks],
                              "diff": diffs[p.stack].as_dict(), "outputs": p.outputs,
                              "seconds": round(p.seconds, 3)} for p in plans},
         "total_resources": sum(len(p.resources) for p in plans),
         "total_instances": sum(p.instances for p in plans),
-        "checks_ok": not failed,
+        "checks_ok": not failed and not mismatched,
+        "instance_mismatch": mismatched,
         "seconds": round(wall, 3),
     }
     if as_json:
         print_json(report)
     else:
         _print_plan(plans, diffs, report)
-    if failed:
+    if failed or mismatched:
         sys.exit(EXIT_FAILED)
+
+
+def _inventory_vms(topology) -> dict[str, int]:
+    from inventory.cli import inventory_summary
+    from stacks.layout import stack_name
+
+    per_center = inventory_summary(topology)["instances_per_center"]
+    return {stack_name(*key.split("/", 1)): vms for key, vms in per_center.items()}
 
 
 def _print_plan(plans, diffs, report: dict) -> None:
@@ -142,7 +155,10 @@ def _print_plan(plans, diffs, report: dict) -> None:
     console.print(f"\n[bold]{report['total_resources']}[/] resources, "
                   f"{report['total_instances']} VMs in {len(plans)} stack(s), "
                   f"{report['seconds']:.1f} s")
-    if not report["checks_ok"]:
+    if report["instance_mismatch"]:
+        console.print(f"[red]planned VMs differ from the inventory's demand in "
+                      f"{', '.join(report['instance_mismatch'])}[/]")
+    elif not report["checks_ok"]:
         console.print("[red]quota or capacity exceeded: see ✗ above[/]")
 
 
