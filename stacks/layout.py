@@ -172,14 +172,15 @@ class _Planner:
                 if name != self.center_name and tier.placement.db_role(role) != DbReplication.none]
 
     def source_cidrs(self, source: str) -> list[tuple[str, str]]:
-        """CIDRs a declared flow source stands for, as seen from this center."""
+        """CIDRs a declared flow source stands for, wherever in the cloud it runs."""
         if source == "external":
             return [("0.0.0.0/0", "government external network")]
         if source.startswith("department:"):
+            # Every center's block: the DNS entry may send a client to either active center.
             dept = source.split(":", 1)[1]
-            key = f"{self.cloud.name}/{self.center_name}/{dept}"
-            block = self.ipam.blocks.get(key)
-            return [(str(block), f"department {dept}")] if block else []
+            blocks = [(center, self.ipam.blocks.get(f"{self.cloud.name}/{center}/{dept}"))
+                      for center in sorted(self.cloud.centers)]
+            return [(str(b), f"department {dept} in {c}") for c, b in blocks if b is not None]
         other = self.topology.systems.get(source)
         if other is None or self.topology.departments[other.department].cloud != self.cloud.name:
             return []
