@@ -296,12 +296,22 @@ def make_self_signed(addresses: list[str], cert_path: Path, key_path: Path) -> N
 # ---------------------------------------------------------------- component
 
 
+_clients: dict[tuple, Any] = {}  # building a boto3 client costs ~0.3 s; status polls often
+
+
 def s3_client(lab: "LabContext", center: str = PROXY_CENTER) -> Any:
     """A boto3 S3 client on a region's proxy (path-style, SigV4, the lab's own cert)."""
+    creds = credentials(lab)
+    key = (endpoint(lab, center), creds, str(cert_file(lab)))
+    if key not in _clients:
+        _clients[key] = _new_client(lab, center, creds)
+    return _clients[key]
+
+
+def _new_client(lab: "LabContext", center: str, creds: S3Credentials) -> Any:
     import boto3
     from botocore.config import Config
 
-    creds = credentials(lab)
     return boto3.client(
         "s3", endpoint_url=endpoint(lab, center), region_name=S3_REGION,
         aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
