@@ -52,7 +52,8 @@ def _merge_system(stack: str, name: str, part: dict, into: dict[str, SystemRunti
                   center: str) -> None:
     system = into.setdefault(name, SystemRuntime(name=name, department=part["department"],
                                                  tier=part["tier"]))
-    if part["app_backends"]:
+    if part["app_backends"] and part["app_placement"] == "active":
+        # Pilot-light instances are hosts, not backends: they serve only after a recovery.
         system.app_backends[center] = part["app_backends"]
     if part["lb_vip"] and part["app_placement"] == "active":
         vips.setdefault(name, []).append(f"http://{part['lb_vip']}:{part['app_port']}")

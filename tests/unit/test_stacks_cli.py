@@ -106,7 +106,8 @@ def test_runtime_inventory_from_the_outputs_of_the_three_centers():
     licence = inventory.systems["e-licence"]
     roles = sorted(m.intended_role for m in licence.database.members)
     assert roles == sorted([DbIntendedRole.leader, DbIntendedRole.sync, DbIntendedRole.async_])
-    assert set(licence.app_backends) == {"main", "samecity", "remote"}
+    assert set(licence.app_backends) == {"main", "samecity"}  # remote is a pilot light
+    assert any(h.center == "remote" and h.name.startswith("e-licence-app") for h in inventory.hosts)
     assert licence.database.password.pulumi == "guangdong-main:database_passwords.e-licence.app"
     assert licence.bucket and licence.app_url
     groups = ansible_inventory(inventory)["all"]["children"]
