@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from inventory.loader import DEFAULT_INVENTORY
-from inventory.runtime import DbIntendedRole, ansible_inventory, prometheus_targets
+from inventory.runtime import (DbIntendedRole, RuntimeInventory, ansible_inventory,
+                               prometheus_targets)
 from stacks.cli import deploy, plan, runtime
 from stacks.deploy import preflight
 from stacks.outputs import runtime_inventory
@@ -124,7 +125,9 @@ def test_runtime_command_writes_the_three_views(plans, tmp_path):
             for a in ("--stack", s)]
     result = runner.invoke(runtime, [*args, "--from-plan", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert (out / "runtime.yaml").exists() and (out / "ansible-inventory.yml").exists()
+    loaded = RuntimeInventory.load(out / "runtime.yaml")  # the format the other planes read
+    assert len(loaded.hosts) == 288 and loaded.source.startswith("plan:")
+    assert yaml.safe_load((out / "ansible-inventory.yml").read_text())["all"]["children"]["db"]
     assert json.loads((out / "prometheus-targets.json").read_text())
 
 
