@@ -175,10 +175,12 @@ def backup(lab: "LabContext", kind: str = "full") -> BackupResult:
     return BackupResult(kind=kind, label=latest.get("label", ""), seconds=round(seconds, 2))
 
 
-def info(lab: "LabContext", via: str = "main") -> dict:
+def info(lab: "LabContext", via: str = "main", io_timeout: int = 5) -> dict:
     """The stanza's entry of `pgbackrest info --output=json`: status, backups, archive.
-    `via`: the center whose Swift proxy to ask (see `restore_to`)."""
-    parsed = json.loads(run(lab, *repo_via(lab, via), "--output=json", "info", timeout=60))
+    `via`: the center whose Swift proxy to ask (see `restore_to`). With the proxy down it
+    fails after about 8 x io_timeout seconds."""
+    parsed = json.loads(run(lab, *repo_via(lab, via), f"--io-timeout={io_timeout}",
+                            "--output=json", "info", timeout=120))
     return next((s for s in parsed if s.get("name") == stanza(lab)), {})
 
 
@@ -351,6 +353,10 @@ class PgBackRest:
         """Healthy once the stanza exists in the repo and the WAL archive works; the
         stanza is created here the first time the primary and the bucket are both up."""
         marker = home(lab) / "stanza-created"
+        # pgBackRest would retry an unreachable S3 for minutes: ask the proxy first.
+        reachable, detail = swift.proxy_reachable(lab)
+        if not reachable:
+            return {"global": {"healthy": False, "detail": f"S3 repo unreachable: {detail}"}}
         try:
             if not marker.exists():
                 stanza_create(lab)

@@ -338,6 +338,11 @@ def _http_ok(url: str, verify: Any = False) -> tuple[bool, str]:
     return response.status_code == 200, f"HTTP {response.status_code}"
 
 
+def proxy_reachable(lab: "LabContext", center: str = PROXY_CENTER) -> tuple[bool, str]:
+    """Does the region's proxy answer its healthcheck (within 2 s)?"""
+    return _http_ok(f"{endpoint(lab, center)}/healthcheck", verify=str(cert_file(lab)))
+
+
 class Swift:
     name = "swift"
 
@@ -391,8 +396,7 @@ class Swift:
             result[center] = {"healthy": not down,
                               "detail": "; ".join(down) or "account, container, object up"}
         for center in REGIONS:
-            ok, detail = _http_ok(f"{endpoint(lab, center)}/healthcheck",
-                                  verify=str(cert_file(lab)))
+            ok, detail = proxy_reachable(lab, center)
             if not ok:
                 result[center].update(healthy=False,
                                       detail=f"proxy: {detail}; {result[center]['detail']}")
