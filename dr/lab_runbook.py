@@ -12,6 +12,7 @@ reprotect: bring the city's etcd back (quorum), let the remote Patroni take the 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -207,8 +208,12 @@ class LabRunbook:
             raise LabRunbookError("the repository holds no backup yet: run the backup-restore drill "
                                   "or `pgbackrest backup` first")
         target = self.lab.path("drills", f"copy-{int(time.time())}", "data")
-        restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
-        restored.start()
+        try:
+            restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
+            restored.start()
+        except Exception:
+            shutil.rmtree(target.parent, ignore_errors=True)  # a failed copy must not linger
+            raise
         self._copies[str(target)] = restored
         return DatabaseCopy(center, restored.host, restored.port, str(target), latest,
                             time.monotonic() - began)
