@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,19 +26,35 @@ from pulumi.runtime.proto import resource_pb2
 from stacks.program import PROJECT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Registration:
     urn: str
     type: str
     name: str
     parent: str
     custom: bool
-    inputs: dict[str, Any]
     provider: str  # reference "<provider urn>::<id>", empty for components
+    serialized: struct_pb2.Struct  # the inputs as the engine receives them
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, Any]:
+        """Decoded on first use: most registrations are only counted and digested."""
+        return rpc.deserialize_properties(self.serialized)
+
+    def digest(self) -> str:
+        """Of the inputs, stable across runs: a changed digest is an update."""
+        encoded = self.serialized.SerializeToString(deterministic=True)
+        return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 class PlanMocks(pulumi.runtime.Mocks):
     """Answers registrations and lookups with IDs derived from names (stable across runs)."""
+
+    # The only types whose inputs shape the answer; others are answered without decoding.
+    READS_INPUTS = frozenset({"openstack:compute/instance:Instance",
+                              "openstack:loadbalancer/loadBalancer:LoadBalancer",
+                              "openstack:networking/secGroup:SecGroup",
+                              "openstack:networking/network:Network"})
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         state: dict[str, Any] = {}
@@ -71,13 +89,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        inputs = rpc.deserialize_properties(request.object)
+        registration = Registration(urn, request.type, request.name, request.parent,
+                                    bool(request.custom), request.provider, request.object)
+        reads = getattr(self.mocks, "READS_INPUTS", None)
+        inputs = registration.inputs if reads is None or request.type in reads else {}
         args = pulumi.runtime.MockResourceArgs(
             typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
             resource_id=request.importId, custom=request.custom or False)
         id_, state = self.mocks.new_resource(args)
-        self.registrations.append(Registration(urn, request.type, request.name, request.parent,
-                                               bool(request.custom), inputs, request.provider))
+        self.registrations.append(registration)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         obj = struct_pb2.Struct()
         obj.update(state)

@@ -6,7 +6,6 @@ Pulumi's runtime is one global per process, and separate processes use every cor
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import multiprocessing
 import os
@@ -81,11 +80,6 @@ class StackPlan:
         return {r.urn: r.digest for r in self.resources}
 
 
-def _digest(inputs: dict) -> str:
-    text = json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _owners(registrations, layout: StackLayout) -> list[PlannedResource]:
     """Attach each custom resource to its department and system (via component parents)."""
     system_of_component = {f"{s.name}-{layout.center_name}": s.name for s in layout.systems}
@@ -99,7 +93,7 @@ def _owners(registrations, layout: StackLayout) -> list[PlannedResource]:
             system = system_of_component.get(reg.name)
         owner[reg.urn] = (dept, system)
         if reg.custom:
-            planned.append(PlannedResource(reg.urn, reg.type, dept, system, _digest(reg.inputs)))
+            planned.append(PlannedResource(reg.urn, reg.type, dept, system, reg.digest()))
     return planned
 
 

@@ -15,7 +15,7 @@ from inventory.validate import load_valid_topology
 from stacks import secrets
 from stacks.layout import all_stacks
 from stacks.mocks import install_mocks
-from stacks.plan import _digest, run_program
+from stacks.plan import run_program
 from stacks_helpers import runs, sample
 
 MAIN = Path(__file__).resolve().parents[2] / "stacks" / "__main__.py"
@@ -28,7 +28,7 @@ def _unreferenced_systems() -> list[str]:
 
 
 def _digests(runs_by_stack) -> dict[str, str]:
-    return {r.urn: _digest(r.inputs) for run in runs_by_stack.values() for r in run.registrations}
+    return {r.urn: r.digest() for run in runs_by_stack.values() for r in run.registrations}
 
 
 def _copy_sample(tmp_path: Path) -> Path:
