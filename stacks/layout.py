@@ -157,7 +157,7 @@ class _Planner:
         return {name: c.role for name, c in self.cloud.centers.items()
                 if is_placed(tier, system, c.role)}
 
-    def app_subnets_elsewhere_too(self, system: System) -> list[tuple[str, IPv4Network]]:
+    def app_subnets(self, system: System) -> list[tuple[str, IPv4Network]]:
         tier = self.topology.tiers[system.tier]
         return [(name, _subnet(self.ipam, self.cloud, name, system, "app"))
                 for name, role in sorted(self.placed_centers(system).items())
@@ -185,7 +185,7 @@ class _Planner:
         if other is None or self.topology.departments[other.department].cloud != self.cloud.name:
             return []
         return [(str(net), f"system {source} app tier in {center}")
-                for center, net in self.app_subnets_elsewhere_too(other)]
+                for center, net in self.app_subnets(other)]
 
     def app_rules(self, system: System, app_subnet: IPv4Network) -> list[IngressRule]:
         """Instances take traffic only from their own subnet, where the load balancer's
@@ -210,7 +210,7 @@ class _Planner:
         write to the primary wherever it runs) and this center's own pilot light."""
         tier = self.topology.tiers[system.tier]
         roles = {name: c.role for name, c in self.cloud.centers.items()}
-        return [(center, net) for center, net in self.app_subnets_elsewhere_too(system)
+        return [(center, net) for center, net in self.app_subnets(system)
                 if center == self.center_name
                 or tier.placement.app_role(roles[center]) == AppPlacement.active]
 

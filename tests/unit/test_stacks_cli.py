@@ -135,3 +135,19 @@ def test_runtime_without_saved_outputs_says_how_to_get_them(plans):
     result = CliRunner().invoke(runtime, ["--stack", "guangdong-main"])
     assert result.exit_code == 2
     assert "tricenter deploy --stack guangdong-main" in result.output
+
+
+def test_plan_over_a_centers_capacity_exits_1_and_says_where(plans, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEFAULT_INVENTORY, inventory)
+    cloud = inventory / "clouds" / "guangdong.yaml"
+    data = yaml.safe_load(cloud.read_text())
+    data["centers"]["remote"]["capacity"]["instances"] = 10
+    cloud.write_text(yaml.safe_dump(data, allow_unicode=True))
+    result = CliRunner().invoke(plan, ["--stack", "guangdong-remote", "--json",
+                                       "--inventory", str(inventory)])
+    assert result.exit_code == 1
+    checks = json.loads(result.output)["stacks"]["guangdong-remote"]["checks"]
+    over = [c for c in checks if not c["ok"]]
+    assert [c["scope"] for c in over] == ["center guangdong/remote"]
+    assert over[0]["over"] == ["instances"] and over[0]["planned"]["instances"] == 41
