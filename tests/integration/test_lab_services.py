@@ -157,6 +157,17 @@ def test_legacy_source_serves_its_database_and_files(ctx):
     assert len(files) == legacy.SAMPLE_FILES + 1
 
 
+def _superuser_sql(ctx: LabContext, sql: str) -> None:
+    """Run SQL on the current primary as postgres over its local socket."""
+    from lab.components import patroni
+
+    leader = patroni.database_summary(ctx)["leader"]
+    done = subprocess.run(["psql", "-h", str(patroni.socket_dir(ctx, leader)), "-p", "5432",
+                           "-d", "postgres", "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          capture_output=True, text=True, user="postgres", cwd="/", timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
 def test_pgbackrest_full_backup_shows_in_info_and_restores_in_the_remote_center(ctx):
     pgbackrest.check(ctx)  # WAL archiving to Swift works end to end
     before = {b["label"] for b in pgbackrest.backups(pgbackrest.info(ctx))}
@@ -170,11 +181,19 @@ def test_pgbackrest_full_backup_shows_in_info_and_restores_in_the_remote_center(
     print(f"full backup {result.label}: {result.seconds:.1f}s, "
           f"{latest['info']['size'] / 2**20:.0f} MiB, repo {latest['info']['repository']['delta'] / 2**20:.1f} MiB")
 
+    marker = f"after-backup-{uuid.uuid4().hex[:8]}"
+    _superuser_sql(ctx, f"CREATE TABLE IF NOT EXISTS tricenter_it_restore (note text); "
+                        f"INSERT INTO tricenter_it_restore VALUES ('{marker}')")
+    pgbackrest.archive_current_wal(ctx)  # the write after the backup reaches the archive
+
     target = ctx.path("restores", f"it-{uuid.uuid4().hex[:8]}", "data")
     restored = pgbackrest.restore_to(ctx, target, backup_set=result.label)
     try:
         started = time.monotonic()
         restored.start(timeout=180)
+        # The backup plus the archived WAL replayed after it: the later write is there.
+        assert restored.query(f"SELECT count(*) FROM tricenter_it_restore "
+                              f"WHERE note = '{marker}'") == "1"
         print(f"restored and promoted in {time.monotonic() - started:.1f}s on "
               f"{restored.host}:{restored.port}")
         databases = restored.query("SELECT string_agg(datname, ',') FROM pg_database").split(",")
@@ -183,6 +202,7 @@ def test_pgbackrest_full_backup_shows_in_info_and_restores_in_the_remote_center(
         assert restored.host == ctx.address("remote", "ops")
     finally:
         restored.remove()
+        _superuser_sql(ctx, "DROP TABLE IF EXISTS tricenter_it_restore")
     assert not target.exists()
 
 
