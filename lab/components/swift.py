@@ -1,18 +1,20 @@
 """OpenStack Swift with the S3 API: the lab's object store for backups.
 
-Two Swift regions: region 1 is the city (storage servers and the proxy on a `main`
-address), region 2 is the remote center. Every ring keeps 2 replicas, one per region,
-so either region alone still serves PUT and GET; the replication loop (ssync, no rsync
-daemon) copies what one region missed once it is back. Each region is one storage-node
-process (account, container and object servers plus replication) to keep memory low.
+Two Swift regions: region 1 is the city (on a `main` address), region 2 the remote
+center. Every ring keeps 2 replicas, one per region, so either region alone still serves
+PUT, GET, DELETE and listings; the replication loop (ssync, no rsync daemon) copies what
+one region missed once it is back. Each region runs an S3 proxy (main's is the everyday
+endpoint; remote's lets the DR center read backups with the city lost) and one
+storage-node process (account, container and object servers plus replication), which
+keeps memory low.
 """
 from __future__ import annotations
 
 import datetime
-import time
 import ipaddress
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-REGIONS = {"main": 1, "remote": 2}  # center → Swift region; the proxy sits in region 1
+REGIONS = {"main": 1, "remote": 2}  # center → Swift region
 PROXY_CENTER = "main"  # the endpoint clients use day to day
 PROXY_PORT = 8443
 HOST = "storage"  # the host slot of each center that runs its Swift servers
