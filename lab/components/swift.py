@@ -295,6 +295,17 @@ def make_self_signed(addresses: list[str], cert_path: Path, key_path: Path) -> N
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def cert_addresses(cert_path: Path) -> list[str]:
+    """The IP addresses a certificate names; [] when there is no certificate."""
+    from cryptography import x509
+
+    if not cert_path.exists():
+        return []
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
 # ---------------------------------------------------------------- component
 
 
@@ -361,9 +372,10 @@ class Swift:
                 server_conf(lab, center, kind).write_text(render_server_conf(lab, center, kind))
         for kind in SERVER_PORTS:
             build_ring(lab, kind)
-        if not cert_file(lab).exists() or not _key_file(lab).exists():
-            make_self_signed([lab.address(c, HOST) for c in REGIONS], cert_file(lab),
-                             _key_file(lab))
+        proxies = [lab.address(c, HOST) for c in REGIONS]
+        # Addresses change with the network mode (loopback or netns): so must the cert.
+        if not _key_file(lab).exists() or cert_addresses(cert_file(lab)) != proxies:
+            make_self_signed(proxies, cert_file(lab), _key_file(lab))
         creds = credentials(lab)
         for center in REGIONS:
             # The proxy config carries the password: readable by its owner only.

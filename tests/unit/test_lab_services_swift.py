@@ -104,6 +104,13 @@ def test_certificate_names_both_proxy_addresses(lab):
         lab.address("main", "storage"), lab.address("remote", "storage")]
 
 
+def test_certificate_follows_the_proxy_addresses_when_they_change(lab):
+    swift.make_self_signed(["127.0.0.99"], swift.cert_file(lab), swift._key_file(lab))
+    swift.Swift().prepare(lab)
+    assert swift.cert_addresses(swift.cert_file(lab)) == [
+        lab.address("main", "storage"), lab.address("remote", "storage")]
+
+
 def test_secrets_are_owner_only_and_never_in_the_runtime_inventory(lab):
     creds = swift.credentials(lab)
     for path in (lab.secret_file(swift._SECRET_KEY), swift._key_file(lab),
