@@ -172,14 +172,20 @@ def run_step(world: World, step: Step) -> str:
 
 
 def undo_all(world: World, log: Callable[[str], None]) -> list[str]:
-    """Put back every fault still in place (newest first); returns what could not be undone."""
+    """Put back every fault still in place (newest first); returns what could not be undone.
+
+    Once the remote center was promoted outside Patroni, restarting the city as it was
+    would bring back its old primary beside the new one: reprotect instead, which
+    starts the city as followers of the remote primary."""
     left: list[str] = []
+    promoted = any(action == "reprotect_from_remote" for action, _ in world.undo)
     while world.undo:
         action, args = world.undo.pop()
         try:
+            if promoted and action == "start_center":
+                continue  # reprotect starts the city itself, as followers
             if action == "reprotect_from_remote":
-                left.append("the remote center was promoted: run `tricenter drill run regional-disaster`'s "
-                            "restore by hand: see docs/dr-team.md 'Failing back after a regional disaster'")
+                log(world.runbook.reprotect_from_remote(world.system))
                 continue
             if action == "drop_copy":
                 if world.copy is not None:

@@ -253,6 +253,17 @@ class Drill:
             return
         began = time.time()
         remaining = max(1.0, rec.timeout_seconds - (began - fault_at))
+        if rec.mode == "runbook":
+            # the runbook promoted outside Patroni: the writes themselves say who leads
+            after = self.world.markers["fault_done"]
+            self._wait_acks(after=after, count=1, timeout=remaining, why="writes after the runbook")
+            nodes = {w.node for w in self.outcome.ledger.acked() if w.channel == "db" and w.sent_at >= after}
+            if rec.expect_primary and self.world.member_in(rec.expect_primary) not in nodes:
+                raise StepFailed(f"writes after the runbook were acknowledged by {nodes}, "
+                                 f"not by {self.world.member_in(rec.expect_primary)}")
+            self._event("recover", "recovered", f"writes acknowledged by {', '.join(sorted(map(str, nodes)))}",
+                        began=began)
+            return
         if rec.expect_primary:
             member = self.world.member_in(rec.expect_primary)
             self.cluster.wait_for(f"{member} leads", lambda s: s.leader == member, remaining)
