@@ -7,7 +7,6 @@ needs something this lab does not offer — reported as skipped, never as a pass
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
