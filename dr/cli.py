@@ -224,13 +224,13 @@ def history_(as_json: bool, scenario: str | None) -> None:
     if not rows:
         err.print("no drills yet: `tricenter drill run main-center-loss`")
         return
-    table = Table("scenario", "system", "runs", "passed", "RTO min/med/max s", "last RTOs",
-                  "lost writes", "split brain", "last", "level")
+    table = Table("scenario", "system", "runs", "passed", "RTO s min/med/max", "last RTOs s",
+                  "lost", "split brain", "last run", "level")
     for r in rows:
         rto = r["rto_seconds"]
         table.add_row(r["scenario"], r["system"], str(r["runs"]), str(r["passed"]),
                       f"{rto['min']}/{rto['median']}/{rto['max']}" if rto else "—",
-                      " ".join(f"{x:.2f}" if x is not None else "—" for x in r["last_rtos"]),
+                      " ".join(f"{x:.1f}" if x is not None else "—" for x in r["last_rtos"]),
                       str(r["lost_writes_total"]), str(r["split_brain_runs"]),
-                      f"{r['last_status']} {(r['last_at'] or '')[:19]}", str(r["last_level"]))
-    Console().print(table)
+                      f"{r['last_status']} {(r['last_at'] or '')[5:16].replace('T', ' ')}", str(r["last_level"]))
+    Console(width=max(Console().width, 150)).print(table)

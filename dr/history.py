@@ -45,7 +45,8 @@ def trend(records: list[dict]) -> list[dict]:
         groups.setdefault((r["scenario"], r["system"]), []).append(r)
     rows = []
     for (scenario, system), runs in sorted(groups.items()):
-        ran = [r for r in runs if r.get("status") in ("passed", "failed")]
+        # an aborted or failed-midway drill still measured what it saw (e.g. split brain)
+        ran = [r for r in runs if r.get("status") != "skipped" and r.get("acknowledged_writes")]
         rtos = [r["rto_seconds"] for r in ran if r.get("rto_seconds") is not None]
         rows.append({
             "scenario": scenario, "system": system, "runs": len(runs), "passed": sum(bool(r.get("passed")) for r in runs),
