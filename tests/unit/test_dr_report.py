@@ -67,7 +67,8 @@ def test_history_trend_per_scenario_and_system(tmp_path: Path) -> None:
     file = tmp_path / "h.jsonl"
     for rto in (4.0, 6.0, 5.0):
         history.append({"scenario": "main-center-loss", "system": "s", "status": "passed", "passed": True,
-                        "rto_seconds": rto, "rpo_lost_writes": 0, "split_brain": False}, file)
+                        "rto_seconds": rto, "rpo_lost_writes": 0, "split_brain": False,
+                        "acknowledged_writes": 100}, file)
     with file.open("a") as out:
         out.write('{"scenario": "trunc')  # a drill killed mid-write
     [row] = history.trend(history.load(file))
