@@ -45,7 +45,7 @@ class ClusterState:
     @property
     def leader(self) -> str | None:
         return next((m.name for m in self.members.values()
-                     if m.role in ("leader", "master", "standby_leader") and m.running), None)
+                     if m.role in ("leader", "master", "primary", "standby_leader") and m.running), None)
 
     @property
     def sync_standby(self) -> str | None:
