@@ -139,6 +139,9 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     - Type unwrapping: for every property of every resource the SDK re-derives, through
       `typing` introspection, what `Optional[Input[T]]` unwraps to. The answer depends on
       the type alone, so it is remembered per type.
+    - The URN the SDK computes, through several Outputs, for every registration in case
+      there is no monitor at all; a mock monitor is always there. Aliases do not need it
+      either: the mock monitor takes alias specs, so the SDK never turns aliases into URNs.
     """
     from pulumi import _types as sdk_types
     from pulumi import output as sdk_output
@@ -148,6 +151,8 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     was_enabled = gc.isenabled()
     original_trace = getattr(sdk_resource, "_get_stack_trace", None)
     original_track = sdk_output.Output._track
+    original_create_urn = sdk_resource.create_urn
+    sdk_resource.create_urn = _no_fallback_urn
     originals = {name: getattr(sdk_types, name) for name in PURE_TYPE_FUNCTIONS
                  if hasattr(sdk_types, name)}
     for name, function in originals.items():
@@ -160,6 +165,7 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
         yield
     finally:
         sdk_output.Output._track = original_track
+        sdk_resource.create_urn = original_create_urn
         for name, function in originals.items():
             setattr(sdk_types, name, function)
         if original_trace is not None:
@@ -172,6 +178,15 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
 
 def _untracked(self) -> None:
     return None
+
+
+class _NoUrn:
+    async def future(self) -> None:
+        return None
+
+
+def _no_fallback_urn(*_args, **_kwargs) -> _NoUrn:
+    return _NoUrn()
 
 
 # Functions of pulumi._types whose result depends only on the type passed in.

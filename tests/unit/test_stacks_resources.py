@@ -90,3 +90,13 @@ def test_register_sends_what_the_generated_class_sends(kind):
 def test_register_rejects_a_misspelt_argument():
     with pytest.raises(TypeError):
         R.register(R.NETWORK, "n", nmae="typo")
+
+
+@pytest.mark.parametrize("kind", [R.LOAD_BALANCER, R.INSTANCE], ids=["LoadBalancer", "Instance"])
+def test_fast_mock_runtime_sends_the_same_aliases_and_secrets(kind):
+    from stacks.mocks import fast_mock_runtime
+
+    stock = _registered(lambda: kind.cls("x", **ARGS[kind]))
+    with fast_mock_runtime():
+        fast = _registered(lambda: R.register(kind, "x", **ARGS[kind]))
+    assert fast.requests == stock.requests
