@@ -142,7 +142,10 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     - The URN the SDK computes, through several Outputs, for every registration in case
       there is no monitor at all; a mock monitor is always there. Aliases do not need it
       either: the mock monitor takes alias specs, so the SDK never turns aliases into URNs.
+    - Debug messages: the SDK builds a log request for the engine's debug channel several
+      times per resource; only `pulumi --debug` shows them, and a mocked run has no CLI.
     """
+    from pulumi import log as sdk_log
     from pulumi import _types as sdk_types
     from pulumi import output as sdk_output
     from pulumi.runtime import resource as sdk_resource
@@ -153,6 +156,8 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     original_track = sdk_output.Output._track
     original_create_urn = sdk_resource.create_urn
     sdk_resource.create_urn = _no_fallback_urn
+    original_debug = sdk_log.debug
+    sdk_log.debug = _dropped
     originals = {name: getattr(sdk_types, name) for name in PURE_TYPE_FUNCTIONS
                  if hasattr(sdk_types, name)}
     for name, function in originals.items():
@@ -166,6 +171,7 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     finally:
         sdk_output.Output._track = original_track
         sdk_resource.create_urn = original_create_urn
+        sdk_log.debug = original_debug
         for name, function in originals.items():
             setattr(sdk_types, name, function)
         if original_trace is not None:
@@ -177,6 +183,10 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
 
 
 def _untracked(self) -> None:
+    return None
+
+
+def _dropped(*_args, **_kwargs) -> None:
     return None
 
 
