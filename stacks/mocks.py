@@ -128,7 +128,7 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     - The cyclic garbage collector: every registration allocates ~60 tracked objects
       (futures, tasks, Outputs) that stay alive until the program ends, so each full
       collection walks everything registered so far — the cause of the superlinear
-      time. Reference counting still frees what dies; the collector runs once at the end.
+      time. Reference counting still frees what dies.
     - Source positions: the SDK walks and formats the whole Python stack per resource
       for the engine's diagnostics; with no engine nobody reads them.
     - Output tracking: every Output (~20 per resource) is added to and removed from one
@@ -145,41 +145,44 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
     - Debug messages: the SDK builds a log request for the engine's debug channel several
       times per resource; only `pulumi --debug` shows them, and a mocked run has no CLI.
     """
-    from pulumi import log as sdk_log
-    from pulumi import _types as sdk_types
-    from pulumi import output as sdk_output
-    from pulumi.runtime import resource as sdk_resource
-    from pulumi.runtime.proto import source_pb2
-
+    patches = _sdk_patches()
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     was_enabled = gc.isenabled()
-    original_trace = getattr(sdk_resource, "_get_stack_trace", None)
-    original_track = sdk_output.Output._track
-    original_create_urn = sdk_resource.create_urn
-    sdk_resource.create_urn = _no_fallback_urn
-    original_debug = sdk_log.debug
-    sdk_log.debug = _dropped
-    originals = {name: getattr(sdk_types, name) for name in PURE_TYPE_FUNCTIONS
-                 if hasattr(sdk_types, name)}
-    for name, function in originals.items():
-        setattr(sdk_types, name, _remembered(function))
     gc.disable()
-    if original_trace is not None:
-        sdk_resource._get_stack_trace = source_pb2.StackTrace
-    sdk_output.Output._track = _untracked
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        sdk_output.Output._track = original_track
-        sdk_resource.create_urn = original_create_urn
-        sdk_log.debug = original_debug
-        for name, function in originals.items():
-            setattr(sdk_types, name, function)
-        if original_trace is not None:
-            sdk_resource._get_stack_trace = original_trace
+        for owner, name, original in originals:
+            setattr(owner, name, original)
         # Re-enabling the collector makes its next pass walk every object of the run
         # (seconds at 10,000 VMs): a plan worker that is about to exit skips that.
         if was_enabled and restore_gc:
             gc.enable()
+
+
+def _sdk_patches() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, replacement) for each overhead `fast_mock_runtime` removes."""
+    from pulumi import _types as sdk_types
+    from pulumi import log as sdk_log
+    from pulumi import output as sdk_output
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    patches: list[tuple[Any, str, Any]] = [
+        (sdk_resource, "_get_stack_trace", source_pb2.StackTrace),
+        (sdk_output.Output, "_track", _untracked),
+        (sdk_resource, "create_urn", _no_fallback_urn),
+        (sdk_log, "debug", _dropped),
+    ]
+    patches += [(sdk_types, name, _remembered(getattr(sdk_types, name)))
+                for name in PURE_TYPE_FUNCTIONS]
+    missing = [f"{getattr(o, '__name__', o)}.{n}" for o, n, _ in patches if not hasattr(o, n)]
+    if missing:
+        raise RuntimeError(f"this pulumi SDK lacks {', '.join(missing)}: review stacks/mocks.py "
+                           "against the new SDK before planning fast (or plan with fast=False)")
+    return patches
 
 
 def _untracked(self) -> None:
