@@ -50,8 +50,11 @@ def lab() -> None:
 @click.option("--patroni-profile", type=click.Choice(PATRONI_PROFILES),
               help="Patroni timing: fast (ttl 5 / loop_wait 1 / retry 2) or stock "
                    "(30 / 10 / 10). Default: the lab's last choice, else fast.")
-@click.option("--netns", is_flag=True, default=None,
-              help="Each center in its own network namespace (root and `ip netns` required).")
+@click.option("--netns/--loopback", "netns", default=None,
+              help="Each center in its own network namespace, so isolating one is a real "
+                   "partition (root and `ip netns` required), or loopback addresses per "
+                   "center. Default: the lab's last choice, else loopback. Switching needs "
+                   "a stopped lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON.")
 @click.option("--timeout", default=180, show_default=True, help="Seconds to wait for health.")
 def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: int) -> None:

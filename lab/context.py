@@ -24,6 +24,12 @@ LEGACY = "legacy"
 # so losing a center does not take the front door with it.
 GLOBAL = "global"
 GLOBAL_NETWORK = IPv4Network("127.0.10.0/24")
+# netns mode: 127/8 cannot leave a namespace, so each site gets a private /24 instead,
+# with the same host numbers and ports (see lab/netns.py).
+NETNS_SUPERNET = IPv4Network("172.31.0.0/16")
+NETNS_NETWORKS = {"main": IPv4Network("172.31.1.0/24"), "samecity": IPv4Network("172.31.2.0/24"),
+                  "remote": IPv4Network("172.31.3.0/24"), "legacy": IPv4Network("172.31.9.0/24"),
+                  "global": IPv4Network("172.31.10.0/24")}
 
 # Host slots inside a center's /24: one address per kind of machine it would have.
 HOSTS = {"db": 1, "app": 2, "ops": 3, "storage": 4, "monitoring": 5, "lb": 6}
@@ -87,6 +93,8 @@ class LabContext:
         return self.system.department
 
     def network(self, center: str) -> IPv4Network:
+        if self.settings.netns:
+            return NETNS_NETWORKS[center]
         if center == GLOBAL:
             return GLOBAL_NETWORK
         if center in self.cloud.centers:

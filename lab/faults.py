@@ -10,7 +10,7 @@ import json
 import signal
 import time
 
-from lab import processes
+from lab import netns, processes
 from lab.components import patroni
 from lab.context import CENTERS, LabContext
 from lab.supervisor import Supervisor
@@ -91,13 +91,18 @@ class LabFaults:
         processes.signal_all(self.center_pids(center), signal.SIGCONT)
 
     def isolate_center(self, center: str) -> None:
+        """Cut the center's link to the bridge: its processes run on, unreachable."""
+        self._require_netns()
+        netns.set_isolated(self.lab.slot, center, True)
+
+    def heal_center(self, center: str) -> None:
+        self._require_netns()
+        netns.set_isolated(self.lab.slot, center, False)
+
+    def _require_netns(self) -> None:
         if not self.lab.settings.netns:
             raise NotImplementedError("isolating a center needs the lab in netns mode "
                                       "(`tricenter lab up --netns`); this lab runs on loopback")
-        raise NotImplementedError("netns mode is not implemented yet")
-
-    def heal_center(self, center: str) -> None:
-        self.isolate_center(center)
 
     def kill_component(self, center: str, component: str) -> None:
         """SIGKILL one component of a center. 'postgres' kills the postmaster's process

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import requests
 
 from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
+from lab import netns as namespaces
 from lab import processes
 from lab.component import Component, Program
 from lab.components import load_components
@@ -27,6 +28,7 @@ from lab.supervisor import Supervisor
 Progress = Callable[[dict], None]
 INTENDED_LEADER = "main"
 INTENDED_SYNC = "samecity"
+DIVERGED_GRACE_SECONDS = 20
 
 
 class LabError(RuntimeError):
@@ -38,10 +40,14 @@ class Lab:
         self.ctx = ctx or LabContext()
         self.components = components if components is not None else load_components()
         self.supervisor = Supervisor(self.ctx)
+        self._diverged_since: dict[str, float] = {}
 
     # --- configuration ----------------------------------------------------------------
     def programs(self) -> list[Program]:
-        return [p for c in self.components for p in c.programs(self.ctx)]
+        programs = [p for c in self.components for p in c.programs(self.ctx)]
+        if self.ctx.settings.netns:
+            programs = [namespaces.wrap(p, self.ctx.slot) for p in programs]
+        return programs
 
     @property
     def manifest_file(self):
@@ -55,6 +61,9 @@ class Lab:
         for name in ctx.cloud.legacy_sites:
             centers[name] = CenterRuntime(name=name, role="legacy",
                                           addresses=ctx.center_addresses(name))
+        if ctx.settings.netns:
+            for name, center in centers.items():
+                center.netns = namespaces.namespace(ctx.slot, name)
         runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers)
         for component in self.components:
             component.add_to_runtime(ctx, runtime)
@@ -87,12 +96,14 @@ class Lab:
            progress: Progress | None = None, deadline_seconds: float = 180) -> dict:
         if profile:
             self.ctx.settings.patroni_profile = profile
-        if netns is not None:
-            if netns:
-                raise LabError("netns mode is not available yet: run `tricenter lab up` "
-                               "without --netns (loopback addresses per center)")
-            self.ctx.settings.netns = netns
+        if netns is not None and netns != self.ctx.settings.netns:
+            self._switch_network_mode(netns)
         self.configure()
+        if self.ctx.settings.netns:
+            try:
+                namespaces.setup(self.ctx)
+            except namespaces.NetnsError as exc:
+                raise LabError(f"{exc}; run `tricenter lab up` without --netns") from exc
         if self.supervisor.running():
             self.supervisor.update()
             self.supervisor.start_all()
@@ -103,6 +114,17 @@ class Lab:
         else:
             self.supervisor.start()
         return self.wait_healthy(progress, deadline_seconds)
+
+    def _switch_network_mode(self, use_netns: bool) -> None:
+        """Loopback ↔ netns changes every address: only on a stopped lab, and etcd's
+        members (whose peer URLs live in their data) start afresh."""
+        if self.supervisor.running():
+            raise LabError("the lab is running in the other network mode: "
+                           "run `tricenter lab down` first")
+        if use_netns and (reason := namespaces.available()):
+            raise LabError(f"{reason}; run `tricenter lab up` without --netns")
+        shutil.rmtree(self.ctx.path("etcd"), ignore_errors=True)
+        self.ctx.settings.netns = use_netns
 
     def wait_healthy(self, progress: Progress | None, deadline_seconds: float) -> dict:
         deadline = time.monotonic() + deadline_seconds
@@ -124,13 +146,15 @@ class Lab:
         database = status["database"]
         if database["leader"] is None:
             return
-        wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
-        if database["timing"] and any(database["timing"].get(k) != v for k, v in wanted.items()):
-            patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
-        members = database["replicas"].values()
-        if not all(m["state"] == "running" and m["streaming"] for m in members):
-            return
         try:
+            wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
+            if database["timing"] and any(database["timing"].get(k) != v
+                                          for k, v in wanted.items()):
+                patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
+            self._reinitialize_diverged(database)
+            members = database["replicas"].values()
+            if not all(m["state"] == "running" and m["streaming"] for m in members):
+                return
             if database["leader"] != INTENDED_LEADER:
                 # Patroni in synchronous mode only hands over to the synchronous standby.
                 if database["sync_standby"] == INTENDED_LEADER:
@@ -141,6 +165,24 @@ class Lab:
                 etcd_component.move_leader(self.ctx, target)
         except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException):
             pass  # transient while members come and go: the next pass tries again
+
+    def _reinitialize_diverged(self, database: dict) -> None:
+        """A replica left on an older timeline and not streaming (an async member that
+        received WAL the new primary never had) does not heal itself: after a grace
+        period, rebuild it from the primary, as an operator would."""
+        leader_timeline = database["replicas"].get(database["leader"], {}).get("timeline")
+        now = time.monotonic()
+        for center, member in database["replicas"].items():
+            behind = (center != database["leader"] and leader_timeline is not None
+                      and member.get("timeline") is not None
+                      and member["timeline"] < leader_timeline and not member["streaming"])
+            if not behind:
+                self._diverged_since.pop(center, None)
+                continue
+            since = self._diverged_since.setdefault(center, now)
+            if now - since > DIVERGED_GRACE_SECONDS:
+                patroni_component.reinitialize(self.ctx, center)
+                self._diverged_since.pop(center, None)
 
     # --- status -----------------------------------------------------------------------
     def status(self) -> dict:
@@ -200,9 +242,16 @@ class Lab:
                      if not h.get("healthy")]
         role = (self.ctx.cloud.centers[site].role.value if site in self.ctx.cloud.centers
                 else site)
+        network = {"mode": "loopback"}
+        if self.ctx.settings.netns and site in namespaces.SITES:
+            network = {"mode": "netns", "namespace": namespaces.namespace(self.ctx.slot, site),
+                       "isolated": namespaces.isolated(self.ctx.slot, site)}
+            if network["isolated"]:
+                problems.append("isolated (its link to the other centers is down)")
         return {
             "role": role,
             "addresses": self.ctx.center_addresses(site),
+            "network": network,
             "database_role": database["replicas"].get(site, {}).get("role"),
             "programs": programs,
             "components": components,
@@ -243,8 +292,11 @@ class Lab:
 
     def down(self, deadline_seconds: float = 90) -> dict:
         """Stop everything; verify no lab process and no lab listening port remains."""
-        processes.signal_all(self.lab_pids(), signal.SIGCONT)  # a frozen center cannot stop
+        before = self.lab_pids()
+        processes.signal_all(before, signal.SIGCONT)  # a frozen center cannot stop
         self.supervisor.shutdown(deadline_seconds)
+        # Whatever ran under the lab a moment ago must be gone too (backends, helpers).
+        processes.signal_all(processes.wait_gone(before, 10), signal.SIGKILL)
         # Orphans (an archiver's helper, a postmaster whose Patroni was killed) may spawn
         # one more child while dying: sweep until a pass finds nothing.
         for _ in range(5):
@@ -254,7 +306,9 @@ class Lab:
             processes.signal_all(stray, signal.SIGTERM)
             processes.signal_all(processes.wait_gone(stray, 5), signal.SIGKILL)
             processes.wait_gone(stray, 2)
-        remaining = sorted(self.leftovers())
+        if self.ctx.settings.netns:
+            namespaces.teardown(self.ctx.slot)
+        remaining = sorted(self.leftovers() | {p for p in before if processes.alive(p)})
         ports = processes.listening_sockets(self.all_addresses())
         result = {"stopped": not remaining and not ports, "processes": remaining,
                   "listening": ports}

@@ -44,8 +44,10 @@ RECORD_PATH = re.compile(r"^/records/(\d+)$")
 class Database:
     """One connection per server thread, replaced whenever it breaks."""
 
-    def __init__(self, conninfo: str):
-        self.conninfo = conninfo
+    def __init__(self, hosts: list[str], dbname: str, user: str, passfile: str):
+        self.hosts = hosts
+        self.params = (dbname, user, passfile)
+        self.primary = hosts[0]  # the member that last accepted a read-write session
         self.local = threading.local()
         self.schema_ready = False
         self.status: dict = {"reachable": False, "error": "not checked yet"}
@@ -53,7 +55,12 @@ class Database:
     def connection(self) -> psycopg.Connection:
         conn = getattr(self.local, "conn", None)
         if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.conninfo, autocommit=True, row_factory=dict_row)
+            # Last known primary first: after a failover, new sessions stop paying the
+            # connect timeout of a dead or partitioned former primary.
+            ordered = [self.primary] + [h for h in self.hosts if h != self.primary]
+            conn = psycopg.connect(conninfo(ordered, *self.params), autocommit=True,
+                                   row_factory=dict_row)
+            self.primary = f"{conn.info.host}:{conn.info.port}"
             self.local.conn = conn
             if not self.schema_ready:
                 self._create_schema(conn)
@@ -150,8 +157,12 @@ def make_handler(center: str, db: Database) -> type[BaseHTTPRequestHandler]:
 def conninfo(hosts: list[str], dbname: str, user: str, passfile: str) -> str:
     names = ",".join(h.rsplit(":", 1)[0] for h in hosts)
     ports = ",".join(h.rsplit(":", 1)[1] for h in hosts)
+    # A partitioned primary drops packets instead of refusing them: without a bound on
+    # unacknowledged data a session to it would hang for the kernel's full TCP timeout.
     return (f"host={names} port={ports} dbname={dbname} user={user} passfile={passfile} "
-            "target_session_attrs=read-write connect_timeout=2 application_name=sample-app")
+            "target_session_attrs=read-write connect_timeout=2 application_name=sample-app "
+            "tcp_user_timeout=3000 keepalives=1 keepalives_idle=2 keepalives_interval=1 "
+            "keepalives_count=2")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--passfile", required=True)
     args = parser.parse_args(argv)
-    db = Database(conninfo(args.db_hosts.split(","), args.dbname, args.user, args.passfile))
+    db = Database(args.db_hosts.split(","), args.dbname, args.user, args.passfile)
     threading.Thread(target=db.watch, daemon=True).start()
     address, port = args.listen.rsplit(":", 1)
     server = ThreadingHTTPServer((address, int(port)), make_handler(args.center, db))

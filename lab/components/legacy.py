@@ -84,6 +84,9 @@ local all postgres peer
 local all all scram-sha-256
 host all all 127.0.0.0/8 scram-sha-256
 host replication all 127.0.0.0/8 scram-sha-256
+# netns mode (lab/netns.py): the sites use 172.31.0.0/16
+host all all 172.31.0.0/16 scram-sha-256
+host replication all 172.31.0.0/16 scram-sha-256
 """
 
 

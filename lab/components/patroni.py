@@ -15,11 +15,12 @@ from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, 
                                RuntimeInventory, SecretRef, SystemRuntime)
 from lab import processes
 from lab.component import Program
-from lab.context import CENTERS, LabContext, Ports
+from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OS_USER = "postgres"
 NAMESPACE = "/tricenter/"
+LAB_NETWORKS = ("127.0.0.0/8", str(NETNS_SUPERNET))  # loopback mode, netns mode
 INTENDED = {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
             "remote": DbIntendedRole.async_}
 
@@ -147,8 +148,8 @@ def render_config(lab: LabContext, center: str, profile: str,
             "pg_hba": [
                 "local all postgres peer",
                 "local all all scram-sha-256",
-                "host replication replicator 127.0.0.0/8 scram-sha-256",
-                "host all all 127.0.0.0/8 scram-sha-256",
+                *(f"host replication replicator {net} scram-sha-256" for net in LAB_NETWORKS),
+                *(f"host all all {net} scram-sha-256" for net in LAB_NETWORKS),
             ],
         },
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
@@ -246,6 +247,15 @@ def switchover(lab: LabContext, to_center: str) -> None:
         "leader": member_name(summary["leader"]), "candidate": member_name(to_center)})
     if response.status_code != 200:
         raise RuntimeError(f"switchover to {to_center} refused: {response.status_code} "
+                           f"{response.text.strip()}")
+
+
+def reinitialize(lab: LabContext, center: str) -> None:
+    """Rebuild a replica from the primary (Patroni's /reinitialize)."""
+    response = requests.post(f"{api_url(lab, center)}/reinitialize", json={"force": True},
+                             timeout=10)
+    if response.status_code != 200:
+        raise RuntimeError(f"reinitialize of {center} refused: {response.status_code} "
                            f"{response.text.strip()}")
 
 

@@ -1,5 +1,6 @@
 """The lab, once per test session, for every integration test that asks for `lab`.
 
+TRICENTER_LAB_NETNS=1 brings it up in network-namespace mode (a stopped lab only).
 If a healthy lab is already running (an operator's, or a previous session's kept with
 TRICENTER_KEEP_LAB=1), it is reused and left running. Otherwise the fixture brings it up
 and always takes it down at the end, whatever the tests did.
@@ -39,7 +40,8 @@ def lab() -> Iterator[Lab]:
         return
     try:
         try:
-            the_lab.up(deadline_seconds=240)
+            the_lab.up(netns=True if os.environ.get("TRICENTER_LAB_NETNS") else None,
+                       deadline_seconds=240)
         except LabError as exc:
             pytest.fail(f"the lab did not come up: {exc}")
         yield the_lab

@@ -202,6 +202,28 @@ def test_a_killed_remote_center_stays_down_until_started(lab: Lab) -> None:
     assert lab.wait_healthy(progress=None, deadline_seconds=90)["healthy"]
 
 
+def test_an_isolated_main_loses_its_primary_to_samecity(lab: Lab,
+                                                        runtime: RuntimeInventory) -> None:
+    if not lab.ctx.settings.netns:
+        pytest.skip("isolation is a real partition only in netns mode (TRICENTER_LAB_NETNS=1)")
+    faults = LabFaults(lab.ctx)
+    system = runtime.systems[lab_system(runtime)]
+    faults.isolate_center("main")
+    try:
+        def write() -> dict | None:
+            response = requests.post(f"{system.app_url}/records",
+                                     json={"key": f"isolated-{uuid.uuid4()}"}, timeout=5)
+            return response.json() if response.status_code == 201 else None
+
+        written = eventually(write, within=60, what="a write with main isolated")
+        assert written["db_server"] == lab.ctx.address("samecity")
+        assert written["served_by"] == "samecity"  # the entry cannot reach main's app
+    finally:
+        faults.heal_center("main")
+    status = lab.wait_healthy(progress=None, deadline_seconds=120)
+    assert status["layout"]["intended"], status["layout"]
+
+
 def test_down_leaves_no_process_or_port_and_up_brings_it_back(lab: Lab) -> None:
     pids_before = lab.lab_pids()
     assert pids_before
