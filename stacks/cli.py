@@ -10,7 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from inventory.cli import EXIT_INVALID, inventory_option, json_option, load_or_exit, print_json
+from inventory.cli import (EXIT_INVALID, inventory_option, ipam_warnings, json_option,
+                           load_or_exit, print_json)
 from stacks.layout import LayoutError, all_stacks, split_stack
 
 EXIT_FAILED = 1
@@ -64,8 +65,12 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
     1 when a quota or capacity is exceeded, 2 when the inventory is invalid."""
     from stacks.plan import diff_against_saved, plan_stacks, save_plan
 
+    from inventory import ipam
+
     topology = load_or_exit(inventory_dir, as_json)
     selected = _select_stacks(topology, stacks, all_)
+    # Without a complete lock, adding or removing a system may renumber others.
+    warnings = ipam_warnings(ipam.allocate(topology))
     started = time.perf_counter()
     try:
         plans = plan_stacks(topology, selected, jobs)
@@ -92,6 +97,7 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
         "total_resources": sum(len(p.resources) for p in plans),
         "total_instances": sum(p.instances for p in plans),
         "checks_ok": not failed and not mismatched,
+        "warnings": warnings,
         "instance_mismatch": mismatched,
         "seconds": round(wall, 3),
     }
@@ -152,6 +158,8 @@ def _print_plan(plans, diffs, report: dict) -> None:
                 console.print(f"    [yellow]~[/] {urn}", highlight=False)
         else:
             console.print("  no saved plan to compare with (this one is saved)")
+    for warning in report["warnings"]:
+        console.print(f"[yellow]![/] {warning}", highlight=False)
     console.print(f"\n[bold]{report['total_resources']}[/] resources, "
                   f"{report['total_instances']} VMs in {len(plans)} stack(s), "
                   f"{report['seconds']:.1f} s")

@@ -5,6 +5,7 @@ import functools
 import shutil
 from pathlib import Path
 
+from inventory import ipam
 from inventory.generate import generate_inventory
 from inventory.loader import DEFAULT_INVENTORY, Topology
 from inventory.validate import load_valid_topology
@@ -32,6 +33,9 @@ def generated() -> Topology:
     if GENERATED_DIR.exists():
         shutil.rmtree(GENERATED_DIR)
     generate_inventory(GENERATED_DIR, systems=30, vms=300, clouds=2, seed=7)
+    # As an operator would (`tricenter ipam --write`): addresses stay put from now on.
+    fresh = load_valid_topology(GENERATED_DIR)
+    ipam.write_lock(fresh.ipam_lock_file, ipam.allocate(fresh))
     return load_valid_topology(GENERATED_DIR)
 
 

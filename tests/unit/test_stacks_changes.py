@@ -94,3 +94,21 @@ def test_invalid_inventory_registers_no_resource(tmp_path):
                                   "inventory": str(inventory)})
     assert failure and "no-such-tier" in str(failure[0])
     assert monitor.registrations == []
+
+
+def test_removing_a_generated_system_removes_only_its_resources(tmp_path):
+    from stacks_helpers import GENERATED_DIR, generated
+
+    generated()  # writes the inventory
+    inventory = tmp_path / "generated"
+    shutil.copytree(GENERATED_DIR, inventory)
+    victim = sorted(inventory.glob("systems/*/*.yaml"))[3]
+    removed = victim.stem
+    victim.unlink()
+    topology = load_valid_topology(inventory)
+    before = _digests(runs("generated"))
+    after = _digests({s: run_program(topology, s) for s in all_stacks(topology)})
+    gone = set(before) - set(after)
+    assert gone and all(f"::{removed}-" in urn for urn in gone)
+    assert not set(after) - set(before)
+    assert not [u for u in after if after[u] != before[u]]
