@@ -11,6 +11,7 @@ arguments; tests/unit/test_stacks_resources.py checks each kind against its clas
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,13 @@ def register(kind: Kind, resource_name: str, /, opts: pulumi.ResourceOptions | N
              **args: Any) -> pulumi.CustomResource:
     """Register one resource of `kind`. Its `id`, `urn` and the given inputs (as Outputs,
     e.g. `.name`) can be read back; outputs it was not given cannot."""
-    options = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
-    if kind.options is not None:
-        options = pulumi.ResourceOptions.merge(options, kind.options)
+    options = pulumi.ResourceOptions.merge(_defaults(kind), opts)
     return pulumi.CustomResource(kind.token, resource_name, kind.args(**args), options)
+
+
+@functools.cache
+def _defaults(kind: Kind) -> pulumi.ResourceOptions:
+    """The options the generated class merges into every instance (plugin version,
+    download URL, aliases, secret outputs), computed once per kind."""
+    defaults = _utilities.get_resource_opts_defaults()
+    return pulumi.ResourceOptions.merge(defaults, kind.options) if kind.options else defaults
