@@ -151,3 +151,17 @@ def test_plan_over_a_centers_capacity_exits_1_and_says_where(plans, tmp_path):
     over = [c for c in checks if not c["ok"]]
     assert [c["scope"] for c in over] == ["center guangdong/remote"]
     assert over[0]["over"] == ["instances"] and over[0]["planned"]["instances"] == 41
+
+
+def test_project_and_stack_files_name_the_inventorys_stacks():
+    root = Path(__file__).resolve().parents[2]
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    assert project["name"] == "tricenter" and project["main"] == "stacks/"
+    assert project["runtime"]["name"] == "python"
+    from stacks.layout import all_stacks
+    from stacks_helpers import sample
+
+    for stack in all_stacks(sample()):
+        config = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert f"{config['tricenter:cloud']}-{config['tricenter:center']}" == stack
+        assert (root / config["tricenter:inventory"]).is_dir()
