@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 import pulumi
 
 from inventory.model import AppPlacement, Cloud, DbReplication
 from stacks import resources as R
-from stacks.resources import register
-from stacks.layout import (IngressRule, PATRONI_API_PORT, POSTGRES_PORT, SystemLayout,
+from stacks.layout import (PATRONI_API_PORT, POSTGRES_PORT, IngressRule, SystemLayout,
                            dhcp_pool)
+from stacks.resources import register
 
 COMPONENT_TYPE = "tricenter:index:SystemCenter"
 
@@ -59,7 +60,8 @@ class SystemCenter(pulumi.ComponentResource):
                      type="A", ttl=30, records=addresses, opts=self._child)
         self.register_outputs({})
 
-    def _network(self, tier: str, cidr, router: pulumi.CustomResource):
+    def _network(self, tier: str, cidr: IPv4Network, router: pulumi.CustomResource
+                 ) -> tuple[pulumi.CustomResource, pulumi.CustomResource]:
         name = f"{self.prefix}-{tier}"
         net = register(R.NETWORK, f"{name}-net", name=name, admin_state_up=True, opts=self._child)
         start, end = dhcp_pool(cidr)
@@ -71,7 +73,7 @@ class SystemCenter(pulumi.ComponentResource):
                  opts=self._child)
         return net, subnet
 
-    def _security_group(self, tier: str, rules: list[IngressRule]):
+    def _security_group(self, tier: str, rules: list[IngressRule]) -> pulumi.CustomResource:
         """Deny by default: a new Neutron group has no ingress rule (only the project's
         `default` group admits its own members), so only `rules` let traffic in. Its two
         default egress rules are kept: members reach the cloud's services and peers."""
@@ -86,7 +88,8 @@ class SystemCenter(pulumi.ComponentResource):
                      remote_ip_prefix=rule.cidr, description=rule.why, opts=self._child)
         return group
 
-    def _app_tier(self, net, subnet, sg) -> None:
+    def _app_tier(self, net: pulumi.CustomResource, subnet: pulumi.CustomResource,
+                  sg: pulumi.CustomResource) -> None:
         layout, s = self.layout, self.services
         app = layout.system.app
         if not layout.app_instances:
@@ -114,7 +117,7 @@ class SystemCenter(pulumi.ComponentResource):
         if layout.app_placement == AppPlacement.active and layout.lb_vip:
             self._entry(subnet, [vm.address for vm in layout.app_instances])
 
-    def _entry(self, subnet, backends: list[str]) -> None:
+    def _entry(self, subnet: pulumi.CustomResource, backends: list[str]) -> None:
         """The center's half of the active-active entry: Octavia in front of the app tier,
         one listener per declared service port, open only to that port's flow sources."""
         layout = self.layout
@@ -134,7 +137,8 @@ class SystemCenter(pulumi.ComponentResource):
                      members=[{"address": a, "protocol_port": port, "subnet_id": subnet.id}
                               for a in backends], opts=self._child)
 
-    def _db_member(self, net, sg, passwords) -> None:
+    def _db_member(self, net: pulumi.CustomResource, sg: pulumi.CustomResource,
+                   passwords: pulumi.Output[dict[str, str]] | None) -> None:
         layout, s = self.layout, self.services
         db, member = layout.system.database, layout.db_member
         # Data outlives the VM: a separate volume survives instance replacement.
@@ -158,7 +162,8 @@ class SystemCenter(pulumi.ComponentResource):
         register(R.VOLUME_ATTACH, f"{member.name}-data-attach", instance_id=instance.id,
                  volume_id=volume.id, opts=self._child)
 
-    def _db_user_data(self, passwords) -> pulumi.Input[str] | None:
+    def _db_user_data(self, passwords: pulumi.Output[dict[str, str]] | None
+                      ) -> pulumi.Input[str]:
         layout = self.layout
         member = layout.db_member
         # The remote member must never be promoted by Patroni itself (FACTS: etcd quorum).
