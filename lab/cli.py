@@ -25,8 +25,9 @@ def _status_table(status: dict, elapsed: float | None = None) -> Table:
         table.add_column(column)
     sites = {**status["centers"], **status.get("locations", {})}
     for site, info in sites.items():
-        programs = ", ".join(f"{p['component'] or name} {'✓' if p['state'] == 'RUNNING' else p['state']}"
-                             for name, p in info["programs"].items()) or "-"
+        programs = ", ".join(
+            f"{name.removeprefix(site + '-')} {'✓' if p['state'] == 'RUNNING' else p['state']}"
+            for name, p in info["programs"].items()) or "-"
         health = "[green]healthy[/]" if info["healthy"] else \
             "[red]" + "; ".join(info["problems"] or ["not running"]) + "[/]"
         table.add_row(site, info["role"], info.get("database_role") or "-", programs, health)
@@ -118,10 +119,16 @@ def status(as_json: bool) -> None:
 def logs(component: str, center: str | None, lines: int) -> None:
     """Show the end of a component's log (e.g. `tricenter lab logs patroni --center main`)."""
     ctx = LabContext()
-    pattern = f"{center}-{component}.log" if center else f"*-{component}.log"
-    files = sorted(ctx.logs_dir.glob(pattern))
+    manifest_file = ctx.path("programs.json")
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {}
+    # PostgreSQL under Patroni writes to Patroni's log (no logging collector).
+    wanted = {component, "patroni"} if component == "postgres" else {component}
+    names = [name for name, info in sorted(manifest.items())
+             if (info["component"] in wanted or name.endswith(f"-{component}"))
+             and (center is None or info["center"] == center)]
+    files = [ctx.log_file(name) for name in names if ctx.log_file(name).exists()]
     if not files:
-        known = sorted({f.stem.split("-", 1)[-1] for f in ctx.logs_dir.glob("*-*.log")})
+        known = sorted({info["component"] for info in manifest.values()})
         raise click.UsageError(f"no log for {component!r}"
                                f"{' in ' + center if center else ''}; known: {', '.join(known)}")
     for file in files:
