@@ -217,7 +217,7 @@ def plan_stacks(topology: Topology, stacks: list[str], jobs: int | None = None) 
     One process per stack rather than a pool: Pulumi's runtime state is per process,
     and a process that exits returns all of a stack's memory at once."""
     global _TOPOLOGY
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(stacks)))
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(stacks)))
     if len(stacks) == 1:
         return [plan_stack(topology, stacks[0], restore_gc=False)]
     # Import the program before forking: each worker then starts with it loaded.
