@@ -43,7 +43,7 @@ def _select_stacks(topology, stacks: tuple[str, ...], all_: bool) -> list[str]:
             split_stack(topology, stack)
     except LayoutError as exc:
         raise click.BadParameter(str(exc), param_hint="--stack") from None
-    return list(stacks)
+    return list(dict.fromkeys(stacks))
 
 
 @click.command()
