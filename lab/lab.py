@@ -134,7 +134,9 @@ class Lab:
             self._converge(status)
             if progress:
                 progress(status)
-            if status["healthy"] and status["layout"]["intended"]:
+            timing_ok = status["database"]["timing"] == patroni_component.PROFILES[
+                self.ctx.settings.patroni_profile]
+            if status["healthy"] and status["layout"]["intended"] and timing_ok:
                 return status
             time.sleep(0.5)
         raise LabError("the lab is not healthy after "
