@@ -12,8 +12,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
+import yaml
 
 from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
 from lab import netns as namespaces
@@ -36,6 +38,8 @@ class LabError(RuntimeError):
 
 
 class Lab:
+    """The running (or stopped) lab: its components, its supervisord, its state."""
+
     def __init__(self, ctx: LabContext | None = None, components: list[Component] | None = None):
         self.ctx = ctx or LabContext()
         self.components = components if components is not None else load_components()
@@ -50,7 +54,7 @@ class Lab:
         return programs
 
     @property
-    def manifest_file(self):
+    def manifest_file(self) -> Path:
         return self.ctx.path("programs.json")
 
     def runtime_inventory(self) -> RuntimeInventory:
@@ -72,7 +76,6 @@ class Lab:
     def write_runtime_files(self) -> RuntimeInventory:
         runtime = self.runtime_inventory()
         runtime.save(self.ctx.runtime_inventory_file)
-        import yaml  # local: only `up` writes YAML
         self.ctx.ansible_inventory_file.write_text(
             yaml.safe_dump(ansible_inventory(runtime), sort_keys=False))
         self.ctx.prometheus_targets_file.write_text(
