@@ -76,7 +76,7 @@ def app_password_secret(lab: LabContext) -> str:
 # A restore_command waiting on an object store in a lost center stalls the promotion of
 # the standby (PostgreSQL runs it for history files and segments before it promotes).
 # On a non-zero exit PostgreSQL treats the file as absent and goes on, so bound it.
-RESTORE_COMMAND_TIMEOUT_SECONDS = 1
+RESTORE_COMMAND_TIMEOUT_SECONDS = 0.5
 
 
 def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
