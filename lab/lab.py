@@ -6,12 +6,14 @@ main, synchronous standby in samecity, etcd leader outside the primary's center)
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -94,9 +96,25 @@ class Lab:
             {p.name: {"center": p.center, "component": p.component} for p in programs}, indent=2))
         self.supervisor.write_conf(programs)
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One `up`, `down` or `reset` at a time per lab directory."""
+        self.ctx.root.mkdir(parents=True, exist_ok=True)
+        with open(self.ctx.path(".lock"), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LabError(f"another `lab up/down/reset` is running on {self.ctx.root}")
+            yield
+
     # --- up ---------------------------------------------------------------------------
     def up(self, profile: str | None = None, netns: bool | None = None,
            progress: Progress | None = None, deadline_seconds: float = 180) -> dict:
+        with self.exclusive():
+            return self._up(profile, netns, progress, deadline_seconds)
+
+    def _up(self, profile: str | None, netns: bool | None, progress: Progress | None,
+            deadline_seconds: float) -> dict:
         if profile:
             self.ctx.settings.patroni_profile = profile
         if netns is not None and netns != self.ctx.settings.netns:
@@ -297,6 +315,10 @@ class Lab:
 
     def down(self, deadline_seconds: float = 90) -> dict:
         """Stop everything; verify no lab process and no lab listening port remains."""
+        with self.exclusive():
+            return self._down(deadline_seconds)
+
+    def _down(self, deadline_seconds: float) -> dict:
         before = self.lab_pids()
         processes.signal_all(before, signal.SIGCONT)  # a frozen center cannot stop
         self.supervisor.shutdown(deadline_seconds)
@@ -327,8 +349,9 @@ class Lab:
 
     def reset(self) -> None:
         """down, then remove every piece of state (data, secrets, logs)."""
-        self.down()
-        shutil.rmtree(self.ctx.root, ignore_errors=True)
+        with self.exclusive():
+            self._down(90)
+            shutil.rmtree(self.ctx.root, ignore_errors=True)
 
 
 def app_entry_check(ctx: LabContext, attempts: int = 4) -> dict:
