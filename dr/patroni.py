@@ -95,7 +95,20 @@ class PatroniCluster:
         raise PatroniUnavailable("no Patroni REST API answered /config")
 
     def lease_seconds(self) -> float:
-        return float(self.dynamic_config().get("ttl", 30))
+        """The leader lease in force. Patroni 4 raises a ttl below 20 s to 20 s (and says so
+        only in its log), so a hold sized on the configured ttl would end too early."""
+        ttl = float(self.dynamic_config().get("ttl", 30))
+        return max(ttl, 20.0) if self.major_version() >= 4 else ttl
+
+    def major_version(self) -> int:
+        for index in self._ordered():
+            try:
+                reply = self._session.get(self.db.members[index].api_url.rstrip("/") + "/patroni",
+                                          timeout=self.timeout)
+                return int(str(reply.json().get("patroni", {}).get("version", "0")).split(".")[0])
+            except (requests.RequestException, ValueError):
+                continue
+        return 0
 
     def switchover(self, leader: str, candidate: str, timeout: float = 60) -> str:
         """Ask Patroni for a planned switchover; returns its message once it is done."""
