@@ -7,12 +7,6 @@ Needs a running lab (`tricenter lab up`). Switches the lab's Patroni profile wit
 with each, prints min/median/max RTO per profile, the lost writes of every trial, and
 the stock/fast ratio of the medians; leaves the lab on the fast profile.
 Targets (issue 5): fast median RTO ≤ 5 s, RPO 0 in every trial, ≥ 5× faster than stock.
-
-`--tune` is an experiment, not a lab setting: after `lab up` it rewrites the running lab's
-generated files the way docs/dr-team.md recommends the lab should (no restore_command on
-the streaming Patroni members, whose promotion otherwise waits for the lost center's
-object store; HAProxy health checks every 200 ms instead of 1 s) and reloads them. The
-next `tricenter lab up` renders the lab's own files again.
 """
 from __future__ import annotations
 
@@ -30,35 +24,6 @@ def lab_up(profile: str) -> None:
                           text=True, timeout=600)
     if done.returncode != 0:
         sys.exit(f"`tricenter lab up --patroni-profile {profile}` failed:\n{done.stderr[-3000:]}")
-
-
-def tune_running_lab() -> None:
-    """Apply the recommended changes to the running lab's generated files (see --tune)."""
-    import requests
-    import yaml
-
-    from lab.components import haproxy, patroni
-    from lab.context import CENTERS, LabContext
-    from lab.supervisor import Supervisor
-    lab = LabContext()
-    for center in CENTERS:
-        file = patroni.node_dir(lab, center) / "patroni.yml"
-        config = yaml.safe_load(file.read_text())
-        config["postgresql"]["parameters"].pop("restore_command", None)
-        file.write_text(yaml.safe_dump(config, sort_keys=False))
-        requests.post(patroni.api_url(lab, center) + "/reload", timeout=10)
-    cfg = haproxy.config_file(lab)
-    cfg.write_text(cfg.read_text().replace("default-server inter 1s ", "default-server inter 200ms "))
-    supervisor = Supervisor(lab)
-    names = [p["name"] for p in supervisor.processes() if p["name"].endswith("haproxy")]
-    supervisor.stop_programs(names)
-    supervisor.start_programs(names)
-    from lab.lab import Lab  # `lab up` would render the lab's own files again: poll instead
-    deadline = time.monotonic() + 120
-    while not Lab(lab).status()["healthy"]:
-        if time.monotonic() > deadline:
-            sys.exit("the lab is not healthy after --tune")
-        time.sleep(1)
 
 
 def run(scenario: str, repeat: int) -> dict:
@@ -82,8 +47,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--scenario", default="main-center-loss")
     parser.add_argument("--profiles", default="fast,stock")
-    parser.add_argument("--tune", action="store_true",
-                        help="experiment: apply the recommended lab changes to the running lab first")
     parser.add_argument("--stock-repeat", type=int, default=None,
                         help="trials with the stock profile (default: --repeat); each takes ~2 min")
     args = parser.parse_args()
@@ -91,8 +54,6 @@ def main() -> None:
     for profile in args.profiles.split(","):
         began = time.monotonic()
         lab_up(profile)
-        if args.tune:
-            tune_running_lab()
         n = args.stock_repeat if profile == "stock" and args.stock_repeat else args.repeat
         results[profile] = run(args.scenario, n)
         results[profile]["wall_seconds"] = round(time.monotonic() - began, 1)

@@ -22,6 +22,8 @@ import psycopg
 import requests
 import yaml
 
+from lab.components.patroni import PATRONI_BIN_DIR
+
 from dr.runbook import BackupInfo, DatabaseCopy
 from inventory.runtime import SystemRuntime
 
@@ -91,7 +93,7 @@ class LabRunbook:
 
     def _edit_dcs_config(self, center: str, values: dict) -> None:
         """Change Patroni's dynamic config in etcd directly: works with no Patroni running."""
-        args = ["patronictl", "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
+        args = [str(PATRONI_BIN_DIR / "patronictl"), "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
         for key, value in values.items():
             args += ["-s", f"{key}={json.dumps(value)}"]
         done = subprocess.run(args, capture_output=True, text=True, timeout=30)
@@ -181,7 +183,7 @@ class LabRunbook:
             view = patroni.cluster_view(self.lab) or {"members": []}
             members = {m["name"]: m for m in view["members"]}
             tl = members.get(remote, {}).get("timeline")
-            return all(members.get(patroni.member_name(c), {}).get("state") in ("running", "streaming")
+            return all(members.get(patroni.member_name(c), {}).get("state") in patroni.RUNNING_STATES
                        and members[patroni.member_name(c)].get("timeline") == tl
                        for c in ("main", "samecity"))
         _poll("main and samecity rewound and following the remote primary", city_follows, 180, 0.5)

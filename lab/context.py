@@ -6,6 +6,7 @@ host address inside the centers' /24s) without a component knowing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -59,8 +60,19 @@ class LabSettings:
     netns: bool = False
 
 
+def _others_can_traverse(path: Path) -> bool:
+    return all(part.stat().st_mode & 0o001 for part in (path, *path.parents))
+
+
 def lab_dir() -> Path:
-    return Path(os.environ.get("TRICENTER_LAB_DIR") or REPO / ".lab").resolve()
+    """The lab's state directory: TRICENTER_LAB_DIR, else `.lab` in the checkout — unless
+    the postgres user could not reach it there (a checkout under /root), then /var/tmp."""
+    if os.environ.get("TRICENTER_LAB_DIR"):
+        return Path(os.environ["TRICENTER_LAB_DIR"]).resolve()
+    if _others_can_traverse(REPO):
+        return (REPO / ".lab").resolve()
+    digest = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+    return Path(f"/var/tmp/tricenter-lab-{digest}")
 
 
 class LabContext:

@@ -176,7 +176,8 @@ class Lab:
                 patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
             self._reinitialize_diverged(database)
             members = database["replicas"].values()
-            if not all(m["state"] == "running" and m["streaming"] for m in members):
+            if not all(m["state"] in patroni_component.RUNNING_STATES and m["streaming"]
+                       for m in members):
                 return
             if database["leader"] != INTENDED_LEADER:
                 # Patroni in synchronous mode only hands over to the synchronous standby.

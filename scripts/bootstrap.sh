@@ -5,8 +5,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-debian_packages=(etcd-server etcd-client patroni haproxy openssh-server prometheus pgbackrest
-                 iproute2 python3-psycopg2 python3-etcd)
+debian_packages=(etcd-server etcd-client haproxy openssh-server prometheus pgbackrest iproute2
+                 python3-venv)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || debian_packages+=(postgresql-15)
 
 missing=()
@@ -27,6 +27,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
+
+# Patroni runs as the postgres user, so it lives outside the checkout (which postgres may
+# not be able to reach) in a venv of its own on Debian's python (a pyenv python under
+# /root is not executable by postgres), pinned: see lab/components/patroni.py.
+patroni_venv=/opt/tricenter/patroni
+patroni_pin="patroni[etcd3]==3.1.2"
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- "$patroni_venv/bin/patroni" --version 2>/dev/null | grep -q " 3.1.2$"; then
+  echo "bootstrap: installing $patroni_pin into $patroni_venv"
+  rm -rf "$patroni_venv"
+  /usr/bin/python3 -m venv "$patroni_venv"
+  "$patroni_venv/bin/python" -m pip install -q "$patroni_pin" "psycopg[binary]>=3.1,<4"
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv

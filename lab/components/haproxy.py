@@ -14,6 +14,9 @@ from lab.context import CENTERS, GLOBAL, LabContext, Ports
 
 # Fast detection, and cut sessions to a demoted primary at once so clients reconnect.
 CHECK = "inter 1s fall 2 rise 1 on-marked-down shutdown-sessions"
+# The write endpoint checks Patroni five times a second: a promoted member is in the pool
+# within 0.2 s instead of up to 1 s, a cheap share of a 5 s RTO budget.
+DB_CHECK = "inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions"
 
 
 def config_file(lab: LabContext):
@@ -47,7 +50,7 @@ def render_config(lab: LabContext) -> str:
         f"    bind {entry}:{Ports.db_read_write}",
         "    option httpchk GET /primary",
         "    http-check expect status 200",
-        f"    default-server {CHECK}",
+        f"    default-server {DB_CHECK}",
         *db_servers,
         "",
         "listen db-read-only",
@@ -55,7 +58,7 @@ def render_config(lab: LabContext) -> str:
         "    balance roundrobin",
         "    option httpchk GET /replica",
         "    http-check expect status 200",
-        f"    default-server {CHECK}",
+        f"    default-server {DB_CHECK}",
         *db_servers,
         "",
         "listen app",

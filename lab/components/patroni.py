@@ -18,6 +18,12 @@ from lab.component import Program
 from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Patroni pinned from PyPI (scripts/bootstrap.sh installs it here, readable by postgres).
+# Debian's 3.0.2 overwrites the etcd3 leader key unconditionally after a freeze: a thawed
+# old primary took the lock back from the new one and its acknowledged writes were lost
+# (main-center-freeze drill). 3.0.3+ updates the key in a compare-and-swap transaction;
+# 3.2+ also forces ttl >= 20 s, which would put main-center-loss RTO near 25 s.
+PATRONI_BIN_DIR = Path("/opt/tricenter/patroni/bin")
 OS_USER = "postgres"
 NAMESPACE = "/tricenter/"
 LAB_NETWORKS = ("127.0.0.0/8", str(NETNS_SUPERNET))  # loopback mode, netns mode
@@ -73,12 +79,6 @@ def app_password_secret(lab: LabContext) -> str:
     return f"{lab.system.name}-db-password"
 
 
-# A restore_command waiting on an object store in a lost center stalls the promotion of
-# the standby (PostgreSQL runs it for history files and segments before it promotes).
-# On a non-zero exit PostgreSQL treats the file as absent and goes on, so bound it.
-RESTORE_COMMAND_TIMEOUT_SECONDS = 0.5
-
-
 def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
     """PostgreSQL parameters other components ask for (e.g. pgBackRest's archive_command)."""
     params: dict[str, object] = {}
@@ -86,9 +86,6 @@ def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
         contribute = getattr(comp, "postgres_parameters", None)
         if contribute is not None:
             params.update(contribute(lab))
-    restore = params.get("restore_command")
-    if restore and not str(restore).startswith("timeout "):
-        params["restore_command"] = f"timeout {RESTORE_COMMAND_TIMEOUT_SECONDS} {restore}"
     return params
 
 
@@ -195,6 +192,10 @@ def cluster_view(lab: LabContext) -> dict | None:
     return None
 
 
+# /cluster calls a healthy replica "streaming" from Patroni 3.0.4 on, "running" before.
+RUNNING_STATES = ("running", "streaming")
+
+
 def database_summary(lab: LabContext) -> dict:
     """Leader, sync standby and each member's role and streaming state, by center."""
     view = cluster_view(lab) or {"members": []}
@@ -299,7 +300,7 @@ class Patroni:
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-patroni", center=center, component="patroni",
-                        command=["/usr/bin/patroni", str(node_dir(lab, center) / "patroni.yml")],
+                        command=[str(PATRONI_BIN_DIR / "patroni"), str(node_dir(lab, center) / "patroni.yml")],
                         user=OS_USER, directory=node_dir(lab, center), priority=200)
                 for center in CENTERS]
 
@@ -307,7 +308,7 @@ class Patroni:
         summary = database_summary(lab)
         result = {}
         for center, member in summary["replicas"].items():
-            healthy = member["state"] == "running" and member["streaming"]
+            healthy = member["state"] in RUNNING_STATES and member["streaming"]
             detail = (f"{member['role']}, {member['state']}" +
                       (", streaming" if member["streaming"] and member["role"] != "leader" else ""))
             result[center] = {"healthy": healthy, "role": member["role"], "detail": detail}

@@ -105,13 +105,17 @@ def postgres_parameters(lab: "LabContext") -> dict[str, str]:
     """What every Patroni member needs in its postgresql parameters.
 
     PostgreSQL runs archive_command in the member's data directory, so `$PWD` names the
-    member without a config per member; %p is relative to it."""
+    member without a config per member; %p is relative to it.
+
+    No restore_command: members stream through replication slots (and wal_keep_size), so
+    they never need the archive, while a promoting standby would ask it for history files
+    first — and with main lost the archive's city endpoint is gone, which added ~2-4 s to
+    every failover. Restores from the archive (`restore_to`) set their own."""
     base = (f"{BIN} --config={config_file(lab)} --stanza={stanza(lab)} "
             f"--io-timeout={WAL_IO_TIMEOUT_S} --pg1-path=\"$PWD\"")
     return {
         "archive_mode": "on",
         "archive_command": f"{base} archive-push %p",
-        "restore_command": f"{base} archive-get %f \"%p\"",
     }
 
 

@@ -120,14 +120,18 @@ def test_the_profiles_are_patronis_defaults_and_a_fast_one(ctx) -> None:
     assert patroni.PROFILES["fast"]["ttl"] <= 6 and patroni.PROFILES["fast"]["loop_wait"] == 1
 
 
-def test_a_contributed_restore_command_cannot_stall_a_promotion(ctx) -> None:
+def test_members_take_the_parameters_other_components_contribute(ctx) -> None:
     class Archiver:
         def postgres_parameters(self, lab):
-            return {"archive_mode": "on", "restore_command": "fetch %f %p"}
+            return {"archive_mode": "on", "archive_command": "push %p"}
 
-    params = patroni.extra_parameters(ctx, [Archiver()])
-    assert params["restore_command"].startswith("timeout ")
-    assert params["archive_mode"] == "on"
+    params = patroni.extra_parameters(ctx, [Archiver(), object()])
+    assert params == {"archive_mode": "on", "archive_command": "push %p"}
+
+
+def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> None:
+    (program,) = [p for p in patroni.Patroni().programs(ctx) if p.center == "main"]
+    assert program.command[0] == str(patroni.PATRONI_BIN_DIR / "patroni")
 
 
 def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:
@@ -145,7 +149,7 @@ def test_haproxy_routes_writes_to_the_primary_and_reads_to_replicas(ctx) -> None
     assert "option httpchk GET /primary" in read_write
     assert "option httpchk GET /replica" in read_only
     for block in (read_write, read_only):
-        assert "inter 1s fall 2 rise 1 on-marked-down shutdown-sessions" in block
+        assert "inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions" in block
         assert block.count("check port 8008") == 3
 
 
