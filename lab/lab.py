@@ -322,7 +322,11 @@ class Lab:
     def _down(self, deadline_seconds: float) -> dict:
         before = self.lab_pids()
         processes.signal_all(before, signal.SIGCONT)  # a frozen center cannot stop
-        self.supervisor.shutdown(deadline_seconds)
+        by_priority: dict[int, list[str]] = {}
+        for program in self.programs():
+            by_priority.setdefault(program.priority, []).append(program.name)
+        bands = [by_priority[p] for p in sorted(by_priority, reverse=True)]
+        self.supervisor.shutdown(deadline_seconds, bands)
         # Whatever ran under the lab a moment ago must be gone too (backends, helpers).
         processes.signal_all(processes.wait_gone(before, 10), signal.SIGKILL)
         # Orphans (an archiver's helper, a postmaster whose Patroni was killed) may spawn

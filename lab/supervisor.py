@@ -147,6 +147,17 @@ class Supervisor:
         except (OSError, xmlrpc.client.Error):
             return []
 
+    @staticmethod
+    def _stop_band(server: xmlrpc.client.ServerProxy, names: set[str], deadline: float) -> None:
+        for info in server.supervisor.getAllProcessInfo():
+            if info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                server.supervisor.stopProcess(f"{info['group']}:{info['name']}", False)
+        while time.monotonic() < deadline:
+            if not any(info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "STOPPING")
+                       for info in server.supervisor.getAllProcessInfo()):
+                return
+            time.sleep(0.1)
+
     def start_programs(self, names: list[str]) -> None:
         server = self.rpc(timeout=60)
         states = {p["name"]: p["statename"] for p in server.supervisor.getAllProcessInfo()}
@@ -173,13 +184,20 @@ class Supervisor:
                 return info["group"]
         raise KeyError(f"no supervisord program named {name}")
 
-    def shutdown(self, deadline_seconds: float = 90) -> None:
-        """Stop every program (in reverse priority), then supervisord itself."""
+    def shutdown(self, deadline_seconds: float = 90, bands: list[list[str]] | None = None) -> None:
+        """Stop the programs band by band (each band wholly stopped before the next), then
+        supervisord itself.
+
+        supervisord's own stopAllProcesses signals everything at once: the primary's last
+        WAL archiving then meets an object store already stopping and Patroni loses etcd
+        mid-shutdown, which made `down` take ~40 s. Bands in reverse start order avoid that."""
         pid = self.pid
         if pid is None:
             return
         try:
             server = self.rpc(timeout=deadline_seconds)
+            for band in bands or []:
+                self._stop_band(server, set(band), time.monotonic() + deadline_seconds / 2)
             server.supervisor.stopAllProcesses(True)
             server.supervisor.shutdown()
         except (OSError, xmlrpc.client.Error):
