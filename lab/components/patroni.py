@@ -138,6 +138,10 @@ def render_config(lab: LabContext, center: str, profile: str,
             "authentication": auth,
             "parameters": {
                 "unix_socket_directories": str(socket_dir(lab, center)),
+                # A hung (frozen) synchronous standby keeps its TCP session open; until the
+                # walsender gives up on it, Patroni still sees it streaming and commits wait.
+                # 5 s instead of 60 s lets Patroni drop it from synchronous_standby_names.
+                "wal_sender_timeout": "5s",
                 "logging_collector": "off",
                 "log_line_prefix": f"%m [%p] {center} ",
                 **(extra or {}),
