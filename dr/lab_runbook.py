@@ -22,7 +22,7 @@ import psycopg
 import requests
 import yaml
 
-from lab.components.patroni import PATRONI_BIN_DIR
+from lab import binaries
 
 from dr.runbook import BackupInfo, DatabaseCopy
 from inventory.runtime import SystemRuntime
@@ -93,7 +93,7 @@ class LabRunbook:
 
     def _edit_dcs_config(self, center: str, values: dict) -> None:
         """Change Patroni's dynamic config in etcd directly: works with no Patroni running."""
-        args = [str(PATRONI_BIN_DIR / "patronictl"), "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
+        args = [binaries.path("patronictl"), "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
         for key, value in values.items():
             args += ["-s", f"{key}={json.dumps(value)}"]
         done = subprocess.run(args, capture_output=True, text=True, timeout=30)

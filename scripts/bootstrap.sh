@@ -28,26 +28,37 @@ fi
 
 python=${PYTHON:-python3}
 
+# Every Python package comes from a committed lock, so a fresh machine gets what was tested
+# (an unpinned ydiff 1.5 once broke patronictl at import). After changing pyproject.toml:
+#   .venv/bin/pip freeze --exclude-editable > scripts/constraints/venv.txt
+# and after changing the Patroni pin: /opt/tricenter/patroni/bin/pip freeze > scripts/constraints/patroni.txt
+venv_lock=scripts/constraints/venv.txt
+patroni_lock=scripts/constraints/patroni.txt
+
 # Patroni runs as the postgres user, so it lives outside the checkout (which postgres may
 # not be able to reach) in a venv of its own on Debian's python (a pyenv python under
-# /root is not executable by postgres), pinned: see lab/components/patroni.py.
+# /root is not executable by postgres). Why 3.1.2: lab/components/patroni.py.
 patroni_venv=/opt/tricenter/patroni
-patroni_pin="patroni[etcd3]==3.1.2"
-if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- "$patroni_venv/bin/patroni" --version 2>/dev/null | grep -q " 3.1.2$"; then
-  echo "bootstrap: installing $patroni_pin into $patroni_venv"
+patroni_stamp="$patroni_venv/.tricenter-installed"
+patroni_want="$(sha256sum "$patroni_lock" | cut -d' ' -f1)"
+if [ "$(id -u)" -eq 0 ] && [ "$(cat "$patroni_stamp" 2>/dev/null)" != "$patroni_want" ]; then
+  echo "bootstrap: installing Patroni from $patroni_lock into $patroni_venv"
   rm -rf "$patroni_venv"
   /usr/bin/python3 -m venv "$patroni_venv"
-  "$patroni_venv/bin/python" -m pip install -q "$patroni_pin" "psycopg[binary]>=3.1,<4"
+  "$patroni_venv/bin/python" -m pip install -q --no-deps -r "$patroni_lock"
+  "$patroni_venv/bin/python" -m pip check
+  echo "$patroni_want" > "$patroni_stamp"
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv
 fi
 stamp=.venv/.tricenter-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml "$venv_lock" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing Python packages into .venv"
+  echo "bootstrap: installing Python packages into .venv from $venv_lock"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -c "$venv_lock" -e ".[test]"
+  .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi

@@ -7,6 +7,7 @@ import subprocess
 import requests
 
 from inventory.runtime import RuntimeInventory
+from lab import binaries
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
 
@@ -28,7 +29,7 @@ def peer_url(lab: LabContext, center: str) -> str:
 def command(lab: LabContext, center: str) -> list[str]:
     initial_cluster = ",".join(f"{member_name(c)}={peer_url(lab, c)}" for c in CENTERS)
     return [
-        "etcd",
+        binaries.path("etcd"),
         "--name", member_name(center),
         "--data-dir", str(lab.path("etcd", center, "data")),
         "--listen-client-urls", client_url(lab, center),
@@ -77,7 +78,7 @@ def move_leader(lab: LabContext, to_center: str) -> None:
     if target is None:
         raise RuntimeError(f"etcd member of {to_center} does not answer; cannot move the leader")
     target_hex = format(int(target["header"]["member_id"]), "x")
-    subprocess.run(["etcdctl", "--endpoints", client_url(lab, current), "move-leader", target_hex],
+    subprocess.run([binaries.path("etcdctl"), "--endpoints", client_url(lab, current), "move-leader", target_hex],
                    check=True, capture_output=True, text=True, timeout=15)
 
 

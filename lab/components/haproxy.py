@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 
 from inventory.runtime import RuntimeInventory
+from lab import binaries
 from lab.component import Program
 from lab.components import app, patroni
 from lab.context import CENTERS, GLOBAL, LabContext, Ports
@@ -121,7 +122,7 @@ class HAProxy:
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name="global-haproxy", center=GLOBAL, component="haproxy",
-                        command=["/usr/sbin/haproxy", "-db", "-f", str(config_file(lab))],
+                        command=[binaries.path("haproxy"), "-db", "-f", str(config_file(lab))],
                         priority=400)]
 
     def health(self, lab: LabContext) -> dict[str, dict]:

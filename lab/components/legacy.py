@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.binaries import PG_BIN
 from lab.component import Program
 
 if TYPE_CHECKING:
     from lab.context import LabContext
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OS_USER = "postgres"
 CENTER = "legacy"
 PORT = 5432

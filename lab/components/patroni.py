@@ -14,16 +14,15 @@ import yaml
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                RuntimeInventory, SecretRef, SystemRuntime)
 from lab import processes
+from lab import binaries
+from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-# Patroni pinned from PyPI (scripts/bootstrap.sh installs it here, readable by postgres).
-# Debian's 3.0.2 overwrites the etcd3 leader key unconditionally after a freeze: a thawed
+# Patroni 3.1.2 pinned from PyPI (lab/binaries.py). Debian's 3.0.2 overwrites the etcd3 leader key unconditionally after a freeze: a thawed
 # old primary took the lock back from the new one and its acknowledged writes were lost
 # (main-center-freeze drill). 3.0.3+ updates the key in a compare-and-swap transaction;
 # 3.2+ also forces ttl >= 20 s, which would put main-center-loss RTO near 25 s.
-PATRONI_BIN_DIR = Path("/opt/tricenter/patroni/bin")
 OS_USER = "postgres"
 NAMESPACE = "/tricenter/"
 LAB_NETWORKS = ("127.0.0.0/8", str(NETNS_SUPERNET))  # loopback mode, netns mode
@@ -304,7 +303,7 @@ class Patroni:
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-patroni", center=center, component="patroni",
-                        command=[str(PATRONI_BIN_DIR / "patroni"), str(node_dir(lab, center) / "patroni.yml")],
+                        command=[binaries.path("patroni"), str(node_dir(lab, center) / "patroni.yml")],
                         user=OS_USER, directory=node_dir(lab, center), priority=200)
                 for center in CENTERS]
 

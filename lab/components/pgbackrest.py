@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab import binaries
+from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.components import swift
 
@@ -24,8 +26,7 @@ if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
     from lab.context import LabContext
 
-BIN = "/usr/bin/pgbackrest"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+BIN = binaries.path("pgbackrest")
 OS_USER = "postgres"
 REPO_PATH = "/pgbackrest"  # prefix inside the bucket
 RESTORE_PORT = 5433  # a restored copy must not collide with the member on 5432

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 import requests
 import yaml
 
+from lab import binaries
 from lab.component import Program
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
     from lab.context import LabContext
 
-BIN = "/usr/bin/prometheus"
-PROMTOOL = "/usr/bin/promtool"
+BIN = binaries.path("prometheus")
+PROMTOOL = binaries.path("promtool")
 SITE = "global"
 HOST = "monitoring"
 PORT = 9090

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from lab import binaries
 from lab.component import Program
 from lab.components import legacy
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
     from lab.context import LabContext
 
-SSHD = "/usr/sbin/sshd"
+SSHD = binaries.path("sshd")
 PORT = 2222
 LOGIN_USER = "root"  # key only; Ansible needs root to act as postgres and own files
 APP_CENTERS = ("main", "samecity")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab import binaries
 from lab.component import Program
 
 if TYPE_CHECKING:
@@ -385,7 +386,6 @@ class Swift:
     def programs(self, lab: "LabContext") -> list[Program]:
         # Before Patroni (200) at start and after it at stop: PostgreSQL archives its
         # last WAL through Swift when it shuts down.
-        bindir = Path(sys.executable).parent
         programs = []
         for center in REGIONS:
             programs.append(Program(
@@ -395,7 +395,7 @@ class Swift:
                 directory=REPO_ROOT, environment={"PYTHONPATH": str(REPO_ROOT)}, priority=120))
             programs.append(Program(
                 name=f"{center}-swift-proxy", center=center, component="swift",
-                command=[str(bindir / "swift-proxy-server"), str(proxy_conf(lab, center)), "-v"],
+                command=[binaries.path("swift-proxy-server"), str(proxy_conf(lab, center)), "-v"],
                 priority=130))
         return programs
 

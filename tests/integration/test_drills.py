@@ -51,17 +51,15 @@ def test_drill_loses_nothing_and_restores_the_layout(lab, scenario: str) -> None
     assert_lost_nothing_and_restored(scenario, code, result)
 
 
+@pytest.mark.loopback_only  # in netns mode the isolation drill runs for real below
 def test_isolation_is_skipped_never_passed_without_netns(lab) -> None:
-    if lab.ctx.settings.netns:
-        pytest.skip("the lab runs in netns mode: the isolation drill runs for real below")
     code, result = run_drill("main-center-isolation")
     assert result["status"] == "skipped"
     assert code == 2 and result["passed"] is False
     assert "lab up --netns" in result["reason"]
 
 
+@pytest.mark.netns_only  # a real partition needs netns mode (TRICENTER_LAB_NETNS=1)
 def test_isolated_main_loses_nothing_and_no_split_brain(lab) -> None:
-    if not lab.ctx.settings.netns:
-        pytest.skip("a real partition needs netns mode (TRICENTER_LAB_NETNS=1)")
     code, result = run_drill("main-center-isolation")
     assert_lost_nothing_and_restored("main-center-isolation", code, result)

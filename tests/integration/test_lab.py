@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import pytest
 import requests
 
 from inventory.runtime import DbIntendedRole, RuntimeInventory
-from lab import processes
+from lab import binaries, processes
 from lab.components import patroni
 from lab.faults import LabFaults
 from lab.lab import Lab
@@ -72,6 +74,17 @@ def test_every_component_is_healthy(lab: Lab) -> None:
     for center in ("main", "samecity", "remote"):
         programs = status["centers"][center]["programs"]
         assert programs and all(p["state"] == "RUNNING" for p in programs.values())
+
+
+def test_patronictl_lists_the_cluster_as_the_lab_sees_it(lab: Lab) -> None:
+    """The operator's own tool works with what bootstrap installed (it once died at import)."""
+    done = subprocess.run([binaries.path("patronictl"), "-c",
+                           str(patroni.node_dir(lab.ctx, "samecity") / "patroni.yml"),
+                           "list", "--format", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    roles = {member["Member"]: member["Role"] for member in json.loads(done.stdout)}
+    assert roles == {"pg-main": "Leader", "pg-samecity": "Sync Standby", "pg-remote": "Replica"}
 
 
 def test_runtime_inventory_matches_what_runs(lab: Lab, runtime: RuntimeInventory) -> None:
@@ -202,10 +215,9 @@ def test_a_killed_remote_center_stays_down_until_started(lab: Lab) -> None:
     assert lab.wait_healthy(progress=None, deadline_seconds=90)["healthy"]
 
 
+@pytest.mark.netns_only  # isolation is a real partition only in netns mode
 def test_an_isolated_main_loses_its_primary_to_samecity(lab: Lab,
                                                         runtime: RuntimeInventory) -> None:
-    if not lab.ctx.settings.netns:
-        pytest.skip("isolation is a real partition only in netns mode (TRICENTER_LAB_NETNS=1)")
     faults = LabFaults(lab.ctx)
     system = runtime.systems[lab_system(runtime)]
     faults.isolate_center("main")

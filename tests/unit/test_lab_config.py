@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from inventory.runtime import DbIntendedRole
+from lab import binaries
 from lab.components import app, etcd, haproxy, patroni
 from lab.context import CENTERS, LabContext
 from lab.lab import Lab
@@ -131,7 +132,7 @@ def test_members_take_the_parameters_other_components_contribute(ctx) -> None:
 
 def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> None:
     (program,) = [p for p in patroni.Patroni().programs(ctx) if p.center == "main"]
-    assert program.command[0] == str(patroni.PATRONI_BIN_DIR / "patroni")
+    assert program.command[0] == binaries.path("patroni")
 
 
 def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:
