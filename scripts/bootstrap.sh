@@ -39,6 +39,17 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- "$patroni_venv/bin/patroni" 
   /usr/bin/python3 -m venv "$patroni_venv"
   "$patroni_venv/bin/python" -m pip install -q "$patroni_pin" "psycopg[binary]>=3.1,<4"
 fi
+# The lab's Python daemons (Swift, the sample app) run as the unprivileged tricenter-lab
+# user, which cannot run a .venv whose interpreter lives under /root: they get a venv of
+# their own on Debian's python, with the versions pyproject.toml allows (see lab/users.py).
+services_venv=/opt/tricenter/services
+services_pins=("swift>=2.38,<3" "psycopg[binary]>=3.1,<4")
+if [ "$(id -u)" -eq 0 ] && ! "$services_venv/bin/python" -c "import swift, psycopg" 2>/dev/null; then
+  echo "bootstrap: installing ${services_pins[*]} into $services_venv"
+  rm -rf "$services_venv"
+  /usr/bin/python3 -m venv "$services_venv"
+  "$services_venv/bin/python" -m pip install -q "${services_pins[@]}"
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv
