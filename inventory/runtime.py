@@ -52,12 +52,18 @@ class SshAccess(_Model):
     known_hosts_file: str | None = None  # host keys are verified, never auto-accepted
 
 
+# Named, never discovered: Ansible's discovery can pick a version manager's shim that
+# fails on the target. The system python is what a Debian/RHEL image has.
+DEFAULT_PYTHON_INTERPRETER = "/usr/bin/python3"
+
+
 class Host(_Model):
     name: str
     center: str
     role: HostRole
     address: str
     ssh: SshAccess | None = None
+    python_interpreter: str = Field(default=DEFAULT_PYTHON_INTERPRETER, pattern=r"^/\S+$")
 
 
 class DbIntendedRole(str, enum.Enum):
@@ -158,8 +164,9 @@ def ansible_inventory(runtime: RuntimeInventory) -> dict:
         if host.ssh is None:
             continue
         vars_ = {"ansible_host": host.ssh.host, "ansible_port": host.ssh.port,
-                 "ansible_user": host.ssh.user, "tricenter_center": host.center,
-                 "tricenter_address": host.address}
+                 "ansible_user": host.ssh.user,
+                 "ansible_python_interpreter": host.python_interpreter,
+                 "tricenter_center": host.center, "tricenter_address": host.address}
         if host.ssh.private_key and host.ssh.private_key.file:
             vars_["ansible_ssh_private_key_file"] = host.ssh.private_key.file
         if host.ssh.known_hosts_file:

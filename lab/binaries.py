@@ -15,8 +15,10 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Patroni pinned from PyPI into a virtualenv the postgres user can read (bootstrap.sh;
 # why 3.1.2: lab/components/patroni.py).
 PATRONI_BIN = Path("/opt/tricenter/patroni/bin")
-# The object store's servers come with the `swift` package of tricenter's own environment.
+# tricenter's own environment (supervisord), and the one its Python daemons (Swift, the
+# sample app) run from as an unprivileged user, who cannot enter a .venv under /root.
 VENV_BIN = Path(sys.executable).parent
+SERVICES_BIN = Path("/opt/tricenter/services/bin")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ BINARIES: dict[str, Binary] = {b.name: b for b in (
     Binary("pgbackrest", Path("/usr/bin/pgbackrest"), "Debian package pgbackrest"),
     Binary("prometheus", Path("/usr/bin/prometheus"), "Debian package prometheus"),
     Binary("promtool", Path("/usr/bin/promtool"), "Debian package prometheus"),
-    Binary("swift-proxy-server", VENV_BIN / "swift-proxy-server", "pip package swift (.venv)"),
+    Binary("services-python", SERVICES_BIN / "python", "scripts/bootstrap.sh (services virtualenv)"),
+    Binary("swift-proxy-server", SERVICES_BIN / "swift-proxy-server",
+           "scripts/bootstrap.sh (services virtualenv)"),
     Binary("supervisord", VENV_BIN / "supervisord", "pip package supervisor (.venv)"),
 )}
 

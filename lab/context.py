@@ -150,8 +150,11 @@ class LabContext:
         """Path of a generated secret; generated on first use, mode 0600."""
         file = self.secrets_dir / name
         if not file.exists():
-            self.secrets_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.secrets_dir, 0o700)
+            if not self.secrets_dir.exists():
+                # Closed to all at first; the lab opens it to the daemons' group only
+                # (lab.users.share_directory), which a later secret must not undo.
+                self.secrets_dir.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.secrets_dir, 0o700)
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(24))

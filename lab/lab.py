@@ -22,6 +22,7 @@ import yaml
 from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
 from lab import netns as namespaces
 from lab import processes
+from lab import users
 from lab.component import Component, Program
 from lab.components import load_components
 from lab.components import etcd as etcd_component
@@ -86,11 +87,18 @@ class Lab:
 
     def configure(self) -> None:
         """Write every file the lab needs; touches no process."""
+        try:
+            users.check_interpreter()
+        except users.ServiceAccountError as exc:
+            raise LabError(str(exc)) from exc
         self.ctx.prepare_root()
         self.ctx.save_settings()
         self.write_runtime_files()  # before prepare: Prometheus reads its targets from it
+        users.install_code(self.ctx)
         for component in self.components:
             component.prepare(self.ctx)
+        # After prepare, which may have created it: daemons read their handed-over secrets.
+        users.share_directory(self.ctx.secrets_dir)
         programs = self.programs()
         self.manifest_file.write_text(json.dumps(
             {p.name: {"center": p.center, "component": p.component} for p in programs}, indent=2))

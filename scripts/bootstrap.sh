@@ -31,9 +31,10 @@ python=${PYTHON:-python3}
 # Every Python package comes from a committed lock, so a fresh machine gets what was tested
 # (an unpinned ydiff 1.5 once broke patronictl at import). After changing pyproject.toml:
 #   .venv/bin/pip freeze --exclude-editable > scripts/constraints/venv.txt
-# and after changing the Patroni pin: /opt/tricenter/patroni/bin/pip freeze > scripts/constraints/patroni.txt
+# and likewise from /opt/tricenter/{patroni,services}/bin/pip freeze for the other two.
 venv_lock=scripts/constraints/venv.txt
 patroni_lock=scripts/constraints/patroni.txt
+services_lock=scripts/constraints/services.txt
 
 # Patroni runs as the postgres user, so it lives outside the checkout (which postgres may
 # not be able to reach) in a venv of its own on Debian's python (a pyenv python under
@@ -48,6 +49,20 @@ if [ "$(id -u)" -eq 0 ] && [ "$(cat "$patroni_stamp" 2>/dev/null)" != "$patroni_
   "$patroni_venv/bin/python" -m pip install -q --no-deps -r "$patroni_lock"
   "$patroni_venv/bin/python" -m pip check
   echo "$patroni_want" > "$patroni_stamp"
+fi
+# The lab's Python daemons (Swift, the sample app) run as the unprivileged tricenter-lab
+# user, which cannot run a .venv whose interpreter lives under /root: they get a venv of
+# their own on Debian's python (see lab/users.py).
+services_venv=/opt/tricenter/services
+services_stamp="$services_venv/.tricenter-installed"
+services_want="$(sha256sum "$services_lock" | cut -d' ' -f1)"
+if [ "$(id -u)" -eq 0 ] && [ "$(cat "$services_stamp" 2>/dev/null)" != "$services_want" ]; then
+  echo "bootstrap: installing the lab's Python daemons from $services_lock into $services_venv"
+  rm -rf "$services_venv"
+  /usr/bin/python3 -m venv "$services_venv"
+  "$services_venv/bin/python" -m pip install -q --no-deps -r "$services_lock"
+  "$services_venv/bin/python" -m pip check
+  echo "$services_want" > "$services_stamp"
 fi
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

@@ -3,10 +3,12 @@ serving (active-active), each reaching the database by a libpq multi-host string
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import requests
 
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
+from lab import users
 from lab.component import Program
 from lab.components import patroni
 from lab.context import CENTERS, LabContext, Ports
@@ -24,7 +26,7 @@ def passfile(lab: LabContext) -> str:
 
 def command(lab: LabContext, center: str) -> list[str]:
     db_hosts = ",".join(f"{lab.address(c)}:{Ports.postgres}" for c in CENTERS)
-    return [lab.python, "-m", "lab.sample_app", "--center", center,
+    return [users.python(), "-m", "lab.sample_app", "--center", center,
             "--listen", f"{lab.address(center, 'app')}:{Ports.app}",
             "--db-hosts", db_hosts, "--dbname", patroni.app_dbname(lab),
             "--user", patroni.app_user(lab), "--passfile", passfile(lab)]
@@ -38,11 +40,13 @@ class SampleApp:
         fd = os.open(passfile(lab), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(f"*:*:{patroni.app_dbname(lab)}:{patroni.app_user(lab)}:{password}\n")
+        users.hand_over(Path(passfile(lab)))
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-app", center=center, component="app",
-                        command=command(lab, center), directory=lab.repo, priority=300,
-                        environment={"PYTHONPATH": str(lab.repo)})
+                        command=command(lab, center), user=users.SERVICE_USER,
+                        directory=users.code_dir(lab), priority=300,
+                        environment={"PYTHONPATH": str(users.code_dir(lab))})
                 for center in ACTIVE_CENTERS]
 
     def health(self, lab: LabContext) -> dict[str, dict]:

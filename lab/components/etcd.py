@@ -8,6 +8,7 @@ import requests
 
 from inventory.runtime import RuntimeInventory
 from lab import binaries
+from lab import users
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
 
@@ -87,11 +88,14 @@ class Etcd:
 
     def prepare(self, lab: LabContext) -> None:
         for center in CENTERS:
-            lab.component_dir("etcd", center).chmod(0o700)
+            directory = lab.component_dir("etcd", center)
+            directory.chmod(0o700)
+            users.hand_over(directory, recursive=True)  # data an older, root-run lab wrote
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-etcd", center=center, component="etcd",
-                        command=command(lab, center), priority=100)
+                        command=command(lab, center), user=users.SERVICE_USER,
+                        directory=lab.path("etcd", center), priority=100)
                 for center in CENTERS]
 
     def health(self, lab: LabContext) -> dict[str, dict]:

@@ -9,6 +9,7 @@ import socket
 
 from inventory.runtime import RuntimeInventory
 from lab import binaries
+from lab import users
 from lab.component import Program
 from lab.components import app, patroni
 from lab.context import CENTERS, GLOBAL, LabContext, Ports
@@ -119,11 +120,13 @@ class HAProxy:
 
     def prepare(self, lab: LabContext) -> None:
         config_file(lab).write_text(render_config(lab))
+        # HAProxy creates its admin socket here; every port it binds is above 1024.
+        users.hand_over(config_file(lab).parent)
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name="global-haproxy", center=GLOBAL, component="haproxy",
                         command=[binaries.path("haproxy"), "-db", "-f", str(config_file(lab))],
-                        priority=400)]
+                        user=users.SERVICE_USER, priority=400)]
 
     def health(self, lab: LabContext) -> dict[str, dict]:
         states = server_states(lab)

@@ -4,9 +4,13 @@ It sits at the global entry site, outside every center, so a drill that kills a 
 keeps its observer. What to scrape comes from files, not from this config: the targets
 file the lab writes from the runtime inventory (Patroni members and declared exporters),
 and a drop-in directory the monitoring plane may fill; Prometheus re-reads both live.
+It re-reads its config and rules on SIGHUP (see `reload`): the HTTP lifecycle API
+(`/-/reload`, `/-/quit`) stays off, since anyone who reaches the port could use it.
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +19,7 @@ import requests
 import yaml
 
 from lab import binaries
+from lab import users
 from lab.component import Program
 
 if TYPE_CHECKING:
@@ -28,6 +33,7 @@ HOST = "monitoring"
 PORT = 9090
 SCRAPE_INTERVAL = "5s"  # drills measure seconds; the default 1m would hide a failover
 RETENTION = "2d"
+PROGRAM = f"{SITE}-prometheus"
 
 
 def home(lab: "LabContext") -> Path:
@@ -130,17 +136,25 @@ class Prometheus:
             inventory_targets=lab.prometheus_targets_file, drop_in=drop_in_dir(lab),
             rules=rules_dir(lab), etcd=_inventory_etcd(lab))
         config_file(lab).write_text(yaml.safe_dump(config, sort_keys=False))
+        users.hand_over(home(lab), recursive=True)  # its TSDB, possibly written by root before
+
+    def reload(self, lab: "LabContext") -> None:
+        """Make a running Prometheus re-read prometheus.yml and its rules (SIGHUP)."""
+        from lab.supervisor import Supervisor
+
+        for info in Supervisor(lab).processes():
+            if info["name"] == PROGRAM and info["statename"] == "RUNNING" and info["pid"]:
+                os.kill(info["pid"], signal.SIGHUP)
 
     def programs(self, lab: "LabContext") -> list[Program]:
         return [Program(
-            name=f"{SITE}-prometheus", center=SITE, component="prometheus",
+            name=PROGRAM, center=SITE, component="prometheus",
             command=[BIN, f"--config.file={config_file(lab)}",
                      f"--storage.tsdb.path={home(lab) / 'data'}",
                      f"--storage.tsdb.retention.time={RETENTION}",
                      f"--web.listen-address={listen_address(lab)}",
-                     "--web.enable-lifecycle",  # POST /-/reload after rules change
                      "--log.level=info"],
-            directory=home(lab), priority=400)]
+            user=users.SERVICE_USER, directory=home(lab), priority=400)]
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
         try:

@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab import binaries
+from lab import users
 from lab.component import Program
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
     from lab.context import LabContext
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 REGIONS = {"main": 1, "remote": 2}  # center → Swift region
 PROXY_CENTER = "main"  # the endpoint clients use day to day
@@ -363,12 +361,16 @@ class Swift:
     def prepare(self, lab: "LabContext") -> None:
         etc = swift_dir(lab)
         etc.mkdir(parents=True, exist_ok=True)
-        # The hash path salt must never change once objects are stored.
-        (etc / "swift.conf").write_text(render_swift_conf(
+        # The hash path salt must never change once objects are stored, and is a secret:
+        # who knows it can aim requests at chosen partitions.
+        _write_secret(etc / "swift.conf", render_swift_conf(
             lab.secret("swift-hash-prefix"), lab.secret("swift-hash-suffix")))
+        users.hand_over(etc / "swift.conf")
         for center in REGIONS:
             (devices_dir(lab, center) / "d1").mkdir(parents=True, exist_ok=True)
             recon_dir(lab, center).mkdir(parents=True, exist_ok=True)
+            # Objects, locks and recon caches an older, root-run lab may have written.
+            users.hand_over(lab.path("swift", center), recursive=True)
             for kind in SERVER_PORTS:
                 server_conf(lab, center, kind).write_text(render_server_conf(lab, center, kind))
         for kind in SERVER_PORTS:
@@ -382,21 +384,26 @@ class Swift:
             # The proxy config carries the password: readable by its owner only.
             _write_secret(proxy_conf(lab, center),
                           render_proxy_conf(lab, creds.secret_key, center))
+            users.hand_over(proxy_conf(lab, center))
+        users.hand_over(_key_file(lab))  # the proxies' TLS key, read when they start
 
     def programs(self, lab: "LabContext") -> list[Program]:
         # Before Patroni (200) at start and after it at stop: PostgreSQL archives its
         # last WAL through Swift when it shuts down.
+        code = str(users.code_dir(lab))
         programs = []
         for center in REGIONS:
             programs.append(Program(
                 name=f"{center}-swift-storage", center=center, component="swift",
-                command=[sys.executable, "-m", "lab.components.swift", "storage-node",
+                command=[users.python(), "-m", "lab.components.swift", "storage-node",
                          str(swift_dir(lab)), center],
-                directory=REPO_ROOT, environment={"PYTHONPATH": str(REPO_ROOT)}, priority=120))
+                user=users.SERVICE_USER, directory=users.code_dir(lab),
+                environment={"PYTHONPATH": code}, priority=120))
             programs.append(Program(
                 name=f"{center}-swift-proxy", center=center, component="swift",
-                command=[binaries.path("swift-proxy-server"), str(proxy_conf(lab, center)), "-v"],
-                priority=130))
+                command=[users.python_bin("swift-proxy-server"), str(proxy_conf(lab, center)),
+                         "-v"],
+                user=users.SERVICE_USER, directory=users.code_dir(lab), priority=130))
         return programs
 
     def health(self, lab: "LabContext") -> dict[str, dict]:

@@ -8,10 +8,12 @@
 - When main's database node dies, samecity becomes primary and the app writes again;
   afterwards the original layout is restored for the tests that follow.
 - `down` leaves no lab process and no listening port; `up` brings the lab back.
+- Daemons run unprivileged (only sshd as root); Prometheus' lifecycle API is off.
 """
 from __future__ import annotations
 
 import json
+import pwd
 import subprocess
 import time
 import uuid
@@ -23,8 +25,8 @@ import pytest
 import requests
 
 from inventory.runtime import DbIntendedRole, RuntimeInventory
-from lab import binaries, processes
-from lab.components import patroni
+from lab import binaries, processes, users
+from lab.components import patroni, prometheus
 from lab.faults import LabFaults
 from lab.lab import Lab
 
@@ -85,6 +87,38 @@ def test_patronictl_lists_the_cluster_as_the_lab_sees_it(lab: Lab) -> None:
     assert done.returncode == 0, done.stderr
     roles = {member["Member"]: member["Role"] for member in json.loads(done.stdout)}
     assert roles == {"pg-main": "Leader", "pg-samecity": "Sync Standby", "pg-remote": "Replica"}
+# Which account each kind of program must run as; anything else is a finding.
+EXPECTED_ACCOUNT = {"etcd": users.SERVICE_USER, "haproxy": users.SERVICE_USER,
+                    "prometheus": users.SERVICE_USER, "swift": users.SERVICE_USER,
+                    "app": users.SERVICE_USER, "patroni": "postgres", "postgres": "postgres",
+                    "sshd": "root"}  # sshd logs users in: it must stay root
+
+
+def _uids(pid: int) -> list[int]:
+    """Real, effective, saved and filesystem uid of a live process."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("Uid:"))
+    return [int(field) for field in line.split()[1:]]
+
+
+def test_daemons_run_unprivileged_and_only_sshd_as_root(lab: Lab) -> None:
+    manifest = json.loads(lab.manifest_file.read_text())
+    running = {i["name"]: i["pid"] for i in lab.supervisor.processes() if i["statename"] == "RUNNING"}
+    seen = {}
+    for name, pid in running.items():
+        component = manifest[name]["component"]
+        assert component in EXPECTED_ACCOUNT, f"{name}: no expected account for {component}"
+        seen[name] = (component, pwd.getpwuid(_uids(pid)[0]).pw_name, _uids(pid))
+    wrong = {name: (account, uids) for name, (component, account, uids) in seen.items()
+             if account != EXPECTED_ACCOUNT[component] or len(set(uids)) != 1}
+    assert not wrong, f"programs running as the wrong account: {wrong}"
+    assert {c for c, *_ in seen.values()} >= {"etcd", "haproxy", "prometheus", "swift", "app"}
+
+
+def test_prometheus_refuses_its_lifecycle_api(lab: Lab) -> None:
+    response = requests.post(f"{prometheus.url(lab.ctx)}/-/quit", timeout=5)
+    assert response.status_code == 403, response.text
+    assert requests.get(f"{prometheus.url(lab.ctx)}/-/ready", timeout=5).ok
 
 
 def test_runtime_inventory_matches_what_runs(lab: Lab, runtime: RuntimeInventory) -> None:

@@ -73,7 +73,7 @@ def test_postgres_and_patroni_run_as_the_postgres_user(ctx) -> None:
         section = parser[f"program:{center}-patroni"]
         assert section["user"] == "postgres"
         assert 'HOME="' in section["environment"]
-    assert "user" not in parser["program:main-etcd"]
+    assert parser["program:main-etcd"]["user"] == "tricenter-lab"
 
 
 def test_etcd_members_form_one_quorum_across_the_three_centers(ctx) -> None:
