@@ -120,8 +120,9 @@ class HAProxy:
 
     def prepare(self, lab: LabContext) -> None:
         config_file(lab).write_text(render_config(lab))
-        # HAProxy creates its admin socket here; every port it binds is above 1024.
-        users.hand_over(config_file(lab).parent)
+        # HAProxy creates its admin socket here (one left by an older, root-run lab too);
+        # every port it binds is above 1024.
+        users.hand_over(config_file(lab).parent, recursive=True)
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name="global-haproxy", center=GLOBAL, component="haproxy",
