@@ -88,6 +88,13 @@ def detect_time(out: DrillOutcome) -> float | None:
     return next((o.at for o in obs if o.at >= fault and o.leader != leader), None)
 
 
+def _autoescape(template: str | None) -> bool:
+    """Escape every template but Markdown. The report quotes Patroni's replies, database
+    errors and names, none of which may become markup; and `select_autoescape(["html"])`
+    would miss `report.html.j2`, which ends in `.j2`."""
+    return not (template or "").endswith(".md.j2")
+
+
 def write_report(out: DrillOutcome, base: Path = REPORTS_DIR) -> tuple[Path, dict]:
     directory = report_dir_for(out, base)
     directory.mkdir(parents=True, exist_ok=True)
@@ -103,7 +110,7 @@ def write_report(out: DrillOutcome, base: Path = REPORTS_DIR) -> tuple[Path, dic
         timeline_plot(out, directory / "timeline.png")
         plot_ok = True
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]))
+                             autoescape=_autoescape)
     ctx = {"r": data, "plot": plot_ok, "title": out.scenario.title, "description": out.scenario.description}
     (directory / "report.md").write_text(env.get_template("report.md.j2").render(**ctx))
     (directory / "report.html").write_text(env.get_template("report.html.j2").render(**ctx))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from inventory import ipam
@@ -36,7 +37,8 @@ def report_invalid(error: InvalidInventory, as_json: bool) -> None:
     console = Console(stderr=True)
     console.print(f"[bold red]Invalid inventory: {len(error.problems)} problem(s)[/]")
     for problem in error.problems:
-        console.print(f"  [red]✗[/] {problem}", highlight=False, soft_wrap=True)
+        # Problems quote inventory text, which must not be read as rich markup ("[/]" raises).
+        console.print(f"  [red]✗[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
 def load_or_exit(inventory_dir: Path, as_json: bool) -> Topology:

@@ -74,6 +74,8 @@ class Topology:
 def format_path(path: PathKey) -> str:
     out = ""
     for part in path:
+        if isinstance(part, str) and not part.isprintable():
+            part = repr(part)  # a key from the file must not put control characters on a terminal
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -102,7 +104,8 @@ class _Collector:
             return model.model_validate(value)
         except ValidationError as exc:
             for err in exc.errors():
-                loc = path + tuple(err["loc"])
+                # pydantic marks a bad mapping key with a trailing "[key]"; the key is the place.
+                loc = path + tuple(part for part in err["loc"] if part != "[key]")
                 self.add(doc.file, loc, _explain(err), doc.line_of(loc))
             return None
 

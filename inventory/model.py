@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-Name = str
+from inventory.names import (DnsZone, FlowSource, Hostname, Name, PgIdentifier, PgVersion,
+                             RemotePath)
 
 
 class Strict(BaseModel):
@@ -91,14 +91,14 @@ class LegacySite(Strict):
 
 
 class Cloud(Strict):
-    name: Name = Field(pattern=NAME_PATTERN)
+    name: Name
     kind: CloudKind
     display_name: str
-    dns_zone: str | None = None
+    dns_zone: DnsZone | None = None
     ipam: IpamSizes = IpamSizes()
     centers: dict[Name, Center] = Field(min_length=1)
     legacy_sites: dict[Name, LegacySite] = {}
-    flavors: dict[Name, Flavor] = Field(min_length=1)
+    flavors: dict[str, Flavor] = Field(min_length=1)
     images: list[str] = Field(min_length=1)
 
     def center_by_role(self, role: CenterRole) -> tuple[str, Center] | None:
@@ -109,7 +109,7 @@ class Cloud(Strict):
 
 
 class Department(Strict):
-    id: Name = Field(pattern=NAME_PATTERN)
+    id: Name
     cloud: Name
     name_zh: str
     name_en: str
@@ -147,7 +147,7 @@ class Placement(Strict):
 
 
 class Tier(Strict):
-    name: Name = Field(pattern=NAME_PATTERN)
+    name: Name
     description: str
     rto_seconds: int = Field(gt=0)
     rpo_seconds: int = Field(ge=0)
@@ -156,7 +156,7 @@ class Tier(Strict):
 
 
 class AppTier(Strict):
-    flavor: Name
+    flavor: str
     image: str
     volume_gib: int = Field(default=0, ge=0)
     port: int = Field(default=8080, ge=1, le=65535)
@@ -175,8 +175,8 @@ class AppTier(Strict):
 
 class Database(Strict):
     engine: Literal["postgresql"] = "postgresql"
-    version: str = "15"
-    flavor: Name
+    version: PgVersion = "15"
+    flavor: str
     size_gib: int = Field(gt=0)
 
 
@@ -190,7 +190,7 @@ class Flow(Strict):
     `department:<id>` or `external` (the government external network)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    source: str = Field(alias="from")
+    source: FlowSource = Field(alias="from")
     ports: list[int] = Field(min_length=1)
 
     @field_validator("ports")
@@ -205,13 +205,13 @@ class Flow(Strict):
 class LegacySource(Strict):
     """Where the system runs before migration (the legacy IDC)."""
 
-    host: str
-    database: str | None = None
-    paths: list[str] = []
+    host: Hostname = Field(description="Becomes an SSH host and a directory name in the lab")
+    database: PgIdentifier | None = Field(default=None, description="Created and replicated by name")
+    paths: list[RemotePath] = []
 
 
 class System(Strict):
-    name: Name = Field(pattern=NAME_PATTERN)
+    name: Name
     department: Name
     tier: Name
     description: str = ""

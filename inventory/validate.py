@@ -11,6 +11,7 @@ from inventory.demand import center_demand
 from inventory.errors import InvalidInventory, InventoryProblem
 from inventory.loader import DEFAULT_INVENTORY, Topology, load_topology
 from inventory.model import (ZERO, AppPlacement, CenterRole, DbReplication, Resources, System)
+from inventory.names import BUCKET_MAX, backup_bucket
 
 Rule = Callable[[Topology], Iterator[InventoryProblem]]
 
@@ -95,6 +96,10 @@ def _system_refs(topo: Topology, system: System) -> Iterator[InventoryProblem]:
     if system.database and system.database.flavor not in cloud.flavors:
         yield at("database", "flavor")(f"unknown flavor '{system.database.flavor}' in cloud "
                                        f"{cloud.name}; known: {', '.join(sorted(cloud.flavors))}")
+    bucket = backup_bucket(cloud.name, system.name)
+    if system.bucket and len(bucket) > BUCKET_MAX:
+        yield at("name")(f"its backup bucket '{bucket}' would be {len(bucket)} characters, over "
+                         f"the S3 limit of {BUCKET_MAX}; shorten the system or cloud name")
 
 
 def _system_placement(topo: Topology, system: System) -> Iterator[InventoryProblem]:

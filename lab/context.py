@@ -17,6 +17,7 @@ from pathlib import Path
 
 from inventory.loader import LAB_INVENTORY, Topology, load_topology
 from inventory.model import Cloud, System
+from inventory.names import path_under
 
 REPO = Path(__file__).resolve().parent.parent
 CENTERS = ("main", "samecity", "remote")
@@ -127,7 +128,8 @@ class LabContext:
 
     # --- files ----------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
+        """A path inside the lab directory; parts often carry names from the inventory."""
+        return path_under(self.root, *parts)
 
     def component_dir(self, component: str, center: str | None = None) -> Path:
         """A component's config/data directory, created on demand."""
@@ -140,7 +142,7 @@ class LabContext:
         return self.path("logs")
 
     def log_file(self, program: str) -> Path:
-        return self.logs_dir / f"{program}.log"
+        return self.path("logs", f"{program}.log")
 
     @property
     def secrets_dir(self) -> Path:
@@ -148,7 +150,7 @@ class LabContext:
 
     def secret_file(self, name: str) -> Path:
         """Path of a generated secret; generated on first use, mode 0600."""
-        file = self.secrets_dir / name
+        file = path_under(self.secrets_dir, name)
         if not file.exists():
             if not self.secrets_dir.exists():
                 # Closed to all at first; the lab opens it to the daemons' group only

@@ -226,18 +226,23 @@ def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path,
     from inventory.runtime import ansible_inventory, prometheus_targets
     from stacks.deploy import outputs_file
     from stacks.outputs import runtime_inventory
+    from inventory.names import UnsafePath
     from stacks.plan import plans_dir, saved_plan_file
 
     if outputs_files and len(outputs_files) != len(stacks):
         raise click.BadParameter("give one --outputs file per --stack", param_hint="--outputs")
     outputs: dict[str, dict] = {}
     for index, stack in enumerate(stacks):
-        if outputs_files:
-            file = outputs_files[index]
-        elif from_plan:
-            file = saved_plan_file(stack)
-        else:
-            file = outputs_file(stack, plans_dir())
+        try:
+            if outputs_files:
+                file = outputs_files[index]
+            elif from_plan:
+                file = saved_plan_file(stack)
+            else:
+                file = outputs_file(stack, plans_dir())
+        except UnsafePath as exc:
+            raise click.BadParameter(f"{stack!r} is not a stack name: {exc}",
+                                     param_hint="--stack") from None
         if not file.exists():
             hint = (f"run `tricenter plan --stack {stack}` first" if from_plan else
                     f"deploy it (`tricenter deploy --stack {stack}`), pass --outputs FILE from "

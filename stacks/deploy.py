@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from inventory.names import path_under
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BACKEND_ENV = "TRICENTER_PULUMI_BACKEND"  # e.g. s3://tricenter-state?endpoint=…&s3ForcePathStyle=true
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -34,7 +36,7 @@ class Missing:
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+    return path_under(root, f"Pulumi.{stack}.yaml")
 
 
 def stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def deploy(stack: str, preview: bool, on_output: Callable[[str], None]) -> dict[
 
 
 def outputs_file(stack: str, directory: Path) -> Path:
-    return directory / "outputs" / f"{stack}.json"
+    return path_under(directory / "outputs", f"{stack}.json")
 
 
 def save_outputs(stack: str, outputs: dict[str, Any], directory: Path) -> Path:

@@ -15,6 +15,7 @@ from inventory.ipam import IpamPlan
 from inventory.loader import Topology
 from inventory.model import (AppPlacement, Center, CenterRole, Cloud, DbReplication, Department,
                              System, Tier)
+from inventory.names import backup_bucket
 
 POSTGRES_PORT = 5432
 PATRONI_API_PORT = 8008
@@ -251,7 +252,7 @@ class _Planner:
                                               zones[0])
             layout.db_rules = self.db_rules(system)
         if system.bucket is not None and role == CenterRole.remote:
-            layout.backup_container = f"{self.cloud.name}-{system.name}-backup"
+            layout.backup_container = backup_bucket(self.cloud.name, system.name)
         if self.cloud.dns_zone and role == CenterRole.main and layout.lb_vip:
             layout.dns_records[f"{system.name}.{self.cloud.dns_zone}"] = self.active_vips(system)
         return layout

@@ -18,6 +18,7 @@ from typing import Any
 
 from inventory.loader import Topology
 from inventory.model import ZERO, Resources
+from inventory.names import path_under
 from stacks.layout import StackLayout
 
 DEPARTMENT_TYPE = "tricenter:index:Department"
@@ -277,7 +278,7 @@ def plans_dir() -> Path:
 
 
 def saved_plan_file(stack: str, directory: Path | None = None) -> Path:
-    return (directory or plans_dir()) / f"{stack}.json"
+    return path_under(directory or plans_dir(), f"{stack}.json")
 
 
 @dataclass

@@ -21,7 +21,7 @@ def instance_url(lab: LabContext, center: str) -> str:
 
 
 def passfile(lab: LabContext) -> str:
-    return str(lab.secrets_dir / f"{lab.system.name}-app.pgpass")
+    return str(lab.path("secrets", f"{lab.system.name}-app.pgpass"))
 
 
 def command(lab: LabContext, center: str) -> list[str]:

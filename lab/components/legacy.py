@@ -11,8 +11,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inventory.names import path_under
 from lab.binaries import PG_BIN
 from lab.component import Program
+from lab.pgsql import owner_sql, set_role_sql
 
 if TYPE_CHECKING:
     from lab.context import LabContext
@@ -38,7 +40,7 @@ def socket_dir(lab: "LabContext") -> Path:
 
 def files_dir(lab: "LabContext") -> Path:
     """The legacy system's file share (a department's scanned documents)."""
-    return home(lab) / "files" / lab.system.name
+    return path_under(home(lab), "files", lab.system.name)
 
 
 def address(lab: "LabContext") -> str:
@@ -90,16 +92,16 @@ host replication all 172.31.0.0/16 scram-sha-256
 """
 
 
-def seed_sql(lab: "LabContext", password: str) -> str:
+def owner_statements(lab: "LabContext", password: str) -> str:
+    """The application's role, which logical replication will log in as, and its database."""
+    return owner_sql(db_user(lab), dbname(lab), password, replication=True)
+
+
+def schema_sql(user: str) -> str:
     """A small marriage registry: people and marriages, with primary keys (logical
-    replication needs them) and deterministic rows so checksums can be compared."""
-    user, db = db_user(lab), dbname(lab)
-    pw = password.replace("'", "''")
-    return f"""
-CREATE ROLE "{user}" LOGIN REPLICATION PASSWORD '{pw}';
-CREATE DATABASE "{db}" OWNER "{user}";
-\\connect "{db}"
-SET ROLE "{user}";
+    replication needs them) and deterministic rows so checksums can be compared. Run in the
+    system's database (psql -d), owned by `user`."""
+    return set_role_sql(user) + f"""
 CREATE TABLE person (
     id          bigint PRIMARY KEY,
     full_name   text NOT NULL,
@@ -168,10 +170,13 @@ def prepare_database(lab: "LabContext") -> None:
     pg_ctl = str(PG_BIN / "pg_ctl")
     _run_pg(pg_ctl, "-D", str(data), "-w", "-o", "-c listen_addresses=''", "-l",
             str(socket_dir(lab) / "seed.log"), "start", cwd=home(lab))
+    # Two sessions instead of psql's \connect, whose argument psql itself would interpret.
+    psql = [str(PG_BIN / "psql"), "-h", str(socket_dir(lab)), "-p", str(PORT), "-X",
+            "-v", "ON_ERROR_STOP=1", "-q", "-d"]
     try:
-        _run_pg(str(PG_BIN / "psql"), "-h", str(socket_dir(lab)), "-p", str(PORT), "-X",
-                "-v", "ON_ERROR_STOP=1", "-q", "-d", "postgres",
-                stdin=seed_sql(lab, lab.secret(password_secret(lab))), cwd=home(lab))
+        _run_pg(*psql, "postgres", stdin=owner_statements(lab, lab.secret(password_secret(lab))),
+                cwd=home(lab))
+        _run_pg(*psql, dbname(lab), stdin=schema_sql(db_user(lab)), cwd=home(lab))
     finally:
         _run_pg(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop", cwd=home(lab))
     seeded.touch()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
+from lab.pgsql import owner_sql
 
 # Patroni 3.1.2 pinned from PyPI (lab/binaries.py). Debian's 3.0.2 overwrites the etcd3 leader key unconditionally after a freeze: a thawed
 # old primary took the lock back from the new one and its acknowledged writes were lost
@@ -162,13 +164,13 @@ def render_config(lab: LabContext, center: str, profile: str,
 
 def post_bootstrap_script(lab: LabContext) -> str:
     """Runs once on the first primary: the application's role and database."""
-    password = lab.secret(app_password_secret(lab)).replace("'", "''")
+    statements = owner_sql(app_user(lab), app_dbname(lab), lab.secret(app_password_secret(lab)))
+    # A quoted here-document: the shell expands nothing in it.
     return (
         "#!/bin/sh\n# Called by Patroni once, after initdb, with a superuser connection string.\n"
         "set -e\n"
-        f"{PG_BIN}/psql -v ON_ERROR_STOP=1 \"$1\" <<'SQL'\n"
-        f"CREATE ROLE \"{app_user(lab)}\" LOGIN PASSWORD '{password}';\n"
-        f"CREATE DATABASE \"{app_dbname(lab)}\" OWNER \"{app_user(lab)}\";\n"
+        f"{shlex.quote(str(PG_BIN / 'psql'))} -v ON_ERROR_STOP=1 \"$1\" <<'SQL'\n"
+        f"{statements}"
         "SQL\n"
     )
 

@@ -112,7 +112,9 @@ def postgres_parameters(lab: "LabContext") -> dict[str, str]:
     they never need the archive, while a promoting standby would ask it for history files
     first — and with main lost the archive's city endpoint is gone, which added ~2-4 s to
     every failover. Restores from the archive (`restore_to`) set their own."""
-    base = (f"{BIN} --config={config_file(lab)} --stanza={stanza(lab)} "
+    # PostgreSQL hands archive_command to the shell: every word from outside is quoted.
+    base = (f"{shlex.quote(BIN)} --config={shlex.quote(str(config_file(lab)))} "
+            f"--stanza={shlex.quote(stanza(lab))} "
             f"--io-timeout={WAL_IO_TIMEOUT_S} --pg1-path=\"$PWD\"")
     return {
         "archive_mode": "on",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from inventory.names import path_under
 from lab import binaries
 from lab.component import Program
 from lab.components import legacy
@@ -47,7 +48,7 @@ def home(lab: "LabContext") -> Path:
 
 
 def host_dir(lab: "LabContext", host: SshHost) -> Path:
-    return home(lab) / host.name
+    return path_under(home(lab), host.name)
 
 
 def client_key(lab: "LabContext") -> Path:

@@ -4,19 +4,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from click.testing import CliRunner
 
 from dr import checker, history
 from dr.cli import drill, repeat_summary
-from dr.engine import DrillOutcome
+from dr.engine import DrillOutcome, Event
 from dr.levels import combine, level_reached
 from dr.ledger import Observation, Write
+from dr.patroni import PatroniCluster
 from dr.report import find_report, write_report
 from dr.scenario import get_scenario
 from dr.verdict import evaluate, passed
 from inventory.loader import load_gbt_table
-from inventory.runtime import SystemRuntime
+from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, HostPort, SecretRef,
+                               SystemRuntime)
 
 
 def outcome() -> DrillOutcome:
@@ -61,6 +65,43 @@ def test_report_has_the_contract_fields_and_files(tmp_path: Path) -> None:
     assert "PASSED" in (directory / "report.md").read_text()
     assert find_report("abc123", tmp_path) == directory
     assert find_report("latest", tmp_path) == directory
+
+
+SCRIPT = "<script>alert(1)</script>"
+BREAKOUT = '"><img src=x onerror=alert(2)>'
+
+
+class PatroniRefusing:
+    """A Patroni REST API whose refusal text is hostile markup."""
+
+    def post(self, url: str, json: dict, timeout: float) -> SimpleNamespace:
+        return SimpleNamespace(status_code=503, text=f"switchover refused {BREAKOUT}{SCRIPT}")
+
+
+def test_html_report_escapes_step_details_and_text_from_patroni(tmp_path: Path) -> None:
+    out = outcome()
+    db = DatabaseCluster(cluster="c", dbname="d", user="u", password=SecretRef(env="PW"),
+                         read_write=HostPort(host="127.0.0.1", port=5000),
+                         read_only=HostPort(host="127.0.0.1", port=5001),
+                         members=[DbMember(name="pg-main", center="main", host="127.0.0.1",
+                                           api_url="http://127.0.0.1:8008",
+                                           intended_role=DbIntendedRole.leader)])
+    cluster = PatroniCluster(db)
+    cluster._session = PatroniRefusing()
+    with pytest.raises(RuntimeError) as refused:
+        cluster.switchover("pg-main", "pg-samecity")
+    out.status, out.reason = "error", str(refused.value)
+    out.events.append(Event(1019.0, "failback", "switchover", f"step detail {SCRIPT} {BREAKOUT}",
+                            ok=False))
+    out.left_to_do.append(f"check {BREAKOUT}")
+    directory, _ = write_report(out, tmp_path)
+    html = (directory / "report.html").read_text()
+    assert "<script" not in html and BREAKOUT not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+    assert html.count("<img ") == 1 and '<img src="timeline.png"' in html  # the plot still shows
+    markdown = (directory / "report.md").read_text()
+    assert SCRIPT in markdown  # Markdown is text for people and tools, not escaped HTML
 
 
 def test_history_trend_per_scenario_and_system(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import pwd
+import shlex
 import stat
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def test_every_member_archives_through_pgbackrest_from_its_own_data_dir(lab):
         assert '--pg1-path="$PWD"' in command  # PostgreSQL runs it in the member's data dir
         assert command.endswith(verb)
     assert pgbackrest.PgBackRest().postgres_parameters(lab) == params
+
+
+def test_archive_command_quotes_what_the_shell_would_split_or_expand(tmp_path):
+    lab = LabContext(root=tmp_path / "lab dir's $HOME")
+    command = pgbackrest.postgres_parameters(lab)["archive_command"]
+    words = shlex.split(command.replace('"$PWD"', "PWD"))
+    assert words[1] == f"--config={pgbackrest.config_file(lab)}"
+    assert words[2] == f"--stanza={pgbackrest.stanza(lab)}"
 
 
 def test_config_holding_the_s3_secret_belongs_to_postgres_alone(lab):

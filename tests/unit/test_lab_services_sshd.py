@@ -85,9 +85,9 @@ def test_legacy_database_is_ready_for_logical_replication(lab):
     settings = legacy.server_settings(lab)
     assert settings["wal_level"] == "logical"
     assert settings["listen_addresses"] == f"'{legacy.address(lab)}'"
-    sql = legacy.seed_sql(lab, "pw'quote")
-    assert "pw''quote" in sql  # quoted, not injected
-    assert sql.count("PRIMARY KEY") == 3  # logical replication needs a key per table
-    assert "REPLICATION" in sql
+    owner = legacy.owner_statements(lab, "pw'quote")
+    assert "PASSWORD 'pw''quote'" in owner  # quoted, not injected
+    assert 'CREATE ROLE "registry_legacy" LOGIN REPLICATION' in owner
+    assert 'CREATE DATABASE "registry" OWNER "registry_legacy"' in owner
     assert legacy.source(lab)["database"]["password"] == {
         "file": str(lab.secret_file(legacy.password_secret(lab)))}

@@ -137,6 +137,14 @@ def test_runtime_without_saved_outputs_says_how_to_get_them(plans):
     assert "tricenter deploy --stack guangdong-main" in result.output
 
 
+def test_runtime_refuses_a_stack_name_that_would_read_outside_the_plans(plans, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"outputs": {}}')
+    for options in (["--from-plan"], []):
+        result = CliRunner().invoke(runtime, ["--stack", "../secret", *options])
+        assert result.exit_code == 2 and "not a stack name" in result.output, result.output
+
+
 def test_plan_over_a_centers_capacity_exits_1_and_says_where(plans, tmp_path):
     inventory = tmp_path / "inventory"
     shutil.copytree(DEFAULT_INVENTORY, inventory)
