@@ -42,7 +42,7 @@ def _status_table(status: dict, elapsed: float | None = None) -> Table:
 
 
 def _refuse(command: str, error: LabDirError) -> NoReturn:
-    console.print(f"[red]{command} refused:[/] {error}", highlight=False)
+    console.print(f"[red]{command} refused:[/] {error}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 

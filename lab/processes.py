@@ -149,9 +149,12 @@ def names_path(args: Sequence[str], root: Path) -> bool:
     base = str(root)
     prefix = base if base.endswith(os.sep) else base + os.sep
     for arg in args[1:]:
-        for candidate in (arg, arg.partition("=")[2]):
-            if candidate == base or candidate.startswith(prefix):
-                return True
+        option, equals, value = arg.partition("=")
+        candidates = [arg]
+        if equals and option.startswith("-") and " " not in option:
+            candidates.append(value)
+        if any(c == base or c.startswith(prefix) for c in candidates):
+            return True
     return False
 
 
