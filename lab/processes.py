@@ -148,6 +148,10 @@ def names_path(args: Sequence[str], root: Path) -> bool:
     directory, while `/usr/bin/sleep` would otherwise be "in" a lab rooted at `/usr`."""
     base = str(root)
     prefix = base if base.endswith(os.sep) else base + os.sep
+    if len(args) == 1 and " " in args[0]:
+        # A process that retitled itself keeps its words in one argument (the lab's sshd:
+        # "sshd: /usr/sbin/sshd -D -e -f …/sshd_config [listener] 0 of 10-100 startups").
+        args = args[0].split()
     for arg in args[1:]:
         option, equals, value = arg.partition("=")
         candidates = [arg]

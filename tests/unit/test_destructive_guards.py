@@ -138,6 +138,9 @@ def test_an_argument_matches_by_whole_path_components() -> None:
     assert not processes.names_path(["sh", "-c", "pgbackrest --config=/srv/.lab/x"], root)
     assert not processes.names_path(["/srv/.lab/bin/tool"], root)  # the program itself
     assert not processes.names_path(["tail", "-f", "/srv/.lab-notes"], root)
+    # sshd retitles itself: one argument holding its words
+    assert processes.names_path(["sshd: /usr/sbin/sshd -D -f /srv/.lab/sshd/x [listener]"], root)
+    assert not processes.names_path(["sshd: /usr/sbin/sshd -D -f /srv/.lab2/sshd/x"], root)
 
 
 def test_a_parentless_archive_helper_is_found_by_its_postmasters_session(tmp_path) -> None:
