@@ -155,7 +155,7 @@ def test_a_parentless_archive_helper_is_found_by_its_postmasters_session(tmp_pat
     # setsid: a session whose leader (the "postmaster") records itself, then exits.
     subprocess.run(["setsid", "sh", "-c",
                     f'echo $$ > {data / "postmaster.pid"}; sh -c "$1" >/dev/null 2>&1 & '
-                    f'until [ -s {helper_pid} ]; do :; done', "sh", inner], check=True)
+                    f'until [ -s {helper_pid} ]; do :; done', "sh", inner], check=True, timeout=30)
     pid = int(helper_pid.read_text())
     shell = processes.table()[pid][0]
     try:
