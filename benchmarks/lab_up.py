@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -64,8 +63,8 @@ def main() -> int:
     was_running = lab.supervisor.running()
     if was_running:
         lab.down()
-    if args.fresh:
-        shutil.rmtree(lab.ctx.root, ignore_errors=True)
+    if args.fresh and lab.ctx.root.exists():
+        lab.reset()  # refuses a directory that is not a lab's
     command = [sys.executable, "-m", "scripts.cli", "lab", "up", "--json"]
     if args.profile:
         command += ["--patroni-profile", args.profile]

@@ -174,12 +174,18 @@ def ipam_command(inventory_dir: Path, write: bool, as_json: bool) -> None:
 @click.option("--vms", type=click.IntRange(4), default=10000, show_default=True)
 @click.option("--clouds", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option("--seed", type=int, default=2026, show_default=True)
-def generate(out: Path, systems: int, vms: int, clouds: int, seed: int) -> None:
-    """Write a synthetic inventory (1+N+M clouds) of any size, for benchmarks."""
-    from inventory.generate import generate_inventory
+@click.option("--force", is_flag=True, help="Delete what --out holds and replace it.")
+def generate(out: Path, systems: int, vms: int, clouds: int, seed: int, force: bool) -> None:
+    """Write a synthetic inventory (1+N+M clouds) of any size, for benchmarks.
+
+    --out must be new or empty unless --force (exit 2, nothing touched)."""
+    from inventory.generate import OutputNotEmpty, generate_inventory
 
     try:
-        totals = generate_inventory(out, systems=systems, vms=vms, clouds=clouds, seed=seed)
+        totals = generate_inventory(out, systems=systems, vms=vms, clouds=clouds, seed=seed,
+                                    force=force)
+    except OutputNotEmpty as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     print_json({"out": str(out), **totals})

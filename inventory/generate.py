@@ -52,13 +52,30 @@ def _cloud(name: str, kind: str, index: int, systems: int) -> dict:
             "images": ["kylin-v10-sp3"]}
 
 
-def generate_inventory(out: Path, systems: int, vms: int, clouds: int = 4, seed: int = 2026) -> dict:
-    """Write the inventory under `out`; return its totals."""
+class OutputNotEmpty(ValueError):
+    """The target directory holds something and replacing it was not asked for."""
+
+
+def _clear(out: Path, force: bool) -> None:
+    """Make `out` an empty directory, deleting what it holds only when `force` says so."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputNotEmpty(f"{out} is a symlink or a file, not a directory: choose another --out")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not force:
+        count = sum(1 for _ in out.iterdir())
+        raise OutputNotEmpty(f"{out} is not empty ({count} entries): choose an empty or new "
+                             "directory, or pass --force to delete what it holds and replace it")
+    shutil.rmtree(out)
+
+
+def generate_inventory(out: Path, systems: int, vms: int, clouds: int = 4, seed: int = 2026,
+                       force: bool = False) -> dict:
+    """Write the inventory under `out` (new or empty, or replaced with `force`); return its totals."""
     if vms < systems * 4:
         raise ValueError(f"{vms} VMs are too few for {systems} systems (at least 4 each)")
+    _clear(out, force)
     rng = random.Random(seed)
-    if out.exists():
-        shutil.rmtree(out)
     (out / "clouds").mkdir(parents=True)
     shutil.copy(DEFAULT_INVENTORY / "tiers.yaml", out / "tiers.yaml")
     cloud_names = ["province"] + [f"industry{i}" if i % 2 else f"city{i}" for i in range(1, clouds)]

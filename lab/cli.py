@@ -4,14 +4,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from lab import labdir
 from lab.context import CENTERS, PATRONI_PROFILES, LabContext
 from lab.lab import Lab, LabError
+from lab.labdir import LabDirError
 
 console = Console(stderr=True)
 
@@ -36,6 +39,11 @@ def _status_table(status: dict, elapsed: float | None = None) -> Table:
                      f"etcd leader {status['etcd']['leader'] or '-'}, app entry served by "
                      f"{', '.join(status['app_entry']['served_by']) or 'nobody'}")
     return table
+
+
+def _refuse(command: str, error: LabDirError) -> NoReturn:
+    console.print(f"[red]{command} refused:[/] {error}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 def _lab() -> Lab:
@@ -72,6 +80,8 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
 
             status = the_lab.up(profile=patroni_profile, netns=netns, progress=progress,
                                 deadline_seconds=timeout)
+    except LabDirError as exc:
+        _refuse("lab up", exc)
     except LabError as exc:
         console.print(f"[red]lab up failed:[/] {exc}")
         if as_json:
@@ -87,9 +97,13 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
 
 @lab.command()
 def down() -> None:
-    """Stop every lab process; exit 0 only when no process and no port remains."""
+    """Stop every lab process; exit 0 only when no process and no port remains.
+
+    Exit 2, with nothing stopped, when the directory is not a lab's (no marker)."""
     try:
         result = _lab().down()
+    except LabDirError as exc:
+        _refuse("lab down", exc)
     except LabError as exc:
         console.print(f"[red]lab down incomplete:[/] {exc}")
         sys.exit(1)
@@ -137,12 +151,21 @@ def logs(component: str, center: str | None, lines: int) -> None:
 
 
 @lab.command()
-@click.confirmation_option(prompt="Stop the lab and delete its data, secrets and logs?")
-def reset() -> None:
-    """Stop the lab and delete its state directory (data, secrets, logs)."""
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset(yes: bool) -> None:
+    """Stop the lab and delete its state directory (data, secrets, logs).
+
+    Exit 2, with nothing stopped or deleted, when the directory is not a lab's."""
     the_lab = _lab()
+    root = the_lab.ctx.root
     try:
+        labdir.require_lab(root)  # before asking: never offer to delete a stranger's directory
+        if not yes:
+            click.confirm(f"Stop the lab and delete {root} with its data, secrets and logs?",
+                          abort=True, err=True)
         the_lab.reset()
+    except LabDirError as exc:
+        _refuse("lab reset", exc)
     except LabError as exc:
         console.print(f"[red]lab reset incomplete:[/] {exc}")
         sys.exit(1)

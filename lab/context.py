@@ -18,6 +18,7 @@ from pathlib import Path
 from inventory.loader import LAB_INVENTORY, Topology, load_topology
 from inventory.model import Cloud, System
 from inventory.names import path_under
+from lab import labdir
 
 REPO = Path(__file__).resolve().parent.parent
 CENTERS = ("main", "samecity", "remote")
@@ -67,11 +68,13 @@ def _others_can_traverse(path: Path) -> bool:
 
 def lab_dir() -> Path:
     """The lab's state directory: TRICENTER_LAB_DIR, else `.lab` in the checkout — unless
-    the postgres user could not reach it there (a checkout under /root), then /var/tmp."""
+    the postgres user could not reach it there (a checkout under /root), then /var/tmp.
+
+    The /var/tmp name is predictable: `labdir.claim` refuses it unless this user made it."""
     if os.environ.get("TRICENTER_LAB_DIR"):
-        return Path(os.environ["TRICENTER_LAB_DIR"]).resolve()
+        return labdir.absolute(Path(os.environ["TRICENTER_LAB_DIR"]))
     if _others_can_traverse(REPO):
-        return (REPO / ".lab").resolve()
+        return REPO / ".lab"
     digest = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
     return Path(f"/var/tmp/tricenter-lab-{digest}")
 
@@ -80,7 +83,7 @@ class LabContext:
     """The lab's state directory, topology, addresses and secrets."""
 
     def __init__(self, root: Path | None = None, inventory: Path = LAB_INVENTORY):
-        self.root = (root or lab_dir()).resolve()
+        self.root = labdir.absolute(root or lab_dir())
         self.repo = REPO
         self.python = sys.executable
         self.topology: Topology = load_topology(inventory)
@@ -192,7 +195,7 @@ class LabContext:
         self.settings_file.write_text(json.dumps(asdict(self.settings), indent=2))
 
     def prepare_root(self) -> None:
-        """Create the state directory so the postgres user can reach its own subdirectory."""
-        for directory in (self.root, self.logs_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chmod(directory, 0o755)
+        """Create (or check and mark) the state directory, see lab/labdir.py, and its logs."""
+        labdir.claim(self.root)
+        self.logs_dir.mkdir(exist_ok=True)
+        os.chmod(self.logs_dir, 0o755)

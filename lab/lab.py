@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
+from lab import labdir
 from lab import netns as namespaces
 from lab import processes
 from lab import users
@@ -105,9 +106,13 @@ class Lab:
         self.supervisor.write_conf(programs)
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """One `up`, `down` or `reset` at a time per lab directory."""
-        self.ctx.root.mkdir(parents=True, exist_ok=True)
+    def exclusive(self, claim: bool = False) -> Iterator[None]:
+        """One `up`, `down` or `reset` at a time per lab directory, and only in a directory
+        that is the lab's: `claim` (for `up`) creates or adopts it, else it must be marked."""
+        if claim:
+            labdir.claim(self.ctx.root)
+        else:
+            labdir.require_lab(self.ctx.root)
         with open(self.ctx.path(".lock"), "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -118,7 +123,7 @@ class Lab:
     # --- up ---------------------------------------------------------------------------
     def up(self, profile: str | None = None, netns: bool | None = None,
            progress: Progress | None = None, deadline_seconds: float = 180) -> dict:
-        with self.exclusive():
+        with self.exclusive(claim=True):
             return self._up(profile, netns, progress, deadline_seconds)
 
     def _up(self, profile: str | None, netns: bool | None, progress: Progress | None,
@@ -292,35 +297,65 @@ class Lab:
         }
 
     # --- down -------------------------------------------------------------------------
+    def postmaster_records(self) -> tuple[set[int], set[int]]:
+        """(live postmasters, every pid recorded) from the postmaster.pid of each data
+        directory in the lab: members, the legacy IDC, restored copies of drills."""
+        root = self.ctx.root
+        live: set[int] = set()
+        recorded: set[int] = set()
+        for record in (*root.glob("*/*/postmaster.pid"), *root.glob("*/*/*/postmaster.pid")):
+            try:
+                pid = int(record.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            recorded.add(pid)
+            # A killed postmaster leaves its record behind: the pid counts only while it is
+            # still the postmaster of that data directory (`postgres -D DIR`).
+            if processes.alive(pid) and processes.names_path(processes.argv(pid), record.parent):
+                live.add(pid)
+        return live, recorded
+
+    def _postmaster_trees(self, postmasters: set[int], procs: processes.ProcessTable) -> set[int]:
+        """Patroni setsid()s each postmaster: its group holds every backend and helper."""
+        found = processes.descendants(postmasters, procs)
+        for postmaster in postmasters:
+            found |= processes.group_members(postmaster, procs)
+        return found
+
     def lab_pids(self) -> set[int]:
         """Every live process of the lab: supervisord's trees and the postmasters' groups."""
         roots = [i["pid"] for i in self.supervisor.processes() if i["pid"]]
         if self.supervisor.pid:
             roots.append(self.supervisor.pid)
         procs = processes.table()
-        pids = processes.descendants(roots, procs)
-        for center in CENTERS:
-            postmaster = patroni_component.postmaster_pid(self.ctx, center)
-            if postmaster:
-                pids |= (processes.group_members(postmaster, procs)
-                         | processes.descendants([postmaster], procs))
-        return pids
+        live, _ = self.postmaster_records()
+        return processes.descendants(roots, procs) | self._postmaster_trees(live, procs)
 
     def leftovers(self) -> set[int]:
-        """Processes started by the lab that outlived supervisord (orphaned daemons)."""
-        root = str(self.ctx.root)
+        """Processes of the lab that outlived supervisord: live postmasters by their pid
+        records, with their groups; and orphans with an argument inside the lab directory
+        (a Patroni or etcd whose supervisord was killed, an archive helper whose postmaster
+        died). An argument alone is not enough — someone's `tail -f` of a lab log has one —
+        the process must also be an orphan, a child of the lab, or in a lab session."""
         procs = processes.table()
-        found = set()
-        for pid in processes.processes_mentioning(root):
-            ppid = procs.get(pid, (0, 0))[0]
-            # Orphans, or children of lab processes: not someone's `tail -f` of a lab log.
-            if ppid == 1 or root in processes.cmdline(ppid):
-                found.add(pid)
-        for center in CENTERS:
-            postmaster = patroni_component.postmaster_pid(self.ctx, center)
-            if postmaster:
-                found |= processes.group_members(postmaster, procs)
-        return found
+        live, recorded = self.postmaster_records()
+        found = self._postmaster_trees(live, procs)
+        named = processes.naming_path(self.ctx.root, procs)
+        # A dead postmaster's session keeps its number, the recorded pid (Patroni setsid()s
+        # it), and Linux reuses no pid while a session of that number exists.
+        sessions = {pid for pid in recorded if not processes.alive(pid)}
+        sessions |= {processes.session(pid) for pid in found}
+        sessions.discard(None)
+        grew = True
+        while grew:
+            grew = False
+            for pid in named - found:
+                ppid = procs[pid][0]
+                if ppid == 1 or ppid in found or processes.session(pid) in sessions:
+                    found.add(pid)
+                    sessions.add(processes.session(pid) or pid)
+                    grew = True
+        return processes.descendants(found, procs)
 
     def down(self, deadline_seconds: float = 90) -> dict:
         """Stop everything; verify no lab process and no lab listening port remains."""
@@ -364,7 +399,11 @@ class Lab:
         """down, then remove every piece of state (data, secrets, logs)."""
         with self.exclusive():
             self._down(90)
-            shutil.rmtree(self.ctx.root, ignore_errors=True)
+            try:
+                shutil.rmtree(self.ctx.root)
+            except OSError as exc:
+                raise LabError(f"the lab is stopped but {self.ctx.root} could not be removed "
+                               f"entirely: {exc}") from exc
 
 
 def app_entry_check(ctx: LabContext, attempts: int = 4) -> dict:

@@ -1,7 +1,8 @@
 """What the lab's processes are, read from /proc: trees, process groups, memory, sockets.
 
 Faults and `down` act only on processes found here from pids the lab itself started
-(supervisord's children and the postmasters they launched), never by name.
+(supervisord's children and the postmasters they launched), or, for orphans, by an exact
+path argument inside the lab directory (`names_path`): never by name, never by substring.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -124,7 +125,45 @@ def listening_sockets(addresses: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def processes_mentioning(text: str) -> set[int]:
-    """Processes whose command line names `text` (the lab's state directory)."""
+def argv(pid: int) -> list[str]:
+    """The process's arguments, element by element (empty for a kernel thread or a gone pid)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.rstrip(b"\0").split(b"\0")] if raw else []
+
+
+def session(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[3]) if fields else None
+
+
+def names_path(args: Sequence[str], root: Path) -> bool:
+    """True when an argument after the program is `root` or a path inside it, alone or as
+    the value of an `--option=`.
+
+    Whole path components, never a substring: `/srv/.lab2` and `/srv/.lab.old` are not in
+    `/srv/.lab`. The program itself is left out: the lab runs nothing from its state
+    directory, while `/usr/bin/sleep` would otherwise be "in" a lab rooted at `/usr`."""
+    base = str(root)
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if len(args) == 1 and " " in args[0]:
+        # A process that retitled itself keeps its words in one argument (the lab's sshd:
+        # "sshd: /usr/sbin/sshd -D -e -f …/sshd_config [listener] 0 of 10-100 startups").
+        args = args[0].split()
+    for arg in args[1:]:
+        option, equals, value = arg.partition("=")
+        candidates = [arg]
+        if equals and option.startswith("-") and " " not in option:
+            candidates.append(value)
+        if any(c == base or c.startswith(prefix) for c in candidates):
+            return True
+    return False
+
+
+def naming_path(root: Path, procs: ProcessTable | None = None) -> set[int]:
+    """Live processes (other than this one) with an argument inside `root`."""
+    procs = procs if procs is not None else table()
     own = os.getpid()
-    return {pid for pid in all_pids() if pid != own and text in cmdline(pid) and alive(pid)}
+    return {pid for pid in procs if pid != own and names_path(argv(pid), root)}

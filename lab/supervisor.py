@@ -20,6 +20,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from lab import processes
 from lab.component import Program
 from lab.context import LabContext
 
@@ -97,12 +98,13 @@ class Supervisor:
 
     @property
     def pid(self) -> int | None:
+        """supervisord's pid from its pidfile, if that process is this lab's supervisord: a
+        pidfile left by a killed supervisord may name a pid reused by anything since."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if processes.alive(pid) and str(self.conf) in processes.argv(pid) else None
 
     def running(self) -> bool:
         if self.pid is None or not self.sock.exists():
