@@ -69,10 +69,13 @@ class YamlDocument:
 
 class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        """SafeConstructor lets ValueError escape for `2024-13-01` or `!!int x`; give it a line."""
+        """Give a line to what SafeConstructor lets escape: ValueError for `2024-13-01` or
+        `!!int x`, IndexError for an empty `!!int` … (found by the property test)."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — any failure here is a value in the file
             raise ConstructorError(None, None, f"cannot read this value ({exc})",
                                    node.start_mark) from None
 
@@ -226,7 +229,7 @@ def _read_text(file: Path) -> tuple[str, bytes]:
         return raw.decode("utf-8"), raw
     except UnicodeDecodeError as exc:
         raise YamlFileError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}) — save the file as "
-                            "UTF-8", raw[:exc.start].count(b"\n") + 1) from None
+                            "UTF-8", _line_breaks(raw[:exc.start].decode("utf-8")) + 1) from None
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlFileError:
@@ -237,18 +240,23 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlFileError:
         where = f" ({exc.context}, line {exc.context_mark.line + 1})"
     problem = exc.problem or exc.context or "unreadable"
     if isinstance(exc, ConstructorError):  # unknown tag, impossible date, !!int on text …
-        message = f"YAML value error: {problem} — correct the value, or quote it if it is text"
+        message = f"YAML value error: {problem}{where} — correct it, or quote it if it is text"
     else:
         message = f"YAML syntax error: {problem}{where} — fix the YAML so it parses"
     return YamlFileError(message, mark.line + 1 if mark else None)
 
 
+def _line_breaks(text: str) -> int:
+    """Line breaks as YAML and editors count them (\n, \r\n, a lone \r …)."""
+    return len(f"x{text}x".splitlines()) - 1
+
+
 def _reader_error(exc: yaml.reader.ReaderError, text: str, raw: bytes) -> YamlFileError:
-    before = raw[:exc.position].count(b"\n") if _OFFSETS_IN_BYTES \
-        else text[:exc.position].count("\n")
+    before = raw[:exc.position].decode("utf-8", "replace") if _OFFSETS_IN_BYTES \
+        else text[:exc.position]
     return YamlFileError(f"character U+{exc.character:04X} is not allowed in YAML ({exc.reason}) — "
                          "remove it, or write it as an escape such as \\x01 in a double-quoted "
-                         "string", before + 1)
+                         "string", _line_breaks(before) + 1)
 
 
 def _compose_and_construct(text: str) -> tuple[Any, yaml.Node | None]:
@@ -268,7 +276,10 @@ def _parse(text: str, raw: bytes) -> tuple[Any, yaml.Node | None]:
         _check_events(text)
         return _compose_and_construct(text)
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc) from None
+        error = _syntax_error(exc)
+        if error.line is not None:  # libyaml puts "unexpected end of file" past the last line
+            error.line = min(error.line, max(1, len(text.splitlines())))
+        raise error from None
     except yaml.reader.ReaderError as exc:
         raise _reader_error(exc, text, raw) from None
     except yaml.YAMLError as exc:  # no other kind is known to reach here; keep the promise

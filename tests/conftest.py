@@ -25,3 +25,10 @@ def edit_yaml(file: Path, change: Callable[[object], object | None]) -> None:
     result = change(data)
     file.write_text(yaml.safe_dump(data if result is None else result, sort_keys=False,
                                    allow_unicode=True))
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A "billion laughs" file: ~500 bytes that expand to width**levels values (387 M)."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
