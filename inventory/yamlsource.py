@@ -27,7 +27,7 @@ PathKey = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 1024 * 1024
 """Checked before parsing. The largest file tricenter writes, the IPAM lock of a generated
-1,000-system / 10,000-VM inventory, is 170 KB; the sample's largest file is 6 KB."""
+1,000-system / 10,000-VM inventory, is 170 KB; the sample's largest file is 5 KB."""
 
 MAX_VALUES = 50_000
 """Values (scalars, lists, mappings) in one file, counted as written and again once aliases
@@ -37,7 +37,8 @@ bound also keeps a 1 MiB file of tiny values well under a second."""
 
 MAX_SCALAR_CHARS = 10_000
 """Characters in one value; the longest in the sample and scenarios is ~500. PyYAML turns a
-YAML 1.1 sexagesimal number ('1:1:1:…') into an int in quadratic time: 30 s at 1 MiB."""
+YAML 1.1 sexagesimal number ('1:1:1:…') into an int in quadratic time: 10 s CPU for
+a 400 KB one, about a minute for 1 MiB."""
 
 MAX_DEPTH = 64
 """Nesting of lists and mappings; inventory files nest fewer than 10 deep. Keeps the
@@ -254,9 +255,9 @@ def _line_breaks(text: str) -> int:
 def _reader_error(exc: yaml.reader.ReaderError, text: str, raw: bytes) -> YamlFileError:
     before = raw[:exc.position].decode("utf-8", "replace") if _OFFSETS_IN_BYTES \
         else text[:exc.position]
-    return YamlFileError(f"character U+{exc.character:04X} is not allowed in YAML ({exc.reason}) — "
-                         "remove it, or write it as an escape such as \\x01 in a double-quoted "
-                         "string", _line_breaks(before) + 1)
+    return YamlFileError(f"character U+{exc.character:04X} is not allowed in YAML "
+                         f"({exc.reason}) — remove it, or write it as an escape such as \\x01 "
+                         "in a double-quoted string", _line_breaks(before) + 1)
 
 
 def _compose_and_construct(text: str) -> tuple[Any, yaml.Node | None]:

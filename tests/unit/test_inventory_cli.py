@@ -105,7 +105,8 @@ def test_malformed_file_exits_2_naming_file_and_line(tmp_path, case):
     assert f"inv/{name}{after}" in run.stderr
 
 
-@pytest.mark.parametrize("command", [["validate"], ["capacity"], ["ipam"], ["plan", "--no-save"]])
+@pytest.mark.parametrize("command", [["validate"], ["capacity"], ["ipam"], ["plan", "--no-save"]],
+                         ids=["validate", "capacity", "ipam", "plan"])
 def test_every_inventory_command_refuses_an_alias_bomb_the_same_way(tmp_path, command):
     inv = tmp_path / "inv"
     shutil.copytree(FIXTURES / "minimal", inv)

@@ -105,7 +105,8 @@ FRAGMENTS = ["a", "b", ": ", "- ", "\n", "\r\n", "  ", "\t", "[", "]", "{", "}",
 hostile_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=hostile_text, stray_bytes=st.binary(max_size=3))
 def test_any_file_loads_or_is_a_file_error_with_a_plausible_line(tmp_path: Path, text: str,
                                                                   stray_bytes: bytes):
