@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inventory.yamlsource import YamlSyntaxError, load_yaml
+from inventory.yamlsource import YamlFileError, load_yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -177,7 +177,7 @@ def _explain(err: dict) -> str:
 def load_scenario_file(file: Path) -> Scenario:
     try:
         doc = load_yaml(file)
-    except YamlSyntaxError as exc:
+    except YamlFileError as exc:
         raise ScenarioProblem(f"{file}:{exc.line or '?'}: {exc}") from None
     if not isinstance(doc.data, dict):
         raise ScenarioProblem(f"{file}: must be a YAML mapping describing one scenario")

@@ -17,6 +17,7 @@ import yaml
 from inventory.errors import InventoryProblem, display_path
 from inventory.model import AppPlacement, DbReplication
 from inventory.loader import Topology
+from inventory.yamlsource import YamlFileError, load_yaml
 
 NETWORKS = ("app", "db")
 LOCK_HEADER = (
@@ -50,22 +51,25 @@ class IpamPlan:
 def read_lock(file: Path) -> tuple[dict[str, IPv4Network], list[InventoryProblem]]:
     if not file.exists():
         return {}, []
-    root = file.parent
+    shown = display_path(file, file.parent)
     try:
-        data = yaml.safe_load(file.read_text()) or {}
-        raw = data.get("blocks", {}) or {}
-        if not isinstance(raw, dict):
-            raise ValueError("'blocks' must be a mapping of owner → CIDR")
-    except (yaml.YAMLError, ValueError, AttributeError) as exc:
-        return {}, [InventoryProblem(display_path(file, root), "blocks",
-                                     f"unreadable IPAM lock ({exc}); restore it from git")]
+        doc = load_yaml(file)
+    except YamlFileError as exc:
+        return {}, [InventoryProblem(shown, "", f"{exc}, or restore the lock from git", exc.line)]
+    data = doc.data or {}
+    raw = (data.get("blocks") if isinstance(data, dict) else data) or {}
+    if not isinstance(raw, dict):
+        return {}, [InventoryProblem(shown, "blocks", "unreadable IPAM lock ('blocks' must be a "
+                                     "mapping of owner → CIDR); restore it from git",
+                                     doc.line_of(("blocks",)))]
     blocks, problems = {}, []
     for key, cidr in raw.items():
         try:
             blocks[str(key)] = IPv4Network(str(cidr))
         except ValueError as exc:
-            problems.append(InventoryProblem(display_path(file, root), f"blocks.{key}",
-                                             f"not a network CIDR: {exc}; restore it from git"))
+            problems.append(InventoryProblem(shown, f"blocks.{key}",
+                                             f"not a network CIDR: {exc}; restore it from git",
+                                             doc.line_of(("blocks", str(key)))))
     return blocks, problems
 
 

@@ -7,9 +7,14 @@ Layout of an inventory directory::
     departments.yaml             list of departments (tenants) and their quotas
     systems/**/<system>.yaml     one reviewed request per system
     ipam.lock.yaml               address blocks already handed out (written by `tricenter ipam`)
+
+Any other file whose name ends in .yaml or .yml is an error: it looks like part of the
+inventory, and a request nobody reads would silently drop out of plans. Names starting
+with '.' (editor and VCS files) are neither read nor reported.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,13 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from inventory.errors import InvalidInventory, InventoryProblem, display_path
 from inventory.model import Cloud, Department, GbtStandard, System, Tier
-from inventory.yamlsource import PathKey, YamlDocument, YamlSyntaxError, load_yaml
+from inventory.yamlsource import PathKey, YamlDocument, YamlFileError, load_yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = PACKAGE_DIR / "guangdong"
 LAB_INVENTORY = PACKAGE_DIR / "lab"
 GBT_TABLE = PACKAGE_DIR / "standards" / "gbt20988-2007.yaml"
 IPAM_LOCK_NAME = "ipam.lock.yaml"
+TOP_LEVEL_FILES = ("tiers.yaml", "departments.yaml", IPAM_LOCK_NAME)
+YAML_SUFFIXES = (".yaml", ".yml")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,10 +100,8 @@ class _Collector:
     def read(self, file: Path) -> YamlDocument | None:
         try:
             return load_yaml(file)
-        except YamlSyntaxError as exc:
-            self.add(file, (), f"{exc} — fix the YAML so it parses", exc.line)
-        except (OSError, UnicodeDecodeError) as exc:
-            self.add(file, (), f"cannot read file: {exc}", None)
+        except YamlFileError as exc:
+            self.add(file, (), str(exc), exc.line)
         return None
 
     def parse(self, model: type[M], doc: YamlDocument, path: PathKey, value: Any) -> M | None:
@@ -174,6 +179,46 @@ def _one_per_file(col: _Collector, files: list[Path], model: type[M], kind: str,
         topo.origins[(kind, name)] = Origin(file, (), doc)
 
 
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _yaml_files(folder: Path, pattern: str) -> list[Path]:
+    """Files `pattern` matches under `folder`, leaving out hidden names at any depth."""
+    return sorted(f for f in folder.glob(pattern)
+                  if not any(_hidden(part) for part in f.relative_to(folder).parts))
+
+
+def _in_layout(relative: Path) -> bool:
+    """Whether the loader reads a file at this place (relative to the inventory root)."""
+    top = relative.parts[0]
+    if len(relative.parts) == 1:
+        return top in TOP_LEVEL_FILES
+    return relative.suffix == ".yaml" and (
+        top == "systems" or (top == "clouds" and len(relative.parts) == 2))
+
+
+def _unread_message(relative: Path) -> str:
+    renamed = relative.with_suffix(".yaml")
+    if relative.suffix != ".yaml" and _in_layout(renamed):
+        fix = f"tricenter reads only names ending in '.yaml': rename it to {renamed.name}"
+    else:
+        fix = ("tricenter reads clouds/<cloud>.yaml, tiers.yaml, departments.yaml, "
+               f"systems/<dept>/<system>.yaml and {IPAM_LOCK_NAME}: move it where it belongs")
+    return (f"file is not read — {fix}; to keep it unread on purpose, rename it to "
+            f"{relative.name}.disabled or move it out of the inventory")
+
+
+def _report_unread(col: _Collector, root: Path, read: set[Path]) -> None:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        for name in sorted(files):
+            file = Path(folder) / name
+            if _hidden(name) or not name.lower().endswith(YAML_SUFFIXES) or file in read:
+                continue
+            col.add(file, (), _unread_message(file.relative_to(root)), None)
+
+
 def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:
     return GbtStandard.model_validate(load_yaml(file).data)
 
@@ -189,13 +234,16 @@ def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
     if not root.is_dir():
         raise InvalidInventory([InventoryProblem(str(root), "", "inventory directory not found — "
                                                  "pass --inventory DIR pointing at one")])
-    cloud_files = sorted((root / "clouds").glob("*.yaml"))
+    cloud_files = _yaml_files(root / "clouds", "*.yaml")
     if not cloud_files:
         col.add(root / "clouds", (), "no clouds declared: add clouds/<name>.yaml", None)
     _one_per_file(col, cloud_files, Cloud, "cloud", topo, topo.clouds)
     _list_file(col, root / "tiers.yaml", Tier, "name", "tier", topo, topo.tiers)
     _list_file(col, root / "departments.yaml", Department, "id", "department", topo, topo.departments)
-    _one_per_file(col, sorted((root / "systems").rglob("*.yaml")), System, "system", topo, topo.systems)
+    system_files = _yaml_files(root / "systems", "**/*.yaml")
+    _one_per_file(col, system_files, System, "system", topo, topo.systems)
+    # the IPAM lock is read by inventory.ipam when addresses are checked
+    _report_unread(col, root, {*cloud_files, *system_files, *(root / n for n in TOP_LEVEL_FILES)})
     if col.problems:
         raise InvalidInventory(col.problems)
     return topo

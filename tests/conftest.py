@@ -28,6 +28,13 @@ def edit_yaml(file: Path, change: Callable[[object], object | None]) -> None:
                                    allow_unicode=True))
 
 
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A "billion laughs" file: ~500 bytes that expand to width**levels values (387 M)."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
 # --- a run that tells the truth ------------------------------------------------------------
 # The partition drills need the lab in network-namespace mode, their loopback stand-ins the
 # other mode: the mode not in use deselects them (reported as deselected, never as skipped).

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES, edit_yaml
+import pytest
+
+from tests.conftest import FIXTURES, alias_bomb, edit_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,3 +77,43 @@ def test_generate_writes_a_valid_inventory_with_exact_totals(tmp_path):
     check = json.loads(tricenter("validate", "--inventory", str(out), "--json").stdout)
     assert check["valid"] and check["systems"] == 60 and check["instances"] == 700
     assert check["clouds"] == 3
+
+
+# name: (file in the minimal inventory, its content, what follows "inv/<file>" in the message)
+MALFORMED = {
+    "alias bomb": ("tiers.yaml", alias_bomb(), ":5:"),
+    "anchor inside itself": ("systems/portal.yaml", "name: portal\napp: &a {x: [*a]}\n", ":2:"),
+    "list as a key": ("departments.yaml", "- id: x\n  ? [a, b]\n  : 1\n", ":2:"),
+    "control character": ("clouds/demo.yaml", "name: demo\nkind: \x1b[31m\n", ":2:"),
+    "not UTF-8": ("tiers.yaml", b"- name: gold\n- name: caf\xe9\n", ":2:"),
+    "alias bomb in the IPAM lock": ("ipam.lock.yaml", alias_bomb(), ":5:"),
+    "oversized file": ("tiers.yaml", "# padding\n" * 110_000, ": 1,100,000 bytes"),
+    "file the loader does not read": ("tiers-copy.yaml", "- name: gold\n", ": file is not read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_file_exits_2_naming_file_and_line(tmp_path, case):
+    name, content, after = MALFORMED[case]
+    inv = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inv)
+    file = inv / name
+    file.write_bytes(content if isinstance(content, bytes) else content.encode())
+    run = tricenter("validate", "--inventory", str(inv))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"inv/{name}{after}" in run.stderr
+
+
+@pytest.mark.parametrize("command", [["validate"], ["capacity"], ["ipam"], ["plan", "--no-save"]],
+                         ids=["validate", "capacity", "ipam", "plan"])
+def test_every_inventory_command_refuses_an_alias_bomb_the_same_way(tmp_path, command):
+    inv = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inv)
+    (inv / "systems" / "portal.yaml").write_text(alias_bomb())
+    run = tricenter(*command, "--inventory", str(inv), "--json")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    (error,) = json.loads(run.stdout)["errors"]
+    assert (error["file"], error["line"]) == ("inv/systems/portal.yaml", 5)
+    assert "aliases" in error["message"]

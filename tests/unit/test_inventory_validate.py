@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from inventory.errors import InvalidInventory
+from inventory.loader import DEFAULT_INVENTORY, LAB_INVENTORY, load_topology
 from inventory.validate import load_valid_topology
 from tests.conftest import MINIMAL, edit_yaml
 
@@ -118,7 +119,8 @@ def test_yaml_syntax_error_names_file_and_line(inventory_copy: Path):
     problems = problems_of(inventory_copy)
     assert len(problems) == 1
     assert problems[0].file.endswith("portal.yaml")
-    assert problems[0].line == 3 and "YAML syntax error" in problems[0].message
+    # libyaml marks the end of the file on line 3, a line no editor shows; point at the last
+    assert problems[0].line == 2 and "YAML syntax error" in problems[0].message
 
 
 def test_key_written_twice_is_an_error(inventory_copy: Path):
@@ -150,3 +152,33 @@ def test_all_errors_are_reported_at_once(inventory_copy: Path):
 def test_missing_directory_is_a_user_error(tmp_path: Path):
     problems = problems_of(tmp_path / "nowhere")
     assert "not found" in problems[0].message
+
+
+def test_yaml_files_the_loader_does_not_read_are_errors(inventory_copy: Path):
+    (inventory_copy / "tiers-copy.yaml").write_text((inventory_copy / "tiers.yaml").read_text())
+    (inventory_copy / "system").mkdir()  # typo of systems/
+    (inventory_copy / "system" / "mail.yaml").write_text("name: mail\n")
+    (inventory_copy / "systems" / "mail.yml").write_text("name: mail\n")
+    (inventory_copy / "clouds" / "old").mkdir()
+    (inventory_copy / "clouds" / "old" / "demo.YAML").write_text("name: demo\n")
+    problems = {p.file.removeprefix("inv/"): p.message for p in problems_of(inventory_copy)}
+    assert set(problems) == {"tiers-copy.yaml", "system/mail.yaml", "systems/mail.yml",
+                             "clouds/old/demo.YAML"}
+    assert all("file is not read" in m and ".disabled" in m for m in problems.values())
+    assert "rename it to mail.yaml" in problems["systems/mail.yml"]
+    assert "systems/<dept>/<system>.yaml" in problems["system/mail.yaml"]
+
+
+def test_files_kept_unread_on_purpose_are_not_reported(inventory_copy: Path):
+    (inventory_copy / "tiers.yaml.disabled").write_text("- name: [broken\n")
+    (inventory_copy / "README.md").write_text("notes\n")
+    (inventory_copy / ".draft.yaml").write_text("name: [broken\n")
+    (inventory_copy / ".git").mkdir()
+    (inventory_copy / ".git" / "ci.yml").write_text("x: 1\n")
+    (inventory_copy / "systems" / ".#portal.yaml").symlink_to("root@host.1234")  # emacs lock
+    assert len(load_valid_topology(inventory_copy).systems) == 2
+
+
+@pytest.mark.parametrize("inventory", [DEFAULT_INVENTORY, LAB_INVENTORY], ids=["sample", "lab"])
+def test_shipped_inventories_hold_only_files_the_loader_reads(inventory: Path):
+    load_topology(inventory)  # raises InvalidInventory on an unread file
