@@ -105,6 +105,9 @@ class LabRunbook:
         return next((m["name"] for m in view["members"] if m.get("role") == "leader"), None)
 
     # --- Runbook ----------------------------------------------------------------------
+    def recovery_command(self) -> str:
+        return "tricenter lab up"
+
     def netns_enabled(self) -> bool:
         return bool(self.lab.settings.netns)
 
