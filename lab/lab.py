@@ -125,7 +125,7 @@ class Lab:
                 namespaces.setup(self.ctx)
             except namespaces.NetnsError as exc:
                 raise LabError(f"{exc}; run `tricenter lab up` without --netns") from exc
-        self.recovered = []
+        self.recovered, self._divergence = [], rejoin.DivergenceWatch()
         if self.supervisor.running():
             self._rebuild_around_runbook_primary()
             self.supervisor.update()

@@ -36,9 +36,12 @@ from lab.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 INTENDED_LEADER = "main"
-# How long a replica may sit on the wrong timeline, running but not streaming, before it
-# is rewound: Patroni rewinds a member itself when it notices, within a few loops.
-DIVERGED_GRACE_SECONDS = 8.0
+# How long a replica may run without streaming from the leader before it is rewound: a
+# healthy one streams within a second or two of starting, and Patroni rewinds a member it
+# knows diverged within a few loops. Past that, it is stuck: on another timeline, or on
+# the same timeline number with another history (both sides promoted once), where it
+# asks for WAL "ahead of the WAL flush position" of the leader forever.
+DIVERGED_GRACE_SECONDS = 10.0
 REWIND_TIMEOUT_SECONDS = 120
 
 
@@ -111,7 +114,8 @@ def keep_aside(lab: LabContext, center: str, why: str, member: dict) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     target = kept_root(lab) / f"{center}-{stamp}"
     target.mkdir(parents=True)
-    kept_root(lab).chmod(0o700)
+    for directory in (kept_root(lab), target):  # a copy of the database: root only
+        directory.chmod(0o700)
     shutil.copytree(patroni.data_dir(lab, center) / "pg_wal", target / "pg_wal", symlinks=True)
     note = {"center": center, "why": why, "at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "timeline": member.get("timeline"), "state": member.get("state"),
@@ -146,16 +150,20 @@ def pg_rewind(lab: LabContext, center: str, leader: str) -> tuple[bool, str]:
     return done.returncode == 0, words[-1] if words else ""
 
 
-def rejoin(lab: LabContext, supervisor: Supervisor, center: str, leader: str, member: dict) -> str:
-    """Keep the member's WAL aside, rewind it from the leader, else re-clone it."""
+def rejoin(lab: LabContext, supervisor: Supervisor, center: str, leader: str, member: dict,
+           rewind: bool = True) -> str:
+    """Keep the member's WAL aside, rewind it from the leader, else (or when `rewind` is
+    False: a rewind did not help before) re-clone it."""
     why = (f"timeline {member.get('timeline')}, state {member.get('state')}, not streaming "
            f"from {leader}")
     log.warning("%s diverged from %s (%s): rewinding", center, leader, why)
     try:
         _stop_member(lab, supervisor, center)
         target = keep_aside(lab, center, why, member)
-        rewound, words = pg_rewind(lab, center, leader)
-        if rewound:
+        rewound, words = pg_rewind(lab, center, leader) if rewind else (False, "not tried again")
+        # "no rewind required" is pg_rewind comparing timeline numbers only: with the same
+        # number on two histories it changes nothing, and the member stays stuck
+        if rewound and "no rewind required" not in words:
             return f"{center} rewound from {leader} ({words}); its WAL kept in {target}"
         log.warning("pg_rewind of %s failed (%s): re-cloning from %s", center, words, leader)
         # Patroni clones a member that has no data directory from the leader when it starts
@@ -167,12 +175,13 @@ def rejoin(lab: LabContext, supervisor: Supervisor, center: str, leader: str, me
 
 
 class DivergenceWatch:
-    """Which replicas have been off the leader's timeline, running but not streaming, for
-    longer than the grace period: those Patroni is not going to heal by itself."""
+    """Which replicas have been running without streaming from the leader for longer than
+    the grace period: those Patroni is not going to heal by itself."""
 
     def __init__(self, grace_seconds: float = DIVERGED_GRACE_SECONDS) -> None:
         self.grace = grace_seconds
         self.since: dict[str, float] = {}
+        self.rewound: set[str] = set()  # a second time round, re-clone
 
     def diverged(self, database: dict, now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
@@ -180,8 +189,7 @@ class DivergenceWatch:
         leader_timeline = database["replicas"].get(leader, {}).get("timeline") if leader else None
         found = []
         for center, member in database["replicas"].items():
-            off = (leader is not None and center != leader and leader_timeline is not None
-                   and member.get("timeline") not in (None, leader_timeline)
+            off = (leader_timeline is not None and center != leader
                    and member.get("state") in patroni.RUNNING_STATES and not member["streaming"])
             if not off:
                 self.since.pop(center, None)
@@ -199,7 +207,9 @@ def rejoin_diverged(lab: LabContext, supervisor: Supervisor, watch: DivergenceWa
     """Rewind (else re-clone) every replica the watch reports; returns what was done."""
     done = []
     for center in watch.diverged(database):
-        done.append(rejoin(lab, supervisor, center, database["leader"], database["replicas"][center]))
+        done.append(rejoin(lab, supervisor, center, database["leader"], database["replicas"][center],
+                           rewind=center not in watch.rewound))
+        watch.rewound.add(center)
         watch.forget(center)
     return done
 
