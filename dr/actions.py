@@ -171,28 +171,60 @@ def run_step(world: World, step: Step) -> str:
     raise StepFailed(f"action {a.value} is not implemented")
 
 
-def undo_all(world: World, log: Callable[[str], None]) -> list[str]:
-    """Put back every fault still in place (newest first); returns what could not be undone.
+@dataclass
+class RestoreResult:
+    """What an abort put back and what it could not (each with the reason)."""
+
+    restored: list[str] = field(default_factory=list)
+    not_restored: list[str] = field(default_factory=list)
+
+
+def _describe(action: str, args: tuple) -> str:
+    return " ".join((action, *args))
+
+
+def undo_all(world: World, log: Callable[[str], None]) -> RestoreResult:
+    """Put back every fault still in place (newest first), each attempt guarded: one that
+    fails does not stop the others. A second Ctrl-C stops undoing; what was not tried yet
+    is reported as not restored.
 
     Once the remote center was promoted outside Patroni, restarting the city as it was
     would bring back its old primary beside the new one: reprotect instead, which
     starts the city as followers of the remote primary."""
-    left: list[str] = []
+    result = RestoreResult()
     promoted = any(action == "reprotect_from_remote" for action, _ in world.undo)
-    while world.undo:
-        action, args = world.undo.pop()
-        try:
-            if promoted and action == "start_center":
-                continue  # reprotect starts the city itself, as followers
-            if action == "reprotect_from_remote":
-                log(world.runbook.reprotect_from_remote(world.system))
-                continue
-            if action == "drop_copy":
-                if world.copy is not None:
-                    world.runbook.drop_copy(world.copy)
-            else:
-                getattr(world.injector, action)(*args)
-            log(f"undone: {action} {' '.join(args)}")
-        except Exception as exc:  # noqa: BLE001 — keep undoing the rest
-            left.append(f"{action} {' '.join(args)} failed: {exc}")
-    return left
+    city_left_down: list[str] = []
+    reprotected = False
+    try:
+        while world.undo:
+            action, args = world.undo[-1]
+            try:
+                if promoted and action == "start_center":
+                    city_left_down.append(args[0])  # reprotect starts the city itself
+                elif action == "reprotect_from_remote":
+                    log(world.runbook.reprotect_from_remote(world.system))
+                    reprotected = True
+                elif action == "drop_copy":
+                    if world.copy is not None:
+                        world.runbook.drop_copy(world.copy)
+                else:
+                    getattr(world.injector, action)(*args)
+                    log(f"undone: {_describe(action, args)}")
+                if not (promoted and action == "start_center"):
+                    result.restored.append(_describe(action, args))
+            except Exception as exc:  # noqa: BLE001 — keep undoing the rest
+                log(f"could not undo {_describe(action, args)}: {exc}")
+                result.not_restored.append(f"{_describe(action, args)} failed: {exc}")
+            world.undo.pop()
+    except KeyboardInterrupt:
+        result.not_restored += [f"{_describe(a, args)} not tried (interrupted again)"
+                                for a, args in reversed(world.undo)]
+        world.undo.clear()
+    for center in dict.fromkeys(city_left_down):  # a fence kills the same center twice
+        if reprotected:
+            result.restored.append(f"start_center {center} (as a follower of the remote primary)")
+        else:
+            result.not_restored.append(
+                f"start_center {center} not done: after the remote promotion it would come back "
+                "as a second primary; it must be rebuilt from the remote primary")
+    return result

@@ -125,8 +125,12 @@ def _print_result(data: dict) -> None:
         for c in data["criteria"]:
             if not c["ok"]:
                 err.print(f"  [red]✘[/] {c['name']}: measured {c['measured']}, target {c['target']}")
+    for item in data.get("restored", []):
+        err.print(f"  [green]restored:[/] {item}")
     for item in data.get("left_to_do", []):
         err.print(f"  [yellow]left to do:[/] {item}")
+    if data["status"] in ("aborted", "error") and not data.get("left_to_do"):
+        err.print("  nothing left to do: every fault was undone and the layout is the original")
     err.print(f"  report: {data['report_dir']}/report.html")
 
 

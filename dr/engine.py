@@ -16,7 +16,7 @@ from typing import Callable
 import psycopg
 
 from dr import checker
-from dr.actions import StepFailed, World, run_step, undo_all
+from dr.actions import RestoreResult, StepFailed, World, run_step, undo_all
 from dr.faults import FaultInjector
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
@@ -71,6 +71,7 @@ class DrillOutcome:
     gbt_level_name: str | None = None
     ledger: WriteLedger = field(default_factory=WriteLedger)
     left_to_do: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # what an abort put back
     finished_at: float | None = None
     extra: dict = field(default_factory=dict)
 
@@ -80,17 +81,21 @@ class DrillOutcome:
 
 
 Progress = Callable[[str, str], None]
+# Called "before" and "after" every step with the phase and the step: the seam through
+# which tests abort a drill at a chosen moment (raise KeyboardInterrupt) or fail a step.
+Checkpoint = Callable[[str, str, Step], None]
 
 
 class Drill:
     def __init__(self, scenario: Scenario, runtime: RuntimeInventory, system: SystemRuntime,
                  injector: FaultInjector, runbook: Runbook, gbt: GbtStandard,
                  tier_targets: tuple[float | None, float | None, str | None, int | None],
-                 progress: Progress = lambda phase, msg: None, secret_base=None):
+                 progress: Progress = lambda phase, msg: None, secret_base=None,
+                 checkpoint: Checkpoint = lambda moment, phase, step: None):
         if system.database is None:
             raise ValueError(f"system {system.name} has no database: drills measure database writes")
         self.scenario, self.runtime, self.system = scenario, runtime, system
-        self.gbt, self.progress = gbt, progress
+        self.gbt, self.progress, self.checkpoint = gbt, progress, checkpoint
         self.tier_targets = tier_targets
         self.cluster = PatroniCluster(system.database)
         self.stop = threading.Event()
@@ -113,11 +118,13 @@ class Drill:
         began = time.time()
         self.progress(phase, f"{step.action.value} {step.center or step.to or ''} {step.note}".strip())
         try:
+            self.checkpoint("before", phase, step)
             detail = run_step(self.world, step)
         except (StepFailed, DeadlineExceeded, PatroniUnavailable, RuntimeError, OSError) as exc:
             self._event(phase, step.action.value, str(exc), ok=False, began=began)
             raise StepFailed(f"{phase}: {step.action.value} failed: {exc}") from exc
         self._event(phase, step.action.value, detail, began=began)
+        self.checkpoint("after", phase, step)
 
     # --- phases -----------------------------------------------------------------------
     def _requirements(self) -> None:
@@ -369,6 +376,9 @@ class Drill:
         except (StepFailed, DeadlineExceeded, PatroniUnavailable, psycopg.Error, OSError) as exc:
             out.status, out.reason = "error", str(exc)
             self._abort()
+        except Exception as exc:  # noqa: BLE001 — a bug must not leave the faults in place
+            out.status, out.reason = "error", f"unexpected {type(exc).__name__}: {exc}"
+            self._abort()
         finally:
             self._stop_workload()
         out.markers = dict(self.world.markers)
@@ -391,14 +401,21 @@ class Drill:
             self.observer = None
 
     def _abort(self) -> None:
+        """Put back what the drill changed, each action guarded, then say exactly what is
+        restored, what is not, and the command that converges the rest."""
         self.stop.set()
         self._stop_workload()
         self.progress("abort", "stopping safely: undoing the faults still in place")
-        self.outcome.left_to_do += undo_all(self.world, lambda m: self._event("abort", "undo", m))
-        self.outcome.left_to_do.append(
-            "check the layout with `tricenter lab status`; if the primary is not back in main, "
-            "switch it back with `tricenter drill run samecity-switchover` restore step or "
-            "`patronictl switchover --candidate pg-main`")
+        result = undo_all(self.world, lambda m: self._event("abort", "undo", m))
+        self.outcome.restored = result.restored
+        self.outcome.left_to_do += left_to_do(result, self._layout_problems(),
+                                              self.world.runbook.recovery_command())
+
+    def _layout_problems(self) -> list[str]:
+        try:
+            return self.cluster.layout_problems()
+        except (PatroniUnavailable, OSError) as exc:
+            return [f"the cluster state is unknown ({exc})"]
 
     def _final_checks(self) -> None:
         for name in self.scenario.verify:
@@ -476,3 +493,15 @@ class Drill:
         out.gbt_level_name = level.name if level else None
         if out.status == "finished":
             out.status = "passed" if passed(out.criteria) else "failed"
+
+
+def left_to_do(result: RestoreResult, layout_problems: list[str], command: str) -> list[str]:
+    """What an abort leaves to the operator: each fault it could not undo, and the one
+    command that converges the rest (it is safe to run in every state a drill leaves)."""
+    items = list(result.not_restored)
+    why = items + layout_problems
+    if why:
+        items.append(f"run `{command}`: it restarts what is stopped, rewinds or re-clones a member "
+                     f"that diverged (keeping its WAL aside) and puts the primary back in main "
+                     f"(now: {'; '.join(layout_problems) or 'faults not undone'})")
+    return items

@@ -5,30 +5,22 @@ Regional recovery when etcd has lost quorum, as a DR team would do it by hand:
 promote: stop the remote Patroni (it would demote a primary it holds no lock for; its
   PostgreSQL keeps running), `pg_promote()`, and make HAProxy route writes to it by
   turning off its health check (the check asks Patroni, which is gone).
-reprotect: bring the city's etcd back (quorum), let the remote Patroni take the leader
-  lock for the primary it finds (synchronous mode off, nofailover off), have the city's
-  members rewind and follow it, switch over to main, and put every setting back.
+reprotect: `lab.rejoin.rebuild_from`, the same procedure `tricenter lab up` runs when it
+  finds a primary promoted by hand: bring the city's etcd back (quorum), let the remote
+  Patroni take the leader lock for the primary it finds (synchronous mode off, nofailover
+  off), have the city's members rewind and follow it, switch over to main, and put every
+  setting back.
 """
 from __future__ import annotations
 
-import json
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import psycopg
-import requests
-import yaml
-
-from lab import binaries
 
 from dr.runbook import BackupInfo, DatabaseCopy
 from inventory.runtime import SystemRuntime
-
-SYNC_OFF = {"synchronous_mode": False}
-SYNC_ON = {"synchronous_mode": True}
 
 
 def lab_faults():
@@ -67,14 +59,7 @@ class LabRunbook:
 
     def _haproxy(self, command: str) -> str:
         from lab.components import haproxy
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(str(haproxy.admin_socket(self.lab)))
-            sock.sendall(command.encode() + b"\n")
-            chunks = []
-            while data := sock.recv(65536):
-                chunks.append(data)
-        return b"".join(chunks).decode().strip()
+        return haproxy.admin(self.lab, command)
 
     def _superuser(self, center: str) -> psycopg.Connection:
         from lab.context import Ports
@@ -82,29 +67,14 @@ class LabRunbook:
                                user="postgres", password=self.lab.secret("postgres-superuser"),
                                autocommit=True, connect_timeout=3)
 
-    def _patroni_yml(self, center: str) -> Path:
-        return self._patroni().node_dir(self.lab, center) / "patroni.yml"
-
-    def _set_tags(self, center: str, tags: dict) -> None:
-        file = self._patroni_yml(center)
-        config = yaml.safe_load(file.read_text())
-        config["tags"].update(tags)
-        file.write_text(yaml.safe_dump(config, sort_keys=False))  # keeps owner and mode
-
-    def _edit_dcs_config(self, center: str, values: dict) -> None:
-        """Change Patroni's dynamic config in etcd directly: works with no Patroni running."""
-        args = [binaries.path("patronictl"), "-c", str(self._patroni_yml(center)), "edit-config", "--force"]
-        for key, value in values.items():
-            args += ["-s", f"{key}={json.dumps(value)}"]
-        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
-        if done.returncode != 0:
-            raise LabRunbookError(f"patronictl edit-config failed: {done.stderr.strip() or done.stdout.strip()}")
-
     def _leader(self) -> str | None:
         view = self._patroni().cluster_view(self.lab) or {"members": []}
         return next((m["name"] for m in view["members"] if m.get("role") == "leader"), None)
 
     # --- Runbook ----------------------------------------------------------------------
+    def recovery_command(self) -> str:
+        return "tricenter lab up"
+
     def netns_enabled(self) -> bool:
         return bool(self.lab.settings.netns)
 
@@ -160,41 +130,8 @@ class LabRunbook:
                 "HAProxy read-write endpoint routes to it (health check off)")
 
     def reprotect_from_remote(self, system: SystemRuntime) -> str:
-        from lab.components import etcd
-        faults = lab_faults()
-        patroni = self._patroni()
-        remote = patroni.member_name("remote")
-        for center in ("main", "samecity"):
-            faults.start_component(center, "etcd")
-        _poll("etcd quorum back", lambda: all(etcd.member_status(self.lab, c) for c in
-                                              ("main", "samecity", "remote")), 60)
-        self._edit_dcs_config("remote", SYNC_OFF)
-        self._set_tags("remote", {"nofailover": False, "nosync": False})
-        with self._superuser("remote") as conn:
-            conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
-            conn.execute("SELECT pg_reload_conf()")
-        faults.start_component("remote", "patroni")
-        _poll("remote Patroni holds the leader lock", lambda: self._leader() == remote, 90)
-        self._haproxy(f"enable health db-read-write/{remote}")
-        for center in ("main", "samecity"):
-            faults.start_center(center)
-
-        def city_follows() -> bool:
-            view = patroni.cluster_view(self.lab) or {"members": []}
-            members = {m["name"]: m for m in view["members"]}
-            tl = members.get(remote, {}).get("timeline")
-            return all(members.get(patroni.member_name(c), {}).get("state") in patroni.RUNNING_STATES
-                       and members[patroni.member_name(c)].get("timeline") == tl
-                       for c in ("main", "samecity"))
-        _poll("main and samecity rewound and following the remote primary", city_follows, 180, 0.5)
-        patroni.switchover(self.lab, "main")
-        _poll("main leads again", lambda: self._leader() == patroni.member_name("main"), 60)
-        self._set_tags("remote", {"nofailover": True, "nosync": True})
-        requests.post(patroni.api_url(self.lab, "remote") + "/reload", timeout=10)
-        main_api = patroni.api_url(self.lab, "main")
-        requests.patch(main_api + "/config", json=SYNC_ON, timeout=10).raise_for_status()
-        self.rebalance()
-        return "city rebuilt from the remote primary, failed back to main, settings restored"
+        from lab import rejoin
+        return "; ".join(rejoin.rebuild_from(self.lab, "remote"))
 
     def backup(self, system: SystemRuntime) -> BackupInfo:
         from lab.components import pgbackrest

@@ -65,6 +65,7 @@ def summary(out: DrillOutcome, report_dir: Path | None) -> dict:
         "events": [{"at": _iso(e.at), "phase": e.phase, "action": e.action, "detail": e.detail,
                     "ok": e.ok, "seconds": e.seconds} for e in out.events],
         "incarnations": f.incarnations if f else [],
+        "restored": out.restored,
         "left_to_do": out.left_to_do,
         **({k: v for k, v in out.extra.items() if k in ("copy", "backup")}),
         "report_dir": str(report_dir) if report_dir else None,

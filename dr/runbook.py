@@ -34,6 +34,10 @@ class DatabaseCopy:
 
 
 class Runbook(Protocol):
+    def recovery_command(self) -> str:
+        """The command that brings this environment back to its intended layout from any
+        state a drill can leave (the lab: `tricenter lab up`)."""
+
     def netns_enabled(self) -> bool:
         """Whether isolating a center is a real network partition."""
 

@@ -40,6 +40,7 @@ BINARIES: dict[str, Binary] = {b.name: b for b in (
     Binary("pg_ctl", PG_BIN / "pg_ctl", "Debian package postgresql-15"),
     Binary("psql", PG_BIN / "psql", "Debian package postgresql-15"),
     Binary("initdb", PG_BIN / "initdb", "Debian package postgresql-15"),
+    Binary("pg_rewind", PG_BIN / "pg_rewind", "Debian package postgresql-15"),
     Binary("patroni", PATRONI_BIN / "patroni", "scripts/bootstrap.sh (Patroni virtualenv)"),
     Binary("patronictl", PATRONI_BIN / "patronictl", "scripts/bootstrap.sh (Patroni virtualenv)"),
     Binary("haproxy", Path("/usr/sbin/haproxy"), "Debian package haproxy"),

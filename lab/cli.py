@@ -91,6 +91,8 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
     if as_json:
         click.echo(json.dumps({**status, "up_seconds": round(elapsed, 1)}, indent=2, default=str))
     else:
+        for action in status.get("recovered", []):
+            console.print(f"[yellow]recovered:[/] {action}")
         console.print(f"[green]lab healthy[/] in {elapsed:.1f}s — runtime inventory: "
                       f"{status['runtime_inventory']}")
 
@@ -122,6 +124,8 @@ def status(as_json: bool) -> None:
         Console().print(_status_table(current))
         for problem in current["problems"]:
             console.print(f"[yellow]- {problem}[/]")
+        for entry in current.get("kept", []):
+            console.print(f"kept aside: {entry['path']} ({entry.get('why', '')})")
     sys.exit(0 if current["healthy"] else 1)
 
 

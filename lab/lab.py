@@ -22,8 +22,7 @@ import yaml
 from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
 from lab import labdir
 from lab import netns as namespaces
-from lab import processes
-from lab import users
+from lab import processes, rejoin, users
 from lab.component import Component, Program
 from lab.components import load_components
 from lab.components import etcd as etcd_component
@@ -34,7 +33,6 @@ from lab.supervisor import Supervisor
 Progress = Callable[[dict], None]
 INTENDED_LEADER = "main"
 INTENDED_SYNC = "samecity"
-DIVERGED_GRACE_SECONDS = 20
 
 
 class LabError(RuntimeError):
@@ -48,7 +46,8 @@ class Lab:
         self.ctx = ctx or LabContext()
         self.components = components if components is not None else load_components()
         self.supervisor = Supervisor(self.ctx)
-        self._diverged_since: dict[str, float] = {}
+        self._divergence = rejoin.DivergenceWatch()
+        self.recovered: list[str] = []  # what convergence had to do beyond starting programs
 
     # --- configuration ----------------------------------------------------------------
     def programs(self) -> list[Program]:
@@ -138,7 +137,9 @@ class Lab:
                 namespaces.setup(self.ctx)
             except namespaces.NetnsError as exc:
                 raise LabError(f"{exc}; run `tricenter lab up` without --netns") from exc
+        self.recovered, self._divergence = [], rejoin.DivergenceWatch()
         if self.supervisor.running():
+            self._rebuild_around_runbook_primary()
             self.supervisor.update()
             self.supervisor.start_all()
             for component in self.components:
@@ -148,6 +149,19 @@ class Lab:
         else:
             self.supervisor.start()
         return self.wait_healthy(progress, deadline_seconds)
+
+    def _rebuild_around_runbook_primary(self) -> None:
+        """A primary promoted by hand (regional runbook) holds the newest acknowledged
+        writes: rebuild the cluster around it before anything else starts, or main's old
+        timeline would take the lock and those writes would be rewound away."""
+        center = rejoin.runbook_primary(self.ctx, self.supervisor)
+        if center is None:
+            return
+        try:
+            self.recovered += rejoin.rebuild_from(self.ctx, center)
+        except (rejoin.RejoinError, RuntimeError, OSError, requests.RequestException) as exc:
+            raise LabError(f"{center} runs a primary promoted by hand and the cluster could not "
+                           f"be rebuilt around it: {exc}; logs in {self.ctx.logs_dir}") from exc
 
     def _switch_network_mode(self, use_netns: bool) -> None:
         """Loopback ↔ netns changes every address: only on a stopped lab, and etcd's
@@ -171,7 +185,7 @@ class Lab:
             timing_ok = status["database"]["timing"] == patroni_component.PROFILES[
                 self.ctx.settings.patroni_profile]
             if status["healthy"] and status["layout"]["intended"] and timing_ok:
-                return status
+                return {**status, "recovered": list(self.recovered)}
             time.sleep(0.5)
         raise LabError("the lab is not healthy after "
                        f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
@@ -187,7 +201,7 @@ class Lab:
             if database["timing"] and any(database["timing"].get(k) != v
                                           for k, v in wanted.items()):
                 patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile)
-            self._reinitialize_diverged(database)
+            self.recovered += rejoin.rejoin_diverged(self.ctx, self.supervisor, self._divergence, database)
             members = database["replicas"].values()
             if not all(m["state"] in patroni_component.RUNNING_STATES and m["streaming"]
                        for m in members):
@@ -202,24 +216,6 @@ class Lab:
                 etcd_component.move_leader(self.ctx, target)
         except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException):
             pass  # transient while members come and go: the next pass tries again
-
-    def _reinitialize_diverged(self, database: dict) -> None:
-        """A replica left on an older timeline and not streaming (an async member that
-        received WAL the new primary never had) does not heal itself: after a grace
-        period, rebuild it from the primary, as an operator would."""
-        leader_timeline = database["replicas"].get(database["leader"], {}).get("timeline")
-        now = time.monotonic()
-        for center, member in database["replicas"].items():
-            behind = (center != database["leader"] and leader_timeline is not None
-                      and member.get("timeline") is not None
-                      and member["timeline"] < leader_timeline and not member["streaming"])
-            if not behind:
-                self._diverged_since.pop(center, None)
-                continue
-            since = self._diverged_since.setdefault(center, now)
-            if now - since > DIVERGED_GRACE_SECONDS:
-                patroni_component.reinitialize(self.ctx, center)
-                self._diverged_since.pop(center, None)
 
     # --- status -----------------------------------------------------------------------
     def status(self) -> dict:
@@ -265,6 +261,7 @@ class Lab:
                        "sync_standby": database["sync_standby"], "etcd_leader": etcd_leader},
             "app_entry": entry,
             "runtime_inventory": str(ctx.runtime_inventory_file),
+            "kept": rejoin.kept(ctx),
         }
 
     def _site_status(self, site: str, infos: list[dict], manifest: dict, health: dict,

@@ -90,6 +90,18 @@ def render_config(lab: LabContext) -> str:
     ])
 
 
+def admin(lab: LabContext, command: str) -> str:
+    """One command on HAProxy's admin socket (e.g. `enable health BACKEND/SERVER`)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(admin_socket(lab)))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode().strip()
+
+
 def server_states(lab: LabContext) -> dict[str, dict[str, str]]:
     """backend → server → UP/DOWN/…, from the admin socket's `show stat`."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from dr.actions import World, run_step, undo_all
+from dr.engine import left_to_do
 from dr.scenario import Step
 from inventory.runtime import CenterRuntime, RuntimeInventory, SystemRuntime
 
@@ -55,3 +56,69 @@ def test_after_a_remote_promotion_abort_reprotects_instead_of_restarting_the_cit
     undo_all(w, lambda m: None)
     assert ("reprotect_from_remote",) in w.runbook.calls
     assert not [c for c in w.injector.calls if c[0] == "start_center"]
+
+
+class FailingRunbook(RecordingRunbook):
+    def reprotect_from_remote(self, system) -> str:
+        raise RuntimeError("patronictl edit-config failed")
+
+
+class FailingInjector(RecordingInjector):
+    def __init__(self, fails: str, error: type[BaseException] = RuntimeError) -> None:
+        super().__init__()
+        self.fails, self.error = fails, error
+
+    def __getattr__(self, name: str):
+        if name == self.fails:
+            def fail(*args):
+                raise self.error(f"{name} failed")
+            return fail
+        return super().__getattr__(name)
+
+
+def test_a_failed_reprotect_names_the_city_left_down_and_the_command_that_converges() -> None:
+    w = world()
+    w.runbook = FailingRunbook()
+    for center in ("main", "samecity", "main", "samecity"):  # the fault, then the fence
+        run_step(w, Step(action="kill_center", center=center))
+    run_step(w, Step(action="promote_remote"))
+    result = undo_all(w, lambda m: None)
+    assert result.restored == []
+    assert result.not_restored[0] == "reprotect_from_remote failed: patronictl edit-config failed"
+    assert [x.split()[1] for x in result.not_restored[1:]] == ["samecity", "main"]
+    assert not [c for c in w.injector.calls if c[0] == "start_center"]
+    todo = left_to_do(result, [], "tricenter lab up")
+    assert todo[:3] == result.not_restored
+    assert todo[-1].startswith("run `tricenter lab up`")
+
+
+def test_one_undo_that_fails_does_not_stop_the_others() -> None:
+    w = world()
+    w.injector = FailingInjector("thaw_center")
+    run_step(w, Step(action="freeze_center", center="main"))
+    run_step(w, Step(action="kill_component", center="samecity", component="postgres"))
+    result = undo_all(w, lambda m: None)
+    assert result.restored == ["start_component samecity postgres"]
+    assert result.not_restored == ["thaw_center main failed: thaw_center failed"]
+
+
+def test_a_second_ctrl_c_stops_undoing_and_lists_what_was_not_tried() -> None:
+    w = world()
+    w.injector = FailingInjector("start_component", KeyboardInterrupt)
+    run_step(w, Step(action="freeze_center", center="main"))
+    run_step(w, Step(action="kill_component", center="samecity", component="postgres"))
+    result = undo_all(w, lambda m: None)
+    assert result.restored == []
+    assert result.not_restored == ["start_component samecity postgres not tried (interrupted again)",
+                                   "thaw_center main not tried (interrupted again)"]
+    assert w.undo == []
+
+
+def test_nothing_is_left_to_do_when_every_fault_was_undone_and_the_layout_is_intact() -> None:
+    w = world()
+    run_step(w, Step(action="kill_center", center="main"))
+    result = undo_all(w, lambda m: None)
+    assert result.restored == ["start_center main"]
+    assert left_to_do(result, [], "tricenter lab up") == []
+    todo = left_to_do(result, ["leader is pg-samecity, intended pg-main"], "tricenter lab up")
+    assert len(todo) == 1 and "leader is pg-samecity" in todo[0] and "`tricenter lab up`" in todo[0]

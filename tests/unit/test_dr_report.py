@@ -132,3 +132,21 @@ def test_cli_list_and_user_errors(tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "known:" in unknown.output
     no_lab = runner.invoke(drill, ["run", "main-center-loss", "--runtime", str(tmp_path / "none.yaml")])
     assert no_lab.exit_code == 2 and "lab up" in no_lab.output
+
+
+def test_an_aborted_drill_says_what_was_restored_and_what_is_left(tmp_path: Path, capsys) -> None:
+    from dr.cli import _print_result
+    out = outcome()
+    out.status, out.reason = "error", "restore: reprotect_from_remote failed: patronictl crashed"
+    out.restored = ["thaw_center main"]
+    out.left_to_do = ["reprotect_from_remote failed: patronictl crashed",
+                      "run `tricenter lab up`: it restarts what is stopped, …"]
+    directory, data = write_report(out, tmp_path)
+    assert data["restored"] == ["thaw_center main"] and data["left_to_do"] == out.left_to_do
+    markdown = (directory / "report.md").read_text()
+    assert "thaw_center main" in markdown and "run `tricenter lab up`" in markdown
+    _print_result(data)
+    printed = capsys.readouterr().err
+    assert "restored: thaw_center main" in printed
+    assert "left to do: reprotect_from_remote failed" in printed
+    assert "left to do: run `tricenter lab up`" in printed
