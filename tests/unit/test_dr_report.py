@@ -57,7 +57,8 @@ def test_report_has_the_contract_fields_and_files(tmp_path: Path) -> None:
     for key in ("scenario", "rto_seconds", "rpo_lost_writes", "rpo_seconds", "acknowledged_writes",
                 "split_brain", "gbt20988_level", "passed", "report_dir"):
         assert key in data
-    assert data["passed"] is True and data["split_brain"] is False and data["gbt20988_level"] == 6
+    # zero loss in minutes, but recovered in the same city: level 6 needs a remote cluster
+    assert data["passed"] is True and data["split_brain"] is False and data["gbt20988_level"] == 5
     assert 3.9 < data["rto_seconds"] < 4.1
     for name in ("report.json", "report.md", "report.html", "timeline.png", "ledger.jsonl"):
         assert (directory / name).stat().st_size > 0
