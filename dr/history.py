@@ -59,6 +59,7 @@ def trend(records: list[dict]) -> list[dict]:
             "split_brain_runs": sum(bool(r.get("split_brain")) for r in ran),
             "last_rtos": [r.get("rto_seconds") for r in ran[-5:]],
             "last_status": runs[-1].get("status"), "last_at": runs[-1].get("started_at"),
+            "last_run_id": runs[-1].get("run_id"), "run_ids": [r.get("run_id") for r in runs[-5:]],
             "last_level": runs[-1].get("gbt20988_level"),
         })
     return rows

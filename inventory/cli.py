@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
+from scripts.console import console as make_console
 from rich.markup import escape
 from rich.table import Table
 
@@ -14,14 +14,15 @@ from inventory import ipam
 from inventory.capacity import DIMENSIONS, CapacityReport, capacity_report
 from inventory.demand import system_demand
 from inventory.errors import InvalidInventory
-from inventory.loader import DEFAULT_INVENTORY, Topology
+from inventory.loader import DEFAULT_INVENTORY, INVENTORY_ENV, Topology
 from inventory.validate import load_valid_topology
 
 EXIT_INVALID = 2
 
 inventory_option = click.option(
     "--inventory", "inventory_dir", type=click.Path(path_type=Path), default=DEFAULT_INVENTORY,
-    show_default="inventory/guangdong", help="Inventory directory to read.")
+    envvar=INVENTORY_ENV, show_envvar=True, show_default="inventory/guangdong",
+    help="Inventory directory to read.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -34,7 +35,7 @@ def report_invalid(error: InvalidInventory, as_json: bool) -> None:
     if as_json:
         print_json({"valid": False, "errors": [p.as_dict() for p in error.problems]})
         return
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     console.print(f"[bold red]Invalid inventory: {len(error.problems)} problem(s)[/]")
     for problem in error.problems:
         # Problems quote inventory text, which must not be read as rich markup ("[/]" raises).
@@ -93,7 +94,7 @@ def validate(inventory_dir: Path, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    console = Console()
+    console = make_console()
     console.print(f"[bold green]✓ valid[/] {topo.root}: {summary['clouds']} cloud(s), "
                   f"{summary['departments']} departments, {summary['systems']} systems, "
                   f"{summary['instances']} VMs ({summary['app_instances']} app + "
@@ -111,7 +112,7 @@ def _bar(ratio: float, width: int = 10) -> str:
 
 
 def _print_capacity(report: CapacityReport) -> None:
-    console = Console()
+    console = make_console()
     table = Table(title="Capacity per center (demand / capacity)")
     table.add_column("center")
     for dim in DIMENSIONS:
