@@ -111,6 +111,10 @@ def _bar(ratio: float, width: int = 10) -> str:
     return f"[{colour}]{'█' * filled}{'·' * (width - filled)}[/] {ratio:6.1%}"
 
 
+def _tier_of(report: CapacityReport, system: str) -> str:
+    return report.tiers.get(system, "?")
+
+
 def _print_capacity(report: CapacityReport) -> None:
     console = make_console()
     table = Table(title="Capacity per center (demand / capacity)")
@@ -128,24 +132,32 @@ def _print_capacity(report: CapacityReport) -> None:
         lost = " + ".join(check.lost_centers)
         console.print(f"[bold]{check.cloud}: {check.scenario}[/] ({lost} lost → {check.survivor}): "
                       f"{verdict}; {len(check.extra)} system(s) absorbed")
-        need = check.required
-        console.print("  needs " + ", ".join(
+        need, promised = check.required, check.promised
+        console.print("  admitted systems use " + ", ".join(
             f"{d} {getattr(need, d)}/{getattr(check.capacity, d)}" for d in DIMENSIONS))
         if check.not_fitting:
-            console.print(f"  [red]don't fit ({len(check.not_fitting)}):[/] "
-                          + ", ".join(check.not_fitting))
+            console.print("  keeping every promise needs " + ", ".join(
+                f"{d} {getattr(promised, d)}" for d in DIMENSIONS)
+                + "; short by [red]" + ", ".join(f"{d} {n}" for d, n in check.shortfall.items()) + "[/]")
+            console.print(f"  [red]recovery promise broken for {len(check.not_fitting)} system(s):[/] "
+                          + ", ".join(f"{s} ({_tier_of(report, s)})" for s in check.not_fitting))
 
 
 @click.command()
 @inventory_option
 @json_option
 def capacity(inventory_dir: Path, as_json: bool) -> None:
-    """Demand against capacity per center, and whether survivors absorb a lost center."""
+    """Demand against capacity per center, and whether survivors absorb a lost center.
+
+    Exit 0 when everything fits, 1 when a center is over capacity or a tier's recovery
+    promise does not fit (the systems and the shortfall are named), 2 invalid inventory."""
     report = capacity_report(load_or_exit(inventory_dir, as_json))
     if as_json:
         print_json(report.as_dict())
     else:
         _print_capacity(report)
+    if not report.promises_kept:
+        sys.exit(1)  # ran, and found a center or a recovery promise that does not fit
 
 
 @click.command("ipam")
