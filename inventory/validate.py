@@ -202,7 +202,7 @@ def _quota_problem(topo: Topology, dept_id: str, role: CenterRole, used: Resourc
     names = ", ".join(s.name for s in systems[:5]) + (" …" if len(systems) > 5 else "")
     origin = topo.origin("department", dept_id)
     problem = origin.problem(topo.root, ("quotas", role.value),
-                             f"department '{dept_id}' exceeds its {role.value} quota: {detail} "
+                             f"quota exceeded in {role.value}: {detail} for department '{dept_id}' "
                              f"(systems: {names}); raise the quota or shrink these systems")
     line = origin.document.line_of(origin.path + ("quotas",))
     return InventoryProblem(problem.file, problem.path, problem.message, line)
