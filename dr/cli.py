@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dr import history
 from dr.scenario import ScenarioProblem, UnknownScenario, get_scenario, load_catalogue
+from scripts.console import LazyConsole, console
 
-err = Console(stderr=True)
+err = LazyConsole(stderr=True)
+out = LazyConsole()
 
 
 class UserError(click.ClickException):
@@ -53,13 +54,20 @@ def list_(as_json: bool) -> None:
     table = Table("scenario", "kind", "what it does", "needs")
     for s in catalogue.values():
         table.add_row(s.name, s.kind, s.title, ", ".join(s.requires))
-    Console().print(table)
+    console().print(table)
+
+
+def _inventory_root(runtime_source: str) -> Path:
+    """The topology behind a runtime inventory: the lab's, or the production inventory
+    (`TRICENTER_INVENTORY`, else the sample)."""
+    from inventory.loader import LAB_INVENTORY, default_inventory
+    return LAB_INVENTORY if runtime_source == "lab" else default_inventory()
 
 
 def _tier_targets(system_tier: str, runtime_source: str) -> tuple:
     """RTO/RPO targets of the system's tier from the topology behind the runtime inventory."""
-    from inventory.loader import LAB_INVENTORY, DEFAULT_INVENTORY, load_topology
-    root = LAB_INVENTORY if runtime_source == "lab" else DEFAULT_INVENTORY
+    from inventory.loader import load_topology
+    root = _inventory_root(runtime_source)
     try:
         tier = load_topology(root).tiers.get(system_tier)
     except Exception as exc:  # noqa: BLE001 — an unreadable topology is a setup problem
@@ -67,6 +75,25 @@ def _tier_targets(system_tier: str, runtime_source: str) -> tuple:
     if tier is None:
         raise UserError(f"tier '{system_tier}' is not declared in {root}/tiers.yaml")
     return float(tier.rto_seconds), float(tier.rpo_seconds), tier.name, tier.gbt20988_level
+
+
+def report_context(runtime, runtime_file: Path | None) -> dict:
+    """Where and with what a drill ran, for the report's context block."""
+    from scripts.about import about
+    root = _inventory_root(runtime.source)
+    context = {"environment": "lab" if runtime.source == "lab" else "production",
+               "runtime_source": runtime.source,
+               "runtime_inventory": str(runtime_file) if runtime_file else None,
+               "inventory": str(root), "tiers_file": str(root / "tiers.yaml"),
+               "center_roles": {name: c.role for name, c in runtime.centers.items()}}
+    if runtime.source == "lab":
+        from lab.context import LabContext
+        settings = LabContext().settings
+        context["patroni_profile"] = settings.patroni_profile
+        context["network_mode"] = "netns" if settings.netns else "loopback"
+    info = about()
+    return {**context, "tricenter": info["tricenter"], "commit": info["commit"],
+            "components": info["components"]}
 
 
 def _world(runtime_file: Path):
@@ -93,7 +120,8 @@ def _pick_system(runtime, name: str | None):
     return next(iter(with_db.values()))
 
 
-def run_once(scenario, runtime, system, injector, runbook, quiet: bool):
+def run_once(scenario, runtime, system, injector, runbook, quiet: bool,
+             runtime_file: Path | None = None):
     from dr.engine import Drill
     from dr.report import write_report
     from inventory.loader import load_gbt_table
@@ -106,32 +134,52 @@ def run_once(scenario, runtime, system, injector, runbook, quiet: bool):
 
     drill_ = Drill(scenario, runtime, system, injector, runbook, load_gbt_table(), targets, progress)
     outcome = drill_.run()
-    report_dir, data = write_report(outcome)
+    report_dir, data = write_report(outcome, context=report_context(runtime, runtime_file))
     if outcome.status not in ("skipped",):
         history.append(data)
     return outcome, data
 
 
-def _print_result(data: dict) -> None:
-    colour = "green" if data["passed"] else "red"
-    err.print(f"[bold {colour}]{data['status'].upper()}[/] {data['scenario']} on {data['system']}"
-              + (f" — {data['reason']}" if data.get("reason") else ""))
+def _seconds(x: float | None) -> str:
+    return "not measured" if x is None else f"{x:.3f} s"
+
+
+def verdict_lines(data: dict) -> list[str]:
+    """The verdict as a person reads it: judged RTO with its definition, units everywhere."""
+    lines = [f"{data['status'].upper()} {data['scenario']} on {data['system']}"
+             + (f" — {data['reason'].strip().splitlines()[0]}" if data.get("reason") else "")]
     if data["status"] != "skipped":
-        err.print(f"  RTO {data['rto_seconds']} s (app {data['app_rto_seconds']} s, read {data['read_rto_seconds']} s), "
-                  f"longest write gap {data['max_write_gap_seconds']} s")
-        err.print(f"  RPO {data['rpo_lost_writes']} lost of {data['acknowledged_writes']} acknowledged writes "
-                  f"({data['rpo_seconds']} s); split brain: {'YES' if data['split_brain'] else 'no'}; "
-                  f"GB/T 20988 level {data['gbt20988_level']}")
+        judged = "from the declaration" if data.get("rto_from") == "declaration" else "from the fault"
+        lines.append(f"  RTO {judged} {_seconds(data.get('rto_judged_seconds', data['rto_seconds']))}"
+                     f" (from the fault {_seconds(data['rto_seconds'])}, app entry "
+                     f"{_seconds(data['app_rto_seconds'])}, read {_seconds(data['read_rto_seconds'])}); "
+                     f"longest write gap {_seconds(data['max_write_gap_seconds'])}")
+        if data.get("failback_max_write_gap_seconds") is not None:
+            lines.append(f"  failback write gap {_seconds(data['failback_max_write_gap_seconds'])}")
+        level = data.get("gbt20988_level")
+        lines.append(f"  RPO {data['rpo_lost_writes']} of {data['acknowledged_writes']} acknowledged "
+                     f"writes lost (oldest {_seconds(data['rpo_seconds'])}); split brain: "
+                     f"{'YES' if data['split_brain'] else 'no'}; GB/T 20988: "
+                     + (f"level {level}" if level else "no level stated"))
+        if data.get("gbt20988_level_note"):
+            lines.append(f"  {data['gbt20988_level_note']}")
         for c in data["criteria"]:
             if not c["ok"]:
-                err.print(f"  [red]✘[/] {c['name']}: measured {c['measured']}, target {c['target']}")
-    for item in data.get("restored", []):
-        err.print(f"  [green]restored:[/] {item}")
-    for item in data.get("left_to_do", []):
-        err.print(f"  [yellow]left to do:[/] {item}")
+                unit = f" {c['unit']}" if c.get("unit") else ""
+                lines.append(f"  ✘ {c['name']}: measured {c['measured']}{unit}, target {c['target']}{unit}")
+    lines += [f"  restored: {item}" for item in data.get("restored", [])]
+    lines += [f"  left to do: {item}" for item in data.get("left_to_do", [])]
     if data["status"] in ("aborted", "error") and not data.get("left_to_do"):
-        err.print("  nothing left to do: every fault was undone and the layout is the original")
-    err.print(f"  report: {data['report_dir']}/report.html")
+        lines.append("  nothing left to do: every fault was undone and the layout is the original")
+    lines.append(f"  report: {data['report_dir']}/report.html (Chinese: report.zh.html)")
+    return lines
+
+
+def _print_result(data: dict, as_json: bool) -> None:
+    """Verdict on stdout for people (stderr under --json, whose stdout is JSON only)."""
+    stream = err if as_json else out
+    for line in verdict_lines(data):
+        stream.print(line, markup=False, highlight=False)
 
 
 @drill.command()
@@ -153,21 +201,22 @@ def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runt
     results = []
     for i in range(repeat):
         if repeat > 1:
-            err.rule(f"{sc.name}: trial {i + 1}/{repeat}")
+            err.print(f"── {sc.name}: trial {i + 1}/{repeat} ──")
         try:
-            outcome, data = run_once(sc, runtime, system, injector, runbook, quiet=False)
+            outcome, data = run_once(sc, runtime, system, injector, runbook, quiet=False,
+                                     runtime_file=runtime_file or _default_runtime())
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")
             sys.exit(1)
         results.append(data)
-        _print_result(data)
+        _print_result(data, as_json)
         if data["status"] in ("skipped", "aborted", "error"):
             break
     final = results[0] if repeat == 1 else repeat_summary(sc.name, results)
     if as_json:
         click.echo(json.dumps(final, indent=2, ensure_ascii=False))
     elif repeat > 1:
-        err.print_json(json.dumps({k: v for k, v in final.items() if k != "trials"}))
+        out.print_json(json.dumps({k: v for k, v in final.items() if k != "trials_detail"}))
     if final.get("status") == "skipped":
         sys.exit(2)
     sys.exit(0 if final["passed"] else 1)
@@ -200,41 +249,57 @@ def repeat_summary(scenario: str, results: list[dict]) -> dict:
 
 @drill.command()
 @click.argument("report_id")
-@click.option("--json", "as_json", is_flag=True)
-def report(report_id: str, as_json: bool) -> None:
-    """Show a drill report (directory name, prefix, run id, or 'latest')."""
-    from dr.report import find_report
-    directory = find_report(report_id)
+@click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+@click.option("--chinese", "--zh", "chinese", is_flag=True, help="Print the Chinese report (report.zh.md).")
+def report(report_id: str, as_json: bool, chinese: bool) -> None:
+    """Show a drill report: its path (as `drill run` printed it), directory name, run id,
+    a unique prefix of either, or 'latest'."""
+    from dr.paths import reports_dir
+    from dr.report import AmbiguousReport, find_report
+    try:
+        directory = find_report(report_id)
+    except AmbiguousReport as exc:
+        raise UserError(str(exc)) from None
     if directory is None:
-        raise UserError(f"no report '{report_id}' under dr/reports — see `tricenter drill history`")
+        raise UserError(f"no report '{report_id}' in {reports_dir()} — see `tricenter drill "
+                        "history` for run ids, or pass the path `drill run` printed")
     data = json.loads((directory / "report.json").read_text())
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    click.echo((directory / "report.md").read_text())
-    err.print(f"HTML: {directory / 'report.html'}")
+    name = "report.zh" if chinese and (directory / "report.zh.md").exists() else "report"
+    click.echo((directory / f"{name}.md").read_text())
+    err.print(f"HTML: {directory / (name + '.html')}", markup=False, highlight=False)
 
 
 @drill.command("history")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable trend.")
 @click.option("--scenario", default=None, help="Only this scenario.")
 def history_(as_json: bool, scenario: str | None) -> None:
-    """Trend per scenario and system: runs, passes, RTO min/median/max, lost writes."""
-    records = [r for r in history.load() if scenario is None or r["scenario"] == scenario]
+    """Trend per scenario and system: runs, passes, RTO min/median/max, lost writes, and
+    the last run's id (for `tricenter drill report RUN_ID`)."""
+    records = history.load()
+    if scenario is not None:
+        known = sorted(set(load_catalogue()) | {r["scenario"] for r in records})
+        if scenario not in known:
+            raise UserError(f"unknown scenario '{scenario}'; known: {', '.join(known)}")
+        records = [r for r in records if r["scenario"] == scenario]
     rows = history.trend(records)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        err.print("no drills yet: `tricenter drill run main-center-loss`")
+        what = f"no '{scenario}' drill yet" if scenario else "no drills yet"
+        err.print(f"{what}: `tricenter drill run {scenario or 'main-center-loss'}`", markup=False)
         return
     table = Table("scenario", "system", "runs", "passed", "RTO s min/med/max", "last RTOs s",
-                  "lost", "split brain", "last run", "level")
+                  "lost", "split brain", "last run", "last run id", "level")
     for r in rows:
         rto = r["rto_seconds"]
         table.add_row(r["scenario"], r["system"], str(r["runs"]), str(r["passed"]),
                       f"{rto['min']}/{rto['median']}/{rto['max']}" if rto else "—",
-                      " ".join(f"{x:.1f}" if x is not None else "—" for x in r["last_rtos"]),
+                      " ".join(f"{x:.3f}" if x is not None else "—" for x in r["last_rtos"]),
                       str(r["lost_writes_total"]), str(r["split_brain_runs"]),
-                      f"{r['last_status']} {(r['last_at'] or '')[5:16].replace('T', ' ')}", str(r["last_level"]))
-    Console(width=max(Console().width, 150)).print(table)
+                      f"{r['last_status']} {(r['last_at'] or '')[5:16].replace('T', ' ')}",
+                      r.get("last_run_id") or "—", str(r["last_level"] or "—"))
+    console().print(table)

@@ -1,25 +1,29 @@
-"""Drill history: one JSON line per drill in dr/history/drills.jsonl, and its trend."""
+"""Drill history: one JSON line per drill in `drills.jsonl` beside the reports (see
+`dr.paths`), and its trend."""
 from __future__ import annotations
 
 import json
 import statistics
 from pathlib import Path
 
-HISTORY_FILE = Path(__file__).resolve().parent / "history" / "drills.jsonl"
+from dr.paths import history_file
 
 KEPT = ("scenario", "system", "run_id", "status", "passed", "rto_seconds", "app_rto_seconds",
         "read_rto_seconds", "rto_from_declaration_seconds", "max_write_gap_seconds",
         "rpo_lost_writes", "rpo_seconds", "acknowledged_writes", "split_brain",
-        "duplicate_writes", "gbt20988_level", "tier", "started_at", "finished_at", "report_dir")
+        "duplicate_writes", "gbt20988_level", "tier", "started_at", "finished_at", "report_dir",
+        "rto_from")
 
 
-def append(record: dict, file: Path = HISTORY_FILE) -> None:
+def append(record: dict, file: Path | None = None) -> None:
+    file = file or history_file()
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("a") as out:
         out.write(json.dumps({k: record.get(k) for k in KEPT}) + "\n")
 
 
-def load(file: Path = HISTORY_FILE) -> list[dict]:
+def load(file: Path | None = None) -> list[dict]:
+    file = file or history_file()
     if not file.exists():
         return []
     out = []
@@ -55,6 +59,7 @@ def trend(records: list[dict]) -> list[dict]:
             "split_brain_runs": sum(bool(r.get("split_brain")) for r in ran),
             "last_rtos": [r.get("rto_seconds") for r in ran[-5:]],
             "last_status": runs[-1].get("status"), "last_at": runs[-1].get("started_at"),
+            "last_run_id": runs[-1].get("run_id"), "run_ids": [r.get("run_id") for r in runs[-5:]],
             "last_level": runs[-1].get("gbt20988_level"),
         })
     return rows

@@ -1,5 +1,6 @@
-"""Drill reports: report.json for machines, report.md and report.html (with a timeline
-plot) for people and auditors, all in dr/reports/<time>-<scenario>/."""
+"""Drill reports: report.json for machines; report.md and report.html (with a timeline
+plot) for people and auditors, and report.zh.md / report.zh.html in Chinese, all in
+<reports dir>/<time>-<scenario>/ (see `dr.paths`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import jinja2
 
+from dr import report_view
 from dr.engine import DrillOutcome
+from dr.levels import claimed_level
+from dr.paths import reports_dir
+from inventory.loader import load_gbt_table
 
-REPORTS_DIR = Path(__file__).resolve().parent / "reports"
+RPO_UNVERIFIED = "RPO unverified"  # the engine's left-to-do item when the ledger was not read back
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -22,11 +27,53 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def summary(out: DrillOutcome, report_dir: Path | None) -> dict:
+def _event(e, fault: float | None) -> dict:
+    """A step with its start and end, also as seconds from the fault (a step such as
+    "recovered" starts when waiting starts; what matters is when it ended)."""
+    since = (lambda t: round(t - fault, 3)) if fault is not None else (lambda t: None)
+    return {"at": _iso(e.at), "phase": e.phase, "action": e.action, "detail": e.detail,
+            "ok": e.ok, "seconds": round(e.seconds, 3), "ended_at": _iso(e.at + e.seconds),
+            "from_fault_seconds": since(e.at), "ended_from_fault_seconds": since(e.at + e.seconds)}
+
+
+def recovered_in(out: DrillOutcome) -> str | None:
+    """The center whose database member acknowledged the first write sent after the fault."""
+    fault = out.markers.get("fault")
+    if fault is None or out.system.database is None:
+        return None
+    acked = sorted((w for w in out.ledger.writes if w.channel == "db" and w.acked
+                    and w.sent_at >= fault and w.node), key=lambda w: w.done_at)
+    members = {m.name: m.center for m in out.system.database.members}
+    return members.get(acked[0].node) if acked else None
+
+
+def _level(out: DrillOutcome, center: str | None, context: dict) -> dict:
+    f = out.findings
+    rpo_measured = f is not None and not any(RPO_UNVERIFIED in item for item in out.left_to_do)
+    role = (context.get("center_roles") or {}).get(center, center)
+    claim = claimed_level(load_gbt_table(), status=out.status,
+                          rto_seconds=f.rto_seconds if f and out.markers.get("fault") else None,
+                          rpo_measured=rpo_measured, rpo_seconds=f.rpo_seconds if f else 0.0,
+                          lost_writes=f.rpo_lost_writes if f else 0, recovered_role=role)
+    level = claim.level
+    return {"gbt20988_level": level.level if level else None,
+            "gbt20988_level_name": level.name if level else None,
+            "gbt20988_level_reading": level.reading if level else None,
+            "gbt20988_level_note": claim.note}
+
+
+def summary(out: DrillOutcome, report_dir: Path | None, context: dict | None = None) -> dict:
     """The contract's JSON: scenario, rto_seconds, rpo_lost_writes, rpo_seconds,
-    acknowledged_writes, split_brain, gbt20988_level, passed, report_dir, and the rest."""
+    acknowledged_writes, split_brain, gbt20988_level, passed, report_dir, and the rest.
+
+    `rto_judged_seconds` is the RTO the target applies to (`rto_from`: fault or
+    declaration); `gbt20988_level` is null unless the drill passed having measured RTO and
+    RPO (`gbt20988_level_note` says why)."""
     f = out.findings
     t = out.targets
+    context = context or {}
+    rto_from = out.scenario.targets.rto_from
+    center = recovered_in(out)
     return {
         "scenario": out.scenario.name,
         "system": out.system.name,
@@ -50,8 +97,11 @@ def summary(out: DrillOutcome, report_dir: Path | None) -> dict:
         "split_brain": bool(f.split_brain) if f else False,
         "split_brain_events": [asdict(e) for e in f.split_brain] if f else [],
         "replication_lag_before_fault_seconds": _r(out.replication_lag_seconds),
-        "gbt20988_level": out.gbt_level,
-        "gbt20988_level_name": out.gbt_level_name,
+        "rto_from": rto_from,
+        "rto_judged_seconds": _r(out.rto_from_declaration_seconds if rto_from == "declaration"
+                                 else (f.rto_seconds if f else None)),
+        "recovered_in": center,
+        **_level(out, center, context),
         "tier": t.tier if t else None,
         "targets": {"rto_seconds": t.rto_seconds, "rpo_seconds": t.rpo_seconds,
                     "max_write_gap_seconds": t.max_write_gap_seconds,
@@ -62,17 +112,17 @@ def summary(out: DrillOutcome, report_dir: Path | None) -> dict:
         "markers": {k: _iso(v) for k, v in out.markers.items()},
         "started_at": _iso(out.started_at),
         "finished_at": _iso(out.finished_at),
-        "events": [{"at": _iso(e.at), "phase": e.phase, "action": e.action, "detail": e.detail,
-                    "ok": e.ok, "seconds": e.seconds} for e in out.events],
+        "events": [_event(e, out.markers.get("fault")) for e in out.events],
         "incarnations": f.incarnations if f else [],
         "restored": out.restored,
         "left_to_do": out.left_to_do,
         **({k: v for k, v in out.extra.items() if k in ("copy", "backup")}),
         "report_dir": str(report_dir) if report_dir else None,
+        "context": {k: v for k, v in context.items() if k != "center_roles"},
     }
 
 
-def report_dir_for(out: DrillOutcome, base: Path = REPORTS_DIR) -> Path:
+def report_dir_for(out: DrillOutcome, base: Path) -> Path:
     stamp = dt.datetime.fromtimestamp(out.started_at, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return base / f"{stamp}-{out.scenario.name}"
 
@@ -96,13 +146,16 @@ def _autoescape(template: str | None) -> bool:
     return not (template or "").endswith(".md.j2")
 
 
-def write_report(out: DrillOutcome, base: Path = REPORTS_DIR) -> tuple[Path, dict]:
-    directory = report_dir_for(out, base)
+def write_report(out: DrillOutcome, base: Path | None = None,
+                 context: dict | None = None) -> tuple[Path, dict]:
+    """Write the report files; `context` says where and with what the drill ran (see
+    `dr.cli.report_context`)."""
+    directory = report_dir_for(out, base or reports_dir())
     directory.mkdir(parents=True, exist_ok=True)
     detect = detect_time(out)
     if detect is not None:
         out.markers.setdefault("detect", detect)
-    data = summary(out, directory)
+    data = summary(out, directory, context)
     (directory / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
     out.ledger.save(directory / "ledger.jsonl")
     plot_ok = False
@@ -110,28 +163,60 @@ def write_report(out: DrillOutcome, base: Path = REPORTS_DIR) -> tuple[Path, dic
         from dr.plot import timeline_plot
         timeline_plot(out, directory / "timeline.png")
         plot_ok = True
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                             autoescape=_autoescape)
-    ctx = {"r": data, "plot": plot_ok, "title": out.scenario.title, "description": out.scenario.description}
-    (directory / "report.md").write_text(env.get_template("report.md.j2").render(**ctx))
-    (directory / "report.html").write_text(env.get_template("report.html.j2").render(**ctx))
+    render_reports(directory, data, out, plot_ok)
     return directory, data
 
 
-def find_report(report_id: str, base: Path = REPORTS_DIR) -> Path | None:
-    """A report by directory name, unique prefix, or run id."""
-    if not base.exists():
+def render_reports(directory: Path, data: dict, out: DrillOutcome, plot: bool) -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             autoescape=_autoescape, trim_blocks=True, lstrip_blocks=True)
+    env.filters["code"] = report_view.code_spans
+    env.filters["cell"] = report_view.md_cell
+    for lang, suffix in (("en", ""), ("zh", ".zh")):
+        view = report_view.build(data, out, lang, plot)
+        for fmt in ("md", "html"):
+            text = env.get_template(f"report.{fmt}.j2").render(v=view, r=data)
+            (directory / f"report{suffix}.{fmt}").write_text(text)
+
+
+class AmbiguousReport(LookupError):
+    """A prefix matched more than one report; `candidates` names them."""
+
+    def __init__(self, report_id: str, candidates: list[Path]):
+        self.candidates = candidates
+        names = ", ".join(p.name for p in candidates[:5]) + (" …" if len(candidates) > 5 else "")
+        super().__init__(f"'{report_id}' matches {len(candidates)} reports ({names}): "
+                         "give more of the name, or the run id")
+
+
+def _as_path(report_id: str) -> Path | None:
+    """The report directory `drill run` printed (…/report.html, the directory, any file in it)."""
+    candidate = Path(report_id).expanduser()
+    if candidate.is_file():
+        candidate = candidate.parent
+    return candidate if (candidate / "report.json").is_file() else None
+
+
+def find_report(report_id: str, base: Path | None = None) -> Path | None:
+    """A report by path, directory name, unique prefix, run id (or its prefix), or 'latest'.
+
+    Raises AmbiguousReport when a prefix matches several reports."""
+    if ("/" in report_id or report_id.startswith(".")) and _as_path(report_id):
+        return _as_path(report_id)
+    base = base or reports_dir()
+    if not base.is_dir():
         return None
     dirs = sorted(p for p in base.iterdir() if (p / "report.json").exists())
+    if report_id == "latest":
+        return dirs[-1] if dirs else None
     exact = [p for p in dirs if p.name == report_id]
     if exact:
         return exact[0]
-    prefixed = [p for p in dirs if p.name.startswith(report_id)]
-    if len(prefixed) == 1:
-        return prefixed[0]
-    for p in dirs:
-        if json.loads((p / "report.json").read_text()).get("run_id") == report_id:
-            return p
-    if report_id == "latest" and dirs:
-        return dirs[-1]
-    return None
+    run_ids = {p: json.loads((p / "report.json").read_text()).get("run_id") or "" for p in dirs}
+    by_run = [p for p in dirs if run_ids[p] == report_id]
+    if by_run:
+        return by_run[0]
+    prefixed = [p for p in dirs if p.name.startswith(report_id) or run_ids[p].startswith(report_id)]
+    if len(prefixed) > 1:
+        raise AmbiguousReport(report_id, prefixed)
+    return prefixed[0] if prefixed else None

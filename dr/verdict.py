@@ -14,8 +14,22 @@ class Criterion:
     target: object
     ok: bool
 
+    @property
+    def unit(self) -> str | None:
+        return UNITS.get(self.name)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Seconds rounded to the millisecond, like every figure in a report."""
+        out = asdict(self)
+        for key in ("measured", "target"):
+            if isinstance(out[key], float):
+                out[key] = round(out[key], 3)
+        return {**out, "unit": self.unit}
+
+
+UNITS = {"rto_seconds": "s", "app_rto_seconds": "s", "rpo_seconds": "s",
+         "max_write_gap_seconds": "s", "rpo_lost_writes": "writes", "split_brain": "events",
+         "duplicate_writes": "writes"}
 
 
 def evaluate(findings: Findings, targets: Targets, checks: dict[str, bool],

@@ -46,6 +46,7 @@ class FailoverCheck:
     baseline: Resources  # what the survivor already runs
     extra: dict[str, Resources] = field(default_factory=dict)  # system → what it moves in
     not_fitting: list[str] = field(default_factory=list)
+    refused: dict[str, Resources] = field(default_factory=dict)  # what the misfits would need
 
     @property
     def required(self) -> Resources:
@@ -53,6 +54,21 @@ class FailoverCheck:
         for amount in self.extra.values():
             total = total + amount
         return total
+
+    @property
+    def promised(self) -> Resources:
+        """What the survivor must run to keep every tier's recovery promise."""
+        total = self.required
+        for amount in self.refused.values():
+            total = total + amount
+        return total
+
+    @property
+    def shortfall(self) -> dict[str, int]:
+        """Per dimension, how much capacity is missing to keep every promise."""
+        need, have = self.promised, self.capacity
+        return {d: getattr(need, d) - getattr(have, d) for d in DIMENSIONS
+                if getattr(need, d) > getattr(have, d)}
 
     @property
     def fits(self) -> bool:
@@ -63,6 +79,12 @@ class FailoverCheck:
 class CapacityReport:
     centers: list[CenterUsage]
     failover: list[FailoverCheck]
+    tiers: dict[str, str] = field(default_factory=dict)  # system → tier
+
+    @property
+    def promises_kept(self) -> bool:
+        """Every center holds its demand, and every survivor absorbs what tiers promise."""
+        return not any(u.over for u in self.centers) and all(f.fits for f in self.failover)
 
     def as_dict(self) -> dict:
         return {
@@ -74,12 +96,14 @@ class CapacityReport:
                     "fits": not u.over, "over": u.over,
                 } for u in self.centers
             },
+            "promises_kept": self.promises_kept,
             "failover": {
                 f"{f.cloud}/{f.scenario}": {
                     "cloud": f.cloud, "scenario": f.scenario, "lost_centers": f.lost_centers,
                     "survivor": f.survivor, "fits": f.fits, "capacity": f.capacity.model_dump(),
                     "required": f.required.model_dump(), "systems_moved": len(f.extra),
-                    "not_fitting": f.not_fitting,
+                    "not_fitting": f.not_fitting, "promised": f.promised.model_dump(),
+                    "shortfall": f.shortfall,
                 } for f in self.failover
             },
         }
@@ -95,6 +119,7 @@ def _admit(check: FailoverCheck, candidates: list[tuple[System, Resources]]) -> 
     for system, extra in candidates:
         if (used + extra).exceeding(check.capacity):
             check.not_fitting.append(system.name)
+            check.refused[system.name] = extra
             continue
         used = used + extra
         check.extra[system.name] = extra
@@ -131,7 +156,7 @@ def capacity_report(topo: Topology) -> CapacityReport:
                                   demand[(cloud.name, CenterRole.remote)])
             failover.append(_admit(check, [(s, _regional_extra(topo, s)) for s in systems
                                            if topo.tiers[s.tier].placement.recover_in_remote]))
-    return CapacityReport(centers, failover)
+    return CapacityReport(centers, failover, {s.name: s.tier for s in topo.systems.values()})
 
 
 def _regional_extra(topo: Topology, system: System) -> Resources:

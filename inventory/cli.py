@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
+from scripts.console import console as make_console
 from rich.markup import escape
 from rich.table import Table
 
@@ -14,14 +14,15 @@ from inventory import ipam
 from inventory.capacity import DIMENSIONS, CapacityReport, capacity_report
 from inventory.demand import system_demand
 from inventory.errors import InvalidInventory
-from inventory.loader import DEFAULT_INVENTORY, Topology
+from inventory.loader import DEFAULT_INVENTORY, INVENTORY_ENV, Topology
 from inventory.validate import load_valid_topology
 
 EXIT_INVALID = 2
 
 inventory_option = click.option(
     "--inventory", "inventory_dir", type=click.Path(path_type=Path), default=DEFAULT_INVENTORY,
-    show_default="inventory/guangdong", help="Inventory directory to read.")
+    envvar=INVENTORY_ENV, show_envvar=True, show_default="inventory/guangdong",
+    help="Inventory directory to read.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -34,7 +35,7 @@ def report_invalid(error: InvalidInventory, as_json: bool) -> None:
     if as_json:
         print_json({"valid": False, "errors": [p.as_dict() for p in error.problems]})
         return
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     console.print(f"[bold red]Invalid inventory: {len(error.problems)} problem(s)[/]")
     for problem in error.problems:
         # Problems quote inventory text, which must not be read as rich markup ("[/]" raises).
@@ -93,7 +94,7 @@ def validate(inventory_dir: Path, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    console = Console()
+    console = make_console()
     console.print(f"[bold green]✓ valid[/] {topo.root}: {summary['clouds']} cloud(s), "
                   f"{summary['departments']} departments, {summary['systems']} systems, "
                   f"{summary['instances']} VMs ({summary['app_instances']} app + "
@@ -110,8 +111,12 @@ def _bar(ratio: float, width: int = 10) -> str:
     return f"[{colour}]{'█' * filled}{'·' * (width - filled)}[/] {ratio:6.1%}"
 
 
+def _tier_of(report: CapacityReport, system: str) -> str:
+    return report.tiers.get(system, "?")
+
+
 def _print_capacity(report: CapacityReport) -> None:
-    console = Console()
+    console = make_console()
     table = Table(title="Capacity per center (demand / capacity)")
     table.add_column("center")
     for dim in DIMENSIONS:
@@ -127,24 +132,32 @@ def _print_capacity(report: CapacityReport) -> None:
         lost = " + ".join(check.lost_centers)
         console.print(f"[bold]{check.cloud}: {check.scenario}[/] ({lost} lost → {check.survivor}): "
                       f"{verdict}; {len(check.extra)} system(s) absorbed")
-        need = check.required
-        console.print("  needs " + ", ".join(
+        need, promised = check.required, check.promised
+        console.print("  admitted systems use " + ", ".join(
             f"{d} {getattr(need, d)}/{getattr(check.capacity, d)}" for d in DIMENSIONS))
         if check.not_fitting:
-            console.print(f"  [red]don't fit ({len(check.not_fitting)}):[/] "
-                          + ", ".join(check.not_fitting))
+            console.print("  keeping every promise needs " + ", ".join(
+                f"{d} {getattr(promised, d)}" for d in DIMENSIONS)
+                + "; short by [red]" + ", ".join(f"{d} {n}" for d, n in check.shortfall.items()) + "[/]")
+            console.print(f"  [red]recovery promise broken for {len(check.not_fitting)} system(s):[/] "
+                          + ", ".join(f"{s} ({_tier_of(report, s)})" for s in check.not_fitting))
 
 
 @click.command()
 @inventory_option
 @json_option
 def capacity(inventory_dir: Path, as_json: bool) -> None:
-    """Demand against capacity per center, and whether survivors absorb a lost center."""
+    """Demand against capacity per center, and whether survivors absorb a lost center.
+
+    Exit 0 when everything fits, 1 when a center is over capacity or a tier's recovery
+    promise does not fit (the systems and the shortfall are named), 2 invalid inventory."""
     report = capacity_report(load_or_exit(inventory_dir, as_json))
     if as_json:
         print_json(report.as_dict())
     else:
         _print_capacity(report)
+    if not report.promises_kept:
+        sys.exit(1)  # ran, and found a center or a recovery promise that does not fit
 
 
 @click.command("ipam")

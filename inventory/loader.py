@@ -29,6 +29,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = PACKAGE_DIR / "guangdong"
 LAB_INVENTORY = PACKAGE_DIR / "lab"
 GBT_TABLE = PACKAGE_DIR / "standards" / "gbt20988-2007.yaml"
+INVENTORY_ENV = "TRICENTER_INVENTORY"
 IPAM_LOCK_NAME = "ipam.lock.yaml"
 TOP_LEVEL_FILES = ("tiers.yaml", "departments.yaml", IPAM_LOCK_NAME)
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -217,6 +218,12 @@ def _report_unread(col: _Collector, root: Path, read: set[Path]) -> None:
             if _hidden(name) or not name.lower().endswith(YAML_SUFFIXES) or file in read:
                 continue
             col.add(file, (), _unread_message(file.relative_to(root)), None)
+
+
+def default_inventory() -> Path:
+    """`$TRICENTER_INVENTORY`, else the sample (inventory/guangdong)."""
+    configured = os.environ.get(INVENTORY_ENV)
+    return Path(configured).expanduser() if configured else DEFAULT_INVENTORY
 
 
 def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:

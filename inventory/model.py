@@ -228,6 +228,8 @@ class GbtLevel(Strict):
     name: str
     rto_max_seconds: int | None = Field(description="Upper bound of the level's RTO; null: unbounded")
     rpo_max_seconds: int | None
+    reading: str | None = Field(default=None, description="How the standard's words became "
+                                "the bounds, where it gives no number; quoted in reports")
 
 
 class GbtStandard(Strict):

@@ -145,8 +145,21 @@ def _system_flows(topo: Topology, system: System) -> Iterator[InventoryProblem]:
             yield at("a system needs no flow from itself; remove it")
 
 
+def _system_folder(topo: Topology, system: System) -> Iterator[InventoryProblem]:
+    """systems/<dept>/<system>.yaml: a request filed in another department's folder would
+    be reviewed by the wrong people and counted against the wrong quota by a reader."""
+    relative = topo.origin("system", system.name).file.relative_to(topo.root / "systems")
+    folder = relative.parts[0] if len(relative.parts) > 1 else None
+    if folder is not None and folder in topo.departments and folder != system.department:
+        yield _at(topo, "system", system.name, "department")(
+            f"system '{system.name}' of department '{system.department}' is filed under "
+            f"systems/{folder}/, another department's folder; move it to "
+            f"systems/{system.department}/ or fix the department")
+
+
 def check_systems(topo: Topology) -> Iterator[InventoryProblem]:
     for system in topo.systems.values():
+        yield from _system_folder(topo, system)
         yield from _system_refs(topo, system)
         yield from _system_placement(topo, system)
         yield from _system_flows(topo, system)
@@ -173,10 +186,26 @@ def check_quotas(topo: Topology) -> Iterator[InventoryProblem]:
         quota = dept.quotas.get(role, ZERO)
         over = used.exceeding(quota)
         if over:
-            detail = ", ".join(f"{d} {getattr(used, d)} > {getattr(quota, d)}" for d in over)
-            yield _at(topo, "department", dept_id, "quotas", role.value)(
-                f"quota exceeded in {role.value}: {detail}; raise the quota or shrink the "
-                "department's systems")
+            yield _quota_problem(topo, dept_id, role, used, quota, over)
+
+
+def _quota_problem(topo: Topology, dept_id: str, role: CenterRole, used: Resources,
+                   quota: Resources, over: list[str]) -> InventoryProblem:
+    """Points at this department's `quotas:` line — a quota shared through a YAML anchor
+    would otherwise point at the department that declared the anchor — and names the
+    department's systems that use the center, largest first."""
+    detail = ", ".join(f"{d} {getattr(used, d)} > {getattr(quota, d)}" for d in over)
+    systems = sorted((s for s in topo.systems.values() if s.department == dept_id
+                      and _resolvable(topo, s)),
+                     key=lambda s: -getattr(center_demand(topo.cloud_of(s), topo.tiers[s.tier], s,
+                                                          role).resources, over[0]))
+    names = ", ".join(s.name for s in systems[:5]) + (" …" if len(systems) > 5 else "")
+    origin = topo.origin("department", dept_id)
+    problem = origin.problem(topo.root, ("quotas", role.value),
+                             f"quota exceeded in {role.value}: {detail} for department '{dept_id}' "
+                             f"(systems: {names}); raise the quota or shrink these systems")
+    line = origin.document.line_of(origin.path + ("quotas",))
+    return InventoryProblem(problem.file, problem.path, problem.message, line)
 
 
 def check_address_space(topo: Topology) -> Iterator[InventoryProblem]:

@@ -7,7 +7,7 @@ import time
 from typing import NoReturn
 
 import click
-from rich.console import Console
+from scripts.console import LazyConsole, console as make_console
 from rich.live import Live
 from rich.table import Table
 
@@ -16,13 +16,17 @@ from lab.context import CENTERS, PATRONI_PROFILES, LabContext
 from lab.lab import Lab, LabError
 from lab.labdir import LabDirError
 
-console = Console(stderr=True)
+console = LazyConsole(stderr=True)
 
 
 def _status_table(status: dict, elapsed: float | None = None) -> Table:
     title = "lab " + ("healthy" if status["healthy"] else "not healthy")
     if elapsed is not None:
         title += f" — {elapsed:.0f}s"
+    settings = status.get("settings") or {}
+    if settings:
+        title += (f" — network {'netns' if settings.get('netns') else 'loopback'}, "
+                  f"Patroni profile {settings.get('patroni_profile')}")
     table = Table(title=title, show_lines=False)
     for column in ("center", "role", "database", "programs", "health"):
         table.add_column(column)
@@ -41,9 +45,17 @@ def _status_table(status: dict, elapsed: float | None = None) -> Table:
     return table
 
 
-def _refuse(command: str, error: LabDirError) -> NoReturn:
-    console.print(f"[red]{command} refused:[/] {error}", highlight=False, soft_wrap=True)
-    sys.exit(2)
+def _fail(message: str, exit_code: int, as_json: bool, **extra: object) -> NoReturn:
+    """Exit with `message`: a JSON object on stdout under --json, plain text on stderr else."""
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": exit_code, **extra}, default=str))
+    else:
+        console.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(exit_code)
+
+
+def _refuse(command: str, error: LabDirError, as_json: bool = False) -> NoReturn:
+    _fail(f"{command} refused: {error}", 2, as_json)
 
 
 def _lab() -> Lab:
@@ -72,7 +84,7 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
     started = time.monotonic()
     status: dict = {}
     try:
-        with Live(console=console, transient=as_json, refresh_per_second=2) as live:
+        with Live(console=make_console(stderr=True), transient=as_json, refresh_per_second=2) as live:
             live.update("writing configuration, starting supervisord …")
 
             def progress(current: dict) -> None:
@@ -81,12 +93,9 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
             status = the_lab.up(profile=patroni_profile, netns=netns, progress=progress,
                                 deadline_seconds=timeout)
     except LabDirError as exc:
-        _refuse("lab up", exc)
+        _refuse("lab up", exc, as_json)
     except LabError as exc:
-        console.print(f"[red]lab up failed:[/] {exc}")
-        if as_json:
-            click.echo(json.dumps(the_lab.status(), indent=2, default=str))
-        sys.exit(1)
+        _fail(f"lab up failed: {exc}", 1, as_json, status=the_lab.status() if as_json else None)
     elapsed = time.monotonic() - started
     if as_json:
         click.echo(json.dumps({**status, "up_seconds": round(elapsed, 1)}, indent=2, default=str))
@@ -98,17 +107,20 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
 
 
 @lab.command()
-def down() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
+def down(as_json: bool) -> None:
     """Stop every lab process; exit 0 only when no process and no port remains.
 
     Exit 2, with nothing stopped, when the directory is not a lab's (no marker)."""
     try:
         result = _lab().down()
     except LabDirError as exc:
-        _refuse("lab down", exc)
+        _refuse("lab down", exc, as_json)
     except LabError as exc:
-        console.print(f"[red]lab down incomplete:[/] {exc}")
-        sys.exit(1)
+        _fail(f"lab down incomplete: {exc}", 1, as_json)
+    if as_json:
+        click.echo(json.dumps({"stopped": True, **result}, indent=2, default=str))
+        return
     console.print(f"lab stopped; no lab process or listening port remains "
                   f"({len(result['listening'])} ports)")
 
@@ -121,7 +133,7 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(current, indent=2, default=str))
     else:
-        Console().print(_status_table(current))
+        make_console().print(_status_table(current))
         for problem in current["problems"]:
             console.print(f"[yellow]- {problem}[/]")
         for entry in current.get("kept", []):
@@ -129,14 +141,7 @@ def status(as_json: bool) -> None:
     sys.exit(0 if current["healthy"] else 1)
 
 
-@lab.command()
-@click.argument("component")
-@click.option("--center", type=click.Choice([*CENTERS, "legacy", "global"]),
-              help="Only this center's log (default: every center running it).")
-@click.option("-n", "--lines", default=50, show_default=True, help="Lines from the end.")
-def logs(component: str, center: str | None, lines: int) -> None:
-    """Show the end of a component's log (e.g. `tricenter lab logs patroni --center main`)."""
-    ctx = LabContext()
+def _log_files(ctx: LabContext, component: str, center: str | None) -> list:
     manifest_file = ctx.path("programs.json")
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {}
     # PostgreSQL under Patroni writes to Patroni's log (no logging collector).
@@ -149,6 +154,51 @@ def logs(component: str, center: str | None, lines: int) -> None:
         known = sorted({info["component"] for info in manifest.values()})
         raise click.UsageError(f"no log for {component!r}"
                                f"{' in ' + center if center else ''}; known: {', '.join(known)}")
+    return files
+
+
+def follow(files: list, lines: int, poll_seconds: float = 0.5, rounds: int | None = None) -> None:
+    """Like `tail -n N -f`: the last lines of each file, then what is appended, each line
+    prefixed by its file when there are several (Ctrl-C stops). `rounds` bounds the polls."""
+    offsets = {}
+    for file in files:
+        text = file.read_text(errors="replace")
+        for line in text.splitlines()[-lines:]:
+            click.echo(f"{file.name}: {line}" if len(files) > 1 else line)
+        offsets[file] = len(text.encode(errors="replace"))
+    done = 0
+    try:
+        while rounds is None or done < rounds:
+            for file in files:
+                size = file.stat().st_size if file.exists() else 0
+                if size < offsets[file]:
+                    offsets[file] = 0  # rotated or truncated: start again from its top
+                if size > offsets[file]:
+                    with file.open("rb") as handle:
+                        handle.seek(offsets[file])
+                        chunk = handle.read()
+                    offsets[file] += len(chunk)
+                    for line in chunk.decode(errors="replace").splitlines():
+                        click.echo(f"{file.name}: {line}" if len(files) > 1 else line)
+            done += 1
+            if rounds is None or done < rounds:
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        pass
+
+
+@lab.command()
+@click.argument("component")
+@click.option("--center", type=click.Choice([*CENTERS, "legacy", "global"]),
+              help="Only this center's log (default: every center running it).")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines from the end.")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing what is appended (Ctrl-C stops).")
+def logs(component: str, center: str | None, lines: int, follow_: bool) -> None:
+    """Show the end of a component's log (e.g. `tricenter lab logs patroni --center main -f`)."""
+    files = _log_files(LabContext(), component, center)
+    if follow_:
+        follow(files, lines)
+        return
     for file in files:
         click.echo(f"==> {file} <==")
         click.echo("\n".join(file.read_text(errors="replace").splitlines()[-lines:]))
@@ -156,7 +206,8 @@ def logs(component: str, center: str | None, lines: int) -> None:
 
 @lab.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def reset(yes: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON; needs --yes.")
+def reset(yes: bool, as_json: bool) -> None:
     """Stop the lab and delete its state directory (data, secrets, logs).
 
     Exit 2, with nothing stopped or deleted, when the directory is not a lab's."""
@@ -164,13 +215,17 @@ def reset(yes: bool) -> None:
     root = the_lab.ctx.root
     try:
         labdir.require_lab(root)  # before asking: never offer to delete a stranger's directory
+        if as_json and not yes:
+            _fail("lab reset --json cannot ask for confirmation: add --yes", 2, as_json)
         if not yes:
             click.confirm(f"Stop the lab and delete {root} with its data, secrets and logs?",
                           abort=True, err=True)
         the_lab.reset()
     except LabDirError as exc:
-        _refuse("lab reset", exc)
+        _refuse("lab reset", exc, as_json)
     except LabError as exc:
-        console.print(f"[red]lab reset incomplete:[/] {exc}")
-        sys.exit(1)
+        _fail(f"lab reset incomplete: {exc}", 1, as_json)
+    if as_json:
+        click.echo(json.dumps({"reset": True, "removed": str(root)}))
+        return
     console.print(f"lab stopped and {the_lab.ctx.root} removed")

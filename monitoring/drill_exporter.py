@@ -1,6 +1,6 @@
 """The last drill results per scenario and system, as Prometheus metrics.
 
-Read from the drill history (dr/history/drills.jsonl) at every scrape, so a drill that
+Read from the drill history (`drills.jsonl` in the reports directory, see dr/paths.py) at every scrape, so a drill that
 just finished shows up without restarting anything. Usable as a collector inside another
 exporter (`DrillCollector`) or standalone:
 
@@ -19,6 +19,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dr import history
+from dr.paths import history_file
 
 LABELS = ["scenario", "system", "tier"]
 
@@ -39,8 +40,8 @@ def last_per_scenario(records: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 class DrillCollector(Collector):
-    def __init__(self, file: Path = history.HISTORY_FILE):
-        self.file = file
+    def __init__(self, file: Path | None = None):
+        self.file = file or history_file()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         records = history.load(self.file)
@@ -92,7 +93,8 @@ class DrillCollector(Collector):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default="127.0.0.1:9640", help="ADDRESS:PORT")
-    parser.add_argument("--history", type=Path, default=history.HISTORY_FILE)
+    parser.add_argument("--history", type=Path, default=None,
+                        help="drills.jsonl (default: the one tricenter drill writes)")
     args = parser.parse_args()
     REGISTRY.register(DrillCollector(args.history))
     address, port = args.listen.rsplit(":", 1)

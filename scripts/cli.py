@@ -6,6 +6,8 @@ Exit codes scripts can trust: 0 success, 1 ran but failed (or internal error),
 from __future__ import annotations
 
 import importlib
+import json
+import sys
 
 import click
 
@@ -20,12 +22,36 @@ PLANE_COMMANDS = {
     "deploy": ("stacks.cli", "deploy"),
     "runtime": ("stacks.cli", "runtime"),
     "lab": ("lab.cli", "lab"),
-    "exporter": ("monitoring.cli", "exporter"),
+    "version": ("scripts.cli", "version"),
     "drill": ("dr.cli", "drill"),
 }
 
 
+def wants_json(args: list[str]) -> bool:
+    return "--json" in args
+
+
 class PlaneGroup(click.Group):
+    """Lazily loaded plane commands, with one error convention: under `--json` a user
+    mistake or failure is a JSON object on stdout (`{"error": …, "exit_code": …}`), so a
+    script reading stdout always gets JSON; otherwise Click's plain message on stderr."""
+
+    def main(self, args=None, **kwargs):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        if not wants_json(argv):
+            return super().main(args=argv, **kwargs)
+        try:
+            return super().main(args=argv, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code},
+                                  ensure_ascii=False))
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(json.dumps({"error": "aborted", "exit_code": 1}))
+            sys.exit(1)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in PLANE_COMMANDS if self._load(name) is not None)
 
@@ -50,6 +76,20 @@ class PlaneGroup(click.Group):
 @click.version_option(package_name="tricenter")
 def main() -> None:
     """Infrastructure as code and operations for a two-sites-three-centers cloud."""
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def version(as_json: bool) -> None:
+    """tricenter's version and commit, and the versions of the lab's programs."""
+    from scripts.about import about
+    info = about()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"tricenter {info['tricenter']} (commit {info['commit'] or 'unknown'})")
+    for name, found in info["components"].items():
+        click.echo(f"  {name:<11} {found or 'not installed'}")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def test_report_has_the_contract_fields_and_files(tmp_path: Path) -> None:
     for key in ("scenario", "rto_seconds", "rpo_lost_writes", "rpo_seconds", "acknowledged_writes",
                 "split_brain", "gbt20988_level", "passed", "report_dir"):
         assert key in data
-    assert data["passed"] is True and data["split_brain"] is False and data["gbt20988_level"] == 6
+    # zero loss in minutes, but recovered in the same city: level 6 needs a remote cluster
+    assert data["passed"] is True and data["split_brain"] is False and data["gbt20988_level"] == 5
     assert 3.9 < data["rto_seconds"] < 4.1
     for name in ("report.json", "report.md", "report.html", "timeline.png", "ledger.jsonl"):
         assert (directory / name).stat().st_size > 0
@@ -145,8 +146,8 @@ def test_an_aborted_drill_says_what_was_restored_and_what_is_left(tmp_path: Path
     assert data["restored"] == ["thaw_center main"] and data["left_to_do"] == out.left_to_do
     markdown = (directory / "report.md").read_text()
     assert "thaw_center main" in markdown and "run `tricenter lab up`" in markdown
-    _print_result(data)
-    printed = capsys.readouterr().err
+    _print_result(data, as_json=False)
+    printed = capsys.readouterr().out
     assert "restored: thaw_center main" in printed
     assert "left to do: reprotect_from_remote failed" in printed
     assert "left to do: run `tricenter lab up`" in printed

@@ -52,7 +52,7 @@ def test_validate_for_people_has_no_traceback(tmp_path):
 
 def test_capacity_json_has_centers_and_failover():
     run = tricenter("capacity", "--json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # the important tier's city-loss promise is broken
     out = json.loads(run.stdout)
     assert set(out["centers"]) == {"guangdong/main", "guangdong/samecity", "guangdong/remote"}
     main_lost = out["failover"]["guangdong/main-lost"]
@@ -60,6 +60,17 @@ def test_capacity_json_has_centers_and_failover():
     assert main_lost["fits"] is True and main_lost["not_fitting"] == []
     # the sample's remote center is sized for platform and critical systems only
     assert city_lost["fits"] is False and "real-estate-registration" in city_lost["not_fitting"]
+    assert city_lost["shortfall"] == {"vcpus": 144, "ram_gib": 56} and out["promises_kept"] is False
+
+
+def test_capacity_names_broken_promises_and_exits_0_when_all_fit(tmp_path):
+    run = tricenter("capacity")
+    assert run.returncode == 1
+    assert "recovery promise broken for 5 system(s)" in run.stdout
+    assert "real-estate-registration (important)" in run.stdout and "short by vcpus 144" in run.stdout
+    inventory = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inventory)
+    assert tricenter("capacity", "--inventory", str(inventory)).returncode == 0
 
 
 def test_ipam_write_records_new_blocks_and_is_idempotent(tmp_path):
