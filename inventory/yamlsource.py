@@ -233,8 +233,34 @@ def _read_text(file: Path) -> tuple[str, bytes]:
                             "UTF-8", _line_breaks(raw[:exc.start].decode("utf-8")) + 1) from None
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlFileError:
+# Problems libyaml finds only at the next token, past the line that holds the mistake.
+_UNFINISHED_FLOW = ("did not find expected ',' or ']'", "did not find expected ',' or '}'")
+_UNCLOSED_QUOTE = "while scanning a quoted scalar"
+
+
+def _last_content_line(text: str, opened: yaml.Mark, gave_up: yaml.Mark) -> int:
+    """1-based line where a missing ']' or '}' belongs: the last line with content before
+    the one where the scanner gave up. A plain value folds onto the next line inside
+    brackets, so the scanner notices only at the next key (`wave:`), a line or more later."""
+    lines = text.splitlines()
+    for index in range(min(gave_up.line, len(lines)) - 1, opened.line - 1, -1):
+        content = lines[index].strip()
+        if content and not content.startswith("#"):
+            return index + 1
+    return gave_up.line + 1
+
+
+def _mistake_line(exc: yaml.MarkedYAMLError, text: str) -> int | None:
+    """The line an editor should jump to: the mistake, not where the parser gave up."""
+    if exc.problem_mark and exc.context_mark and (exc.problem or "").startswith(_UNFINISHED_FLOW):
+        return _last_content_line(text, exc.context_mark, exc.problem_mark)
+    if exc.context == _UNCLOSED_QUOTE and exc.context_mark:
+        return exc.context_mark.line + 1  # the opening quote; the stream ended unclosed
     mark = exc.problem_mark or exc.context_mark
+    return mark.line + 1 if mark else None
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlFileError:
     where = ""
     if exc.context and exc.context_mark and exc.problem_mark \
             and exc.context_mark.line != exc.problem_mark.line:
@@ -242,9 +268,12 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlFileError:
     problem = exc.problem or exc.context or "unreadable"
     if isinstance(exc, ConstructorError):  # unknown tag, impossible date, !!int on text …
         message = f"YAML value error: {problem}{where} — correct it, or quote it if it is text"
+    elif problem.startswith(_UNFINISHED_FLOW):
+        message = (f"YAML syntax error: {problem}{where} — a '[' or '{{' is not closed: close "
+                   "it at the end of this line, or separate the items with ','")
     else:
         message = f"YAML syntax error: {problem}{where} — fix the YAML so it parses"
-    return YamlFileError(message, mark.line + 1 if mark else None)
+    return YamlFileError(message, _mistake_line(exc, text))
 
 
 def _line_breaks(text: str) -> int:
@@ -277,7 +306,7 @@ def _parse(text: str, raw: bytes) -> tuple[Any, yaml.Node | None]:
         _check_events(text)
         return _compose_and_construct(text)
     except yaml.MarkedYAMLError as exc:
-        error = _syntax_error(exc)
+        error = _syntax_error(exc, text)
         if error.line is not None:  # libyaml puts "unexpected end of file" past the last line
             error.line = min(error.line, max(1, len(text.splitlines())))
         raise error from None

@@ -100,6 +100,10 @@ MALFORMED = {
     "alias bomb in the IPAM lock": ("ipam.lock.yaml", alias_bomb(), ":5:"),
     "oversized file": ("tiers.yaml", "# padding\n" * 110_000, ": 1,100,000 bytes"),
     "file the loader does not read": ("tiers-copy.yaml", "- name: gold\n", ": file is not read"),
+    # a real request broken the usual ways: the line is the mistake's, as an editor shows it
+    "unclosed bracket": ("systems/portal.yaml", "name: portal\nflows: [a, b\nwave: 1\n", ":2:"),
+    "bad indent": ("systems/portal.yaml", "name: portal\napp:\n  flavor: a\n image: b\n", ":4:"),
+    "tab indent": ("systems/portal.yaml", "name: portal\napp:\n\tflavor: a\n", ":3:"),
 }
 
 
