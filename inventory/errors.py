@@ -11,14 +11,23 @@ class InventoryProblem:
     path: str
     message: str
     line: int | None = None
+    department: str | None = None  # whose request or quota it is, when known
+    system: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def subject(self) -> str:
+        parts = [f"system {self.system}" if self.system else "",
+                 f"department {self.department}" if self.department else ""]
+        return ", ".join(p for p in parts if p)
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
+        subject = f" [{self.subject}]" if self.subject else ""
+        return f"{where}:{field} {self.message}{subject}"
 
 
 class InvalidInventory(Exception):

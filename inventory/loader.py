@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from inventory.errors import InvalidInventory, InventoryProblem, display_path
 from inventory.model import Cloud, Department, GbtStandard, System, Tier
+from inventory.names import NAME_RE
 from inventory.yamlsource import PathKey, YamlDocument, YamlFileError, load_yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,6 +46,8 @@ class Origin:
     file: Path
     path: PathKey
     document: YamlDocument
+    department: str | None = None
+    system: str | None = None
 
     def problem(self, root: Path, subpath: PathKey, message: str) -> InventoryProblem:
         full = self.path + subpath
@@ -52,6 +56,8 @@ class Origin:
             path=format_path(full),
             message=message,
             line=self.document.line_of(full),
+            department=self.department,
+            system=self.system,
         )
 
 
@@ -64,6 +70,18 @@ class Topology:
     systems: dict[str, System] = field(default_factory=dict)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     gbt: GbtStandard | None = None
+    # (kind, name) of objects kept though parts failed their schema: built from the valid
+    # fields only, so cross-checks still run on them (every mistake at once); a check
+    # that reaches a missing field skips that object, whose schema error is reported.
+    incomplete: set[tuple[str, str]] = field(default_factory=set)
+    # Names declared in files or entries that could not be read at all (and kinds whose
+    # whole list file could not be): a reference to one is not reported as unknown, since
+    # the real mistake, the unreadable file, is.
+    unreadable: set[tuple[str, str]] = field(default_factory=set)
+    unreadable_kinds: set[str] = field(default_factory=set)
+
+    def may_exist(self, kind: str, name: str) -> bool:
+        return kind in self.unreadable_kinds or (kind, name) in self.unreadable
 
     def origin(self, kind: str, name: str) -> Origin:
         return self.origins[(kind, name)]
@@ -88,15 +106,32 @@ def format_path(path: PathKey) -> str:
     return out
 
 
+def _subject(kind: str, value: Any) -> tuple[str | None, str | None]:
+    """(department, system) a problem in this raw entry belongs to, as far as it says
+    (a value that is not a valid name is shown in its own error, not repeated here)."""
+    if not isinstance(value, dict):
+        return None, None
+
+    def text(key: str) -> str | None:
+        found = value.get(key)
+        return found if isinstance(found, str) and NAME_RE.fullmatch(found) else None
+
+    if kind == "department":
+        return text("id"), None
+    if kind == "system":
+        return text("department"), text("name")
+    return None, None
+
+
 class _Collector:
     def __init__(self, root: Path):
         self.root = root
         self.problems: list[InventoryProblem] = []
 
-    def add(self, file: Path, path: PathKey, message: str, line: int | None) -> None:
-        self.problems.append(
-            InventoryProblem(display_path(file, self.root), format_path(path), message, line)
-        )
+    def add(self, file: Path, path: PathKey, message: str, line: int | None,
+            subject: tuple[str | None, str | None] = (None, None)) -> None:
+        self.problems.append(InventoryProblem(display_path(file, self.root), format_path(path),
+                                              message, line, *subject))
 
     def read(self, file: Path) -> YamlDocument | None:
         try:
@@ -105,28 +140,125 @@ class _Collector:
             self.add(file, (), str(exc), exc.line)
         return None
 
-    def parse(self, model: type[M], doc: YamlDocument, path: PathKey, value: Any) -> M | None:
+    def parse(self, model: type[M], doc: YamlDocument, path: PathKey, value: Any,
+              kind: str) -> tuple[M | None, bool]:
+        """The object and whether it is complete; a failing one is reported and rebuilt
+        from its valid fields (None when even that is impossible)."""
         try:
-            return model.model_validate(value)
+            return model.model_validate(value), True
         except ValidationError as exc:
+            subject = _subject(kind, value)
+            locations = []
             for err in exc.errors():
                 # pydantic marks a bad mapping key with a trailing "[key]"; the key is the place.
-                loc = path + tuple(part for part in err["loc"] if part != "[key]")
-                self.add(doc.file, loc, _explain(err), doc.line_of(loc))
-            return None
+                loc = tuple(part for part in err["loc"] if part != "[key]")
+                locations.append(loc)
+                self.add(doc.file, path + loc, explain(err), doc.line_of(path + loc), subject)
+            return salvage(model, value, locations), False
 
 
-def _explain(err: dict) -> str:
-    kind, msg = err["type"], err["msg"]
+_SHOWN_MAX = 60
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (an empty value)"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= _SHOWN_MAX else text[:_SHOWN_MAX] + "…"
+
+
+def _expected(ctx: dict) -> str:
+    return ctx.get("expected", "").replace("'", "")
+
+
+_WORDS: dict[str, Any] = {
+    "greater_than_equal": lambda c: f"must be {c['ge']} or more",
+    "greater_than": lambda c: f"must be more than {c['gt']}",
+    "less_than_equal": lambda c: f"must be {c['le']} or less",
+    "less_than": lambda c: f"must be less than {c['lt']}",
+    "int_parsing": lambda c: "must be a whole number",
+    "int_type": lambda c: "must be a whole number",
+    "int_from_float": lambda c: "must be a whole number",
+    "string_type": lambda c: "must be text (quote it if it looks like a number)",
+    "bool_parsing": lambda c: "must be true or false",
+    "bool_type": lambda c: "must be true or false",
+    "enum": lambda c: f"must be one of {_expected(c)}",
+    "literal_error": lambda c: f"must be {_expected(c)}",
+    "dict_type": lambda c: "must be a mapping (indented 'key: value' lines)",
+    "model_type": lambda c: "must be a mapping (indented 'key: value' lines)",
+    "model_attributes_type": lambda c: "must be a mapping (indented 'key: value' lines)",
+    "list_type": lambda c: "must be a list ('- item' lines)",
+    "ip_v4_network": lambda c: "must be an IPv4 network with its prefix, such as 10.1.0.0/16, "
+                               "with no host bits set",
+}
+
+
+def explain(err: dict) -> str:
+    """A schema error in the words of the person who wrote the file: what the value must
+    be and what it is, never pydantic's "Input should be …"."""
+    kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
         return "unknown key — remove it or check its spelling against docs/inventory.md"
     if kind == "missing":
         return "required field is missing — add it"
+    got = f", got {_shown(err.get('input'))}"
+    if kind == "too_short":
+        what = "entry" if ctx.get("field_type") == "Dictionary" else "item"
+        return f"must have at least {ctx['min_length']} {what}(s), got {ctx['actual_length']}"
+    if kind == "name_format":
+        return f"must be {ctx['rule']}{got}"
     if kind == "string_pattern_mismatch":
-        return f"{msg}: names use lower-case letters, digits and '-', starting with a letter"
-    got = err.get("input")
-    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-    return f"{msg} (got {shown})"
+        return f"names use lower-case letters, digits and '-', starting with a letter{got}"
+    if kind in _WORDS:
+        return _WORDS[kind](ctx) + got
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    return f"{err['msg']}{got}"
+
+
+@cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    info = model.model_fields[name]
+    if not info.metadata:
+        return TypeAdapter(info.annotation)
+    return TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[misc]
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    inner = [a for a in get_args(annotation) if a is not type(None)]  # `Model | None`
+    if len(inner) == 1 and isinstance(inner[0], type) and issubclass(inner[0], BaseModel):
+        return inner[0]
+    return None
+
+
+def salvage(model: type[M], value: Any, failed: list[PathKey]) -> M | None:
+    """`model` built from the fields of `value` that passed: a failed field takes its default,
+    a failed nested mapping is salvaged the same way, and a failed required field is left
+    unset (reading it raises AttributeError). None when `value` is not a mapping."""
+    if not isinstance(value, dict) or () in failed:
+        return None
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in value:
+            continue  # model_construct fills defaults; a missing required field stays unset
+        below = [loc[1:] for loc in failed if loc[:1] == (key,)]
+        if not below:
+            fields[name] = _field_adapter(model, name).validate_python(value[key])
+            continue
+        nested = _model_class(info.annotation)
+        part = salvage(nested, value[key], below) if nested else None
+        if part is not None:
+            fields[name] = part
+        elif not info.is_required():
+            fields[name] = info.get_default(call_default_factory=True)
+    return model.model_construct(**fields)
 
 
 def _list_file(col: _Collector, file: Path, model: type[M], key_field: str, kind: str,
@@ -135,16 +267,20 @@ def _list_file(col: _Collector, file: Path, model: type[M], key_field: str, kind
         col.add(file, (), f"missing file: create {file.name} with a list of {kind}s", None)
         return
     doc = col.read(file)
+    if doc is None or not isinstance(doc.data, list):
+        topo.unreadable_kinds.add(kind)
     if doc is None:
         return
     if not isinstance(doc.data, list):
         col.add(file, (), f"must be a YAML list of {kind}s (got {type(doc.data).__name__})", doc.line_of(()))
         return
     for index, entry in enumerate(doc.data):
-        obj = col.parse(model, doc, (index,), entry)
-        if obj is None:
+        obj, complete = col.parse(model, doc, (index,), entry, kind)
+        name = getattr(obj, key_field, None)
+        if name is None:
+            # What it declares is unknown, so no reference to a missing one is reported.
+            topo.unreadable_kinds.add(kind)
             continue
-        name = getattr(obj, key_field)
         if name in into:
             first = topo.origins[(kind, name)]
             col.add(file, (index, key_field),
@@ -152,23 +288,41 @@ def _list_file(col: _Collector, file: Path, model: type[M], key_field: str, kind
                     f"{display_path(first.file, topo.root)}) — rename one of them",
                     doc.line_of((index, key_field)))
             continue
-        into[name] = obj
-        topo.origins[(kind, name)] = Origin(file, (index,), doc)
+        _register(topo, kind, name, obj, complete, into, Origin(file, (index,), doc,
+                                                               *_subject(kind, entry)))
+
+
+def _unreadable(topo: Topology, kind: str, name: object) -> None:
+    if isinstance(name, str):
+        topo.unreadable.add((kind, name))
+
+
+def _register(topo: Topology, kind: str, name: str, obj: M, complete: bool,
+              into: dict[str, M], origin: Origin) -> None:
+    into[name] = obj
+    topo.origins[(kind, name)] = origin
+    if not complete:
+        topo.incomplete.add((kind, name))
 
 
 def _one_per_file(col: _Collector, files: list[Path], model: type[M], kind: str,
                   topo: Topology, into: dict[str, M]) -> None:
     for file in files:
+        # By convention the file is named after what it declares (systems/<dept>/<name>.yaml).
         doc = col.read(file)
         if doc is None:
+            _unreadable(topo, kind, file.stem)
             continue
         if not isinstance(doc.data, dict):
             col.add(file, (), f"must be a YAML mapping describing one {kind}", doc.line_of(()))
+            _unreadable(topo, kind, file.stem)
             continue
-        obj = col.parse(model, doc, (), doc.data)
-        if obj is None:
+        obj, complete = col.parse(model, doc, (), doc.data, kind)
+        name = getattr(obj, "name", None)
+        if name is None:
+            _unreadable(topo, kind, file.stem)
+            _unreadable(topo, kind, doc.data.get("name"))
             continue
-        name = obj.name
         if name in into:
             first = topo.origins[(kind, name)]
             col.add(file, ("name",),
@@ -176,8 +330,8 @@ def _one_per_file(col: _Collector, files: list[Path], model: type[M], kind: str,
                     f"— {kind} names must be unique across the inventory",
                     doc.line_of(("name",)))
             continue
-        into[name] = obj
-        topo.origins[(kind, name)] = Origin(file, (), doc)
+        _register(topo, kind, name, obj, complete, into,
+                  Origin(file, (), doc, *_subject(kind, doc.data)))
 
 
 def _hidden(name: str) -> bool:
@@ -230,10 +384,13 @@ def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:
     return GbtStandard.model_validate(load_yaml(file).data)
 
 
-def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
-    """Load and schema-check an inventory; raise InvalidInventory listing every problem.
+def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
+                               ) -> tuple[Topology, list[InventoryProblem]]:
+    """Load an inventory as far as it goes, with every schema problem found on the way.
 
-    Cross-references (unknown tier, quota, placement …) are checked by `inventory.validate`.
+    Objects with schema errors are kept, built from their valid fields (`Topology.incomplete`),
+    so the cross-checks of `inventory.validate` can run on them in the same pass. Raises
+    InvalidInventory only when there is no inventory directory at all.
     """
     root = Path(root).resolve()
     col = _Collector(root)
@@ -251,6 +408,16 @@ def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
     _one_per_file(col, system_files, System, "system", topo, topo.systems)
     # the IPAM lock is read by inventory.ipam when addresses are checked
     _report_unread(col, root, {*cloud_files, *system_files, *(root / n for n in TOP_LEVEL_FILES)})
-    if col.problems:
-        raise InvalidInventory(col.problems)
+    return topo, col.problems
+
+
+def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
+    """Load and schema-check an inventory; raise InvalidInventory listing every problem.
+
+    Cross-references (unknown tier, quota, placement …) are checked by `inventory.validate`,
+    whose `load_valid_topology` reports them together with these.
+    """
+    topo, problems = load_topology_and_problems(root)
+    if problems:
+        raise InvalidInventory(problems)
     return topo

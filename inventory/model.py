@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from ipaddress import IPv4Network
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.names import (DnsZone, FlowSource, Hostname, Name, PgIdentifier, PgVersion,
                              RemotePath)
@@ -160,17 +160,11 @@ class AppTier(Strict):
     image: str
     volume_gib: int = Field(default=0, ge=0)
     port: int = Field(default=8080, ge=1, le=65535)
-    instances: dict[CenterRole, int] = Field(
+    # Bounds on the items, not a validator on the whole: an error then names the leaf
+    # (app.instances.main) and its line, not the mapping.
+    instances: dict[CenterRole, Annotated[int, Field(ge=0)]] = Field(
         description="App instances per center role (0 or absent: none)"
     )
-
-    @field_validator("instances")
-    @classmethod
-    def _non_negative(cls, value: dict[CenterRole, int]) -> dict[CenterRole, int]:
-        for role, count in value.items():
-            if count < 0:
-                raise ValueError(f"instance count for {role.value} must be 0 or more")
-        return value
 
 
 class Database(Strict):
@@ -191,15 +185,7 @@ class Flow(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     source: FlowSource = Field(alias="from")
-    ports: list[int] = Field(min_length=1)
-
-    @field_validator("ports")
-    @classmethod
-    def _valid_ports(cls, value: list[int]) -> list[int]:
-        for port in value:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port {port} is outside 1-65535")
-        return value
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
 
 
 class LegacySource(Strict):

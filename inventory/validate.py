@@ -1,16 +1,19 @@
-"""Cross-checks over a schema-valid topology. Every rule returns problems; none raises,
-so a user sees all mistakes at once."""
+"""Cross-checks over a topology. Every rule returns problems; none raises, so a user sees
+all mistakes at once — schema errors included: objects with schema errors arrive built from
+their valid fields (`Topology.incomplete`) and are checked as far as those fields go."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from inventory import ipam
-from inventory.demand import center_demand
+from inventory.demand import center_demand, system_demand
 from inventory.errors import InvalidInventory, InventoryProblem
-from inventory.loader import DEFAULT_INVENTORY, Topology, load_topology
-from inventory.model import (ZERO, AppPlacement, CenterRole, DbReplication, Resources, System)
+from inventory.loader import DEFAULT_INVENTORY, Topology, load_topology_and_problems
+from inventory.model import (ZERO, AppPlacement, CenterRole, Cloud, DbReplication, Department,
+                             Resources, System, Tier)
 from inventory.names import BUCKET_MAX, backup_bucket
 
 Rule = Callable[[Topology], Iterator[InventoryProblem]]
@@ -21,67 +24,92 @@ def _at(topo: Topology, kind: str, name: str, *sub: str | int) -> Callable[[str]
     return lambda message: origin.problem(topo.root, tuple(sub), message)
 
 
+T = TypeVar("T")
+
+
+def _each(topo: Topology, items: Iterable[T],
+          check: Callable[[Topology, T], Iterator[InventoryProblem]]) -> Iterator[InventoryProblem]:
+    """`check` on every item; one that reads a field its schema error left unset is skipped
+    (that error is already reported) instead of ending the whole rule."""
+    for item in items:
+        try:
+            yield from check(topo, item)
+        except AttributeError:
+            if not topo.incomplete:
+                raise  # a complete topology has every field: this is a bug, not a user's mistake
+
+
 def check_clouds(topo: Topology) -> Iterator[InventoryProblem]:
-    for cloud in topo.clouds.values():
-        seen_roles: dict[CenterRole, str] = {}
-        for name, center in cloud.centers.items():
-            if center.role in seen_roles:
-                yield _at(topo, "cloud", cloud.name, "centers", name, "role")(
-                    f"center '{name}' has role {center.role.value} like '{seen_roles[center.role]}'; "
-                    "a cloud has at most one center per role")
-            seen_roles[center.role] = name
-        items = list(cloud.centers.items())
-        for i, (name_a, a) in enumerate(items):
-            for name_b, b in items[i + 1:]:
-                if a.address_space.overlaps(b.address_space):
-                    yield _at(topo, "cloud", cloud.name, "centers", name_b, "address_space")(
-                        f"{b.address_space} overlaps center '{name_a}' ({a.address_space}); "
-                        "give each center its own address space")
-        sizes = cloud.ipam
-        if not sizes.department_prefix < sizes.system_prefix < sizes.network_prefix:
-            yield _at(topo, "cloud", cloud.name, "ipam")(
-                "prefixes must grow: department_prefix < system_prefix < network_prefix")
-        elif sizes.network_prefix - sizes.system_prefix < 1:
-            yield _at(topo, "cloud", cloud.name, "ipam", "network_prefix")(
-                f"a system block must hold {len(ipam.NETWORKS)} networks")
+    yield from _each(topo, topo.clouds.values(), _cloud)
+
+
+def _cloud(topo: Topology, cloud: Cloud) -> Iterator[InventoryProblem]:
+    seen_roles: dict[CenterRole, str] = {}
+    for name, center in cloud.centers.items():
+        if center.role in seen_roles:
+            yield _at(topo, "cloud", cloud.name, "centers", name, "role")(
+                f"center '{name}' has role {center.role.value} like '{seen_roles[center.role]}'; "
+                "a cloud has at most one center per role")
+        seen_roles[center.role] = name
+    items = list(cloud.centers.items())
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1:]:
+            if a.address_space.overlaps(b.address_space):
+                yield _at(topo, "cloud", cloud.name, "centers", name_b, "address_space")(
+                    f"{b.address_space} overlaps center '{name_a}' ({a.address_space}); "
+                    "give each center its own address space")
+    sizes = cloud.ipam
+    if not sizes.department_prefix < sizes.system_prefix < sizes.network_prefix:
+        yield _at(topo, "cloud", cloud.name, "ipam")(
+            "prefixes must grow: department_prefix < system_prefix < network_prefix")
+    elif sizes.network_prefix - sizes.system_prefix < 1:
+        yield _at(topo, "cloud", cloud.name, "ipam", "network_prefix")(
+            f"a system block must hold {len(ipam.NETWORKS)} networks")
 
 
 def check_departments(topo: Topology) -> Iterator[InventoryProblem]:
-    for dept in topo.departments.values():
-        if dept.cloud not in topo.clouds:
-            yield _at(topo, "department", dept.id, "cloud")(
-                f"unknown cloud '{dept.cloud}'; known clouds: {', '.join(sorted(topo.clouds))}")
+    yield from _each(topo, topo.departments.values(), _department)
+
+
+def _department(topo: Topology, dept: Department) -> Iterator[InventoryProblem]:
+    if dept.cloud not in topo.clouds and not topo.may_exist("cloud", dept.cloud):
+        yield _at(topo, "department", dept.id, "cloud")(
+            f"unknown cloud '{dept.cloud}'; known clouds: {', '.join(sorted(topo.clouds))}")
 
 
 def check_tiers(topo: Topology) -> Iterator[InventoryProblem]:
+    yield from _each(topo, topo.tiers.values(), _tier)
+
+
+def _tier(topo: Topology, tier: Tier) -> Iterator[InventoryProblem]:
     levels = {lvl.level: lvl for lvl in topo.gbt.levels}
-    for tier in topo.tiers.values():
-        at = lambda *sub: _at(topo, "tier", tier.name, *sub)  # noqa: E731
-        primaries = [r for r, m in tier.placement.database.items() if m == DbReplication.primary]
-        if tier.placement.database and any(m != DbReplication.none
-                                           for m in tier.placement.database.values()):
-            if len(primaries) != 1:
-                yield at("placement", "database")(
-                    f"exactly one center role must hold the primary (found {len(primaries)})")
-        level = levels.get(tier.gbt20988_level)
-        if level is None:
-            continue
-        if level.rto_max_seconds is not None and tier.rto_seconds > level.rto_max_seconds:
-            yield at("rto_seconds")(
-                f"{tier.rto_seconds} s is above GB/T 20988 level {level.level}'s RTO bound "
-                f"({level.rto_max_seconds} s); lower the target or the level")
-        if level.rpo_max_seconds is not None and tier.rpo_seconds > level.rpo_max_seconds:
-            yield at("rpo_seconds")(
-                f"{tier.rpo_seconds} s is above GB/T 20988 level {level.level}'s RPO bound "
-                f"({level.rpo_max_seconds} s); lower the target or the level")
+    at = lambda *sub: _at(topo, "tier", tier.name, *sub)  # noqa: E731
+    primaries = [r for r, m in tier.placement.database.items() if m == DbReplication.primary]
+    if tier.placement.database and any(m != DbReplication.none
+                                       for m in tier.placement.database.values()):
+        if len(primaries) != 1:
+            yield at("placement", "database")(
+                f"exactly one center role must hold the primary (found {len(primaries)})")
+    level = levels.get(tier.gbt20988_level)
+    if level is None:
+        return
+    if level.rto_max_seconds is not None and tier.rto_seconds > level.rto_max_seconds:
+        yield at("rto_seconds")(
+            f"{tier.rto_seconds} s is above GB/T 20988 level {level.level}'s RTO bound "
+            f"({level.rto_max_seconds} s); lower the target or the level")
+    if level.rpo_max_seconds is not None and tier.rpo_seconds > level.rpo_max_seconds:
+        yield at("rpo_seconds")(
+            f"{tier.rpo_seconds} s is above GB/T 20988 level {level.level}'s RPO bound "
+            f"({level.rpo_max_seconds} s); lower the target or the level")
 
 
 def _system_refs(topo: Topology, system: System) -> Iterator[InventoryProblem]:
     at = lambda *sub: _at(topo, "system", system.name, *sub)  # noqa: E731
-    if system.department not in topo.departments:
+    if system.department not in topo.departments \
+            and not topo.may_exist("department", system.department):
         yield at("department")(f"unknown department '{system.department}'; declare it in "
                                "departments.yaml or fix the id")
-    if system.tier not in topo.tiers:
+    if system.tier not in topo.tiers and not topo.may_exist("tier", system.tier):
         yield at("tier")(f"unknown tier '{system.tier}'; known tiers: {', '.join(sorted(topo.tiers))}")
     dept = topo.departments.get(system.department)
     cloud = topo.clouds.get(dept.cloud) if dept else None
@@ -136,9 +164,10 @@ def _system_flows(topo: Topology, system: System) -> Iterator[InventoryProblem]:
         if source == "external":
             continue
         if source.startswith("department:"):
-            if source.split(":", 1)[1] not in topo.departments:
+            department = source.split(":", 1)[1]
+            if department not in topo.departments and not topo.may_exist("department", department):
                 yield at(f"unknown department in '{source}'")
-        elif source not in topo.systems:
+        elif source not in topo.systems and not topo.may_exist("system", source):
             yield at(f"unknown system '{source}'; use a system name, 'department:<id>' "
                      "or 'external'")
         elif source == system.name:
@@ -158,11 +187,8 @@ def _system_folder(topo: Topology, system: System) -> Iterator[InventoryProblem]
 
 
 def check_systems(topo: Topology) -> Iterator[InventoryProblem]:
-    for system in topo.systems.values():
-        yield from _system_folder(topo, system)
-        yield from _system_refs(topo, system)
-        yield from _system_placement(topo, system)
-        yield from _system_flows(topo, system)
+    for check in (_system_folder, _system_refs, _system_placement, _system_flows):
+        yield from _each(topo, topo.systems.values(), check)
 
 
 def _resolvable(topo: Topology, system: System) -> bool:
@@ -172,15 +198,35 @@ def _resolvable(topo: Topology, system: System) -> bool:
             and (system.database is None or system.database.flavor in cloud.flavors))
 
 
-def check_quotas(topo: Topology) -> Iterator[InventoryProblem]:
+def _countable(topo: Topology, system: System) -> bool:
+    """Resolvable, and every field its demand reads is there (see `Topology.incomplete`)."""
+    try:
+        return _resolvable(topo, system) and bool(system_demand(
+            topo.cloud_of(system), topo.tiers[system.tier], system)) \
+            and ("department", system.department) not in topo.incomplete
+    except AttributeError:
+        if not topo.incomplete:
+            raise
+        return False
+
+
+def department_usage(topo: Topology) -> dict[tuple[str, CenterRole], Resources]:
+    """What each department's countable systems use per center role.
+
+    A department or system with a schema error is left out: its quota or demand is not
+    known, and a sum without it could only claim an overflow that is not there."""
     usage: dict[tuple[str, CenterRole], Resources] = defaultdict(lambda: ZERO)
     for system in topo.systems.values():
-        if not _resolvable(topo, system):
+        if not _countable(topo, system):
             continue
-        cloud = topo.cloud_of(system)
-        tier = topo.tiers[system.tier]
-        for role in CenterRole:
-            usage[(system.department, role)] += center_demand(cloud, tier, system, role).resources
+        for role, demand in system_demand(topo.cloud_of(system), topo.tiers[system.tier],
+                                          system).items():
+            usage[(system.department, role)] += demand.resources
+    return usage
+
+
+def check_quotas(topo: Topology) -> Iterator[InventoryProblem]:
+    usage = department_usage(topo)
     for (dept_id, role), used in sorted(usage.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
         dept = topo.departments[dept_id]
         quota = dept.quotas.get(role, ZERO)
@@ -196,7 +242,7 @@ def _quota_problem(topo: Topology, dept_id: str, role: CenterRole, used: Resourc
     department's systems that use the center, largest first."""
     detail = ", ".join(f"{d} {getattr(used, d)} > {getattr(quota, d)}" for d in over)
     systems = sorted((s for s in topo.systems.values() if s.department == dept_id
-                      and _resolvable(topo, s)),
+                      and _countable(topo, s)),
                      key=lambda s: -getattr(center_demand(topo.cloud_of(s), topo.tiers[s.tier], s,
                                                           role).resources, over[0]))
     names = ", ".join(s.name for s in systems[:5]) + (" …" if len(systems) > 5 else "")
@@ -205,10 +251,14 @@ def _quota_problem(topo: Topology, dept_id: str, role: CenterRole, used: Resourc
                              f"quota exceeded in {role.value}: {detail} for department '{dept_id}' "
                              f"(systems: {names}); raise the quota or shrink these systems")
     line = origin.document.line_of(origin.path + ("quotas",))
-    return InventoryProblem(problem.file, problem.path, problem.message, line)
+    return InventoryProblem(problem.file, problem.path, problem.message, line, dept_id)
 
 
 def check_address_space(topo: Topology) -> Iterator[InventoryProblem]:
+    if topo.incomplete:
+        # Blocks are handed out in a stable order over all departments and systems; with
+        # one left out or half-read, the plan would differ from the lock for no reason.
+        return
     yield from ipam.allocate(topo).problems
 
 
@@ -221,9 +271,10 @@ def validate(topo: Topology) -> list[InventoryProblem]:
 
 
 def load_valid_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:
-    """Load, schema-check and cross-check; raise InvalidInventory listing every problem."""
-    topo = load_topology(root)
-    problems = validate(topo)
+    """Load, schema-check and cross-check; raise InvalidInventory listing every problem,
+    schema and cross-check alike, in one pass."""
+    topo, problems = load_topology_and_problems(root)
+    problems = problems + validate(topo)
     if problems:
         raise InvalidInventory(problems)
     return topo

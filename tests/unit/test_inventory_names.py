@@ -113,14 +113,14 @@ def test_validate_names_the_file_field_and_allowed_form_of_each_hostile_name(inv
     assert run.returncode == 2, run.stderr
     errors = {(Path(e["file"]).name, e["path"]): e for e in json.loads(run.stdout)["errors"]}
     expected = {
-        ("portal.yaml", "legacy.host"): "not a host name (RFC 1123)",
-        ("portal.yaml", "legacy.database"): "not a PostgreSQL identifier",
-        ("portal.yaml", "legacy.paths[0]"): "not an absolute path",
-        ("portal.yaml", "flows[0].from"): "not one of 'external', 'department:<id>'",
-        ("archive.yaml", "name"): "not a name: a lower-case letter",
-        ("demo.yaml", "centers.'main\\nx'"): "not a name",
-        ("demo.yaml", "dns_zone"): "not a DNS zone",
-        ("departments.yaml", "[0].id"): "not a name",
+        ("portal.yaml", "legacy.host"): "must be a host name (RFC 1123)",
+        ("portal.yaml", "legacy.database"): "must be a PostgreSQL identifier",
+        ("portal.yaml", "legacy.paths[0]"): "must be an absolute path",
+        ("portal.yaml", "flows[0].from"): "must be one of 'external', 'department:<id>'",
+        ("archive.yaml", "name"): "must be a name: a lower-case letter",
+        ("demo.yaml", "centers.'main\\nx'"): "must be a name",
+        ("demo.yaml", "dns_zone"): "must be a DNS zone",
+        ("departments.yaml", "[0].id"): "must be a name",
     }
     assert set(errors) == set(expected)
     for where, rule in expected.items():
@@ -134,7 +134,7 @@ def test_validate_for_people_prints_hostile_names_as_text(inventory_copy):
                           str(inventory_copy)], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "(got '[/]x[red]')" in run.stderr
+    assert ", got '[/]x[red]'" in run.stderr
 
 
 def test_a_backup_bucket_name_over_the_s3_limit_is_refused(inventory_copy):

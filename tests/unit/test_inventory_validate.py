@@ -85,9 +85,9 @@ BROKEN = {
     "flow-unknown-department": ("systems/archive.yaml", _set(["flows", 0, "from"], "department:zzz"),
                                 "archive.yaml", "flows[0].from", "unknown department"),
     "flow-bad-port": ("systems/archive.yaml", _set(["flows", 0, "ports"], [70000]),
-                      "archive.yaml", "flows[0].ports", "outside 1-65535"),
+                      "archive.yaml", "flows[0].ports[0]", "must be 65535 or less, got 70000"),
     "wrong-type": ("systems/portal.yaml", _set(["app", "instances", "main"], "two"),
-                   "portal.yaml", "app.instances.main", "valid integer"),
+                   "portal.yaml", "app.instances.main", "must be a whole number, got 'two'"),
     "unknown-key": ("systems/portal.yaml", _set(["colour"], "blue"),
                     "portal.yaml", "colour", "unknown key"),
     "missing-field": ("systems/portal.yaml", _delete(["tier"]),
@@ -142,11 +142,40 @@ def test_all_errors_are_reported_at_once(inventory_copy: Path):
     edit_yaml(inventory_copy / "systems" / "archive.yaml", _set(["app", "flavor"], "huge"))
     edit_yaml(inventory_copy / "departments.yaml", _set([0, "name_en"], 5))
     problems = problems_of(inventory_copy)
-    # schema errors stop before cross-checks: fix the types first, then see the references
-    assert [p.path for p in problems] == ["[0].name_en"]
-    edit_yaml(inventory_copy / "departments.yaml", _set([0, "name_en"], "A"))
-    paths = {p.path for p in problems_of(inventory_copy)}
-    assert {"tier", "app.flavor"} <= paths
+    # a schema error no longer hides the cross-checks: one run, every mistake (issue 14)
+    assert sorted(p.path for p in problems) == ["[0].name_en", "app.flavor", "tier"]
+
+
+def test_schema_and_cross_check_errors_of_one_system_come_together(inventory_copy: Path):
+    edit_yaml(inventory_copy / "systems" / "portal.yaml", _set(["tier"], "platinum"))
+    edit_yaml(inventory_copy / "systems" / "portal.yaml", _set(["app", "instances", "main"], -2))
+    edit_yaml(inventory_copy / "systems" / "portal.yaml", _set(["database", "flavor"], "nope"))
+    found = {p.path: p for p in problems_of(inventory_copy)}
+    assert set(found) == {"tier", "app.instances.main", "database.flavor"}, found
+    assert found["app.instances.main"].message == "must be 0 or more, got -2"
+    assert {(p.system, p.department) for p in found.values()} == {("portal", "dept-a")}
+
+
+def test_a_schema_error_in_a_quota_is_not_also_a_quota_overflow(inventory_copy: Path):
+    edit_yaml(inventory_copy / "departments.yaml", _set([0, "quotas", "main", "vcpus"], -2))
+    edit_yaml(inventory_copy / "systems" / "archive.yaml", _set(["tier"], "platinum"))
+    problems = problems_of(inventory_copy)
+    assert sorted(p.path for p in problems) == ["[0].quotas.main.vcpus", "tier"], problems
+    quota = next(p for p in problems if p.path.endswith("vcpus"))
+    assert quota.message == "must be 0 or more, got -2" and quota.department == "dept-a"
+    line = (inventory_copy / "departments.yaml").read_text().splitlines()[quota.line - 1]
+    assert line.strip() == "vcpus: -2"
+    assert "Input should" not in str(problems)
+
+
+def test_an_unreadable_file_does_not_make_its_names_unknown(inventory_copy: Path):
+    """archive's flow from portal and every system's tier stay quiet: the only mistakes
+    are the two files that cannot be read."""
+    (inventory_copy / "systems" / "portal.yaml").write_text("name: portal\napp: [unclosed\n")
+    (inventory_copy / "tiers.yaml").write_text("- name: gold\n  rto_seconds: [\n")
+    problems = problems_of(inventory_copy)
+    assert sorted(p.file.removeprefix("inv/") for p in problems) == ["systems/portal.yaml",
+                                                                      "tiers.yaml"], problems
 
 
 def test_missing_directory_is_a_user_error(tmp_path: Path):
