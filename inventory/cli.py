@@ -15,6 +15,8 @@ from inventory.capacity import DIMENSIONS, CapacityReport, capacity_report
 from inventory.demand import system_demand
 from inventory.errors import InvalidInventory
 from inventory.loader import DEFAULT_INVENTORY, INVENTORY_ENV, Topology
+from inventory.model import System
+from inventory.requests import find_request, quota_left, request_report
 from inventory.validate import load_valid_topology
 
 EXIT_INVALID = 2
@@ -83,14 +85,22 @@ def ipam_warnings(plan: ipam.IpamPlan) -> list[str]:
 
 @click.command()
 @inventory_option
+@click.option("--request", "requests", multiple=True, metavar="FILE|SYSTEM",
+              help="A system request (its file in the inventory, or its name): show what it "
+                   "adds per center and its department's quota left. Repeatable.")
 @json_option
-def validate(inventory_dir: Path, as_json: bool) -> None:
+def validate(inventory_dir: Path, requests: tuple[str, ...], as_json: bool) -> None:
     """Check the inventory: schemas, references, quotas, placement, address space.
 
     Exit 0 valid, 2 invalid (every problem is listed, with file, field and line)."""
     topo = load_or_exit(inventory_dir, as_json)
+    asked = [_request(topo, ref) for ref in requests]
+    left = quota_left(topo)
     summary = {"valid": True, "inventory": str(topo.root), **inventory_summary(topo),
-               "warnings": ipam_warnings(ipam.allocate(topo))}
+               "warnings": ipam_warnings(ipam.allocate(topo)),
+               "quota_left": {dept: {q.role.value: q.as_dict() for q in lines}
+                              for dept, lines in left.items()},
+               "requests": [request_report(topo, system, left) for system in asked]}
     if as_json:
         print_json(summary)
         return
@@ -103,6 +113,42 @@ def validate(inventory_dir: Path, as_json: bool) -> None:
         console.print(f"  {center}: {vms} VMs")
     for warning in summary["warnings"]:
         console.print(f"  [yellow]![/] {warning}")
+    for report in summary["requests"]:
+        _print_request(console, report)
+
+
+def _request(topo: Topology, ref: str) -> System:
+    system = find_request(topo, ref)
+    if system is None:
+        raise click.BadParameter(
+            f"'{ref}' is neither a system file in {topo.root} nor a system name there — "
+            "put the request under systems/<your-dept>/ in the inventory, or check --inventory",
+            param_hint="--request")
+    return system
+
+
+def _amount(values: dict, prefix: str = "") -> str:
+    return (f"{prefix}{values['vcpus']:,} vCPUs, {prefix}{values['ram_gib']:,} GiB RAM, "
+            f"{prefix}{values['storage_gib']:,} GiB storage")
+
+
+def _print_request(console, report: dict) -> None:
+    console.print(f"[bold]Request {escape(report['system'])}[/] (department "
+                  f"{report['department']}, tier {report['tier']}, {escape(report['file'])}) adds:",
+                  highlight=False)
+    for center, delta in report["adds"].items():
+        console.print(f"  {center} ({delta['role']}): {delta['app_vms']} app + {delta['db_vms']} "
+                      f"database VM(s); {_amount(delta, '+')}", highlight=False)
+    total = report["adds_total"]
+    console.print(f"  in all: {total['app_vms']} app + {total['db_vms']} database VM(s); "
+                  f"{_amount(total, '+')}", highlight=False)
+    console.print(f"Quota of {report['department']} left with it counted:", highlight=False)
+    for role, quota in report["quota_left_after"].items():
+        left, limit = quota["left"], quota["quota"]
+        console.print(f"  {role}: " + ", ".join(
+            f"{left[d]:,} of {limit[d]:,} {unit}" for d, unit in
+            (("vcpus", "vCPUs"), ("ram_gib", "GiB RAM"), ("storage_gib", "GiB storage"),
+             ("instances", "VMs"))), highlight=False)
 
 
 def _bar(ratio: float, width: int = 10) -> str:

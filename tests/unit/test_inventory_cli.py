@@ -132,3 +132,56 @@ def test_every_inventory_command_refuses_an_alias_bomb_the_same_way(tmp_path, co
     (error,) = json.loads(run.stdout)["errors"]
     assert (error["file"], error["line"]) == ("inv/systems/portal.yaml", 5)
     assert "aliases" in error["message"]
+
+
+def test_validate_request_shows_what_it_adds_per_center_and_the_quota_left(tmp_path):
+    """The figures a department reviews (issue 14): portal (gold: 2+2+1 small app VMs and
+    three database members, a 10 GiB bucket) beside archive in dept-a's quota."""
+    inv = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inv)
+    run = tricenter("validate", "--inventory", str(inv), "--request",
+                    str(inv / "systems" / "portal.yaml"), "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    [request] = out["requests"]
+    assert (request["system"], request["department"], request["tier"]) == ("portal", "dept-a", "gold")
+    assert request["adds"]["demo/main"] == {"center": "demo/main", "role": "main", "app_vms": 2,
+                                            "db_vms": 1, "vcpus": 8, "ram_gib": 24,
+                                            "storage_gib": 190, "instances": 3}
+    # the remote center also holds the backup bucket
+    assert request["adds"]["demo/remote"]["storage_gib"] == 20 + 150 + 10
+    assert request["adds_total"]["app_vms"] == 5 and request["adds_total"]["db_vms"] == 3
+    # quota 40/160/4000/15 in main, less portal and archive (1 app VM + the primary)
+    assert request["quota_left_after"]["main"]["left"] == {"vcpus": 26, "ram_gib": 116,
+                                                          "storage_gib": 3690, "instances": 10}
+    assert out["quota_left"]["dept-a"]["remote"]["left"] == {"vcpus": 10, "ram_gib": 44,
+                                                             "storage_gib": 3720, "instances": 3}
+    text = " ".join(tricenter("validate", "--inventory", str(inv), "--request", "portal")
+                    .stdout.split())  # COLUMNS, when the test runner sets it, wraps lines
+    assert ("demo/main (main): 2 app + 1 database VM(s); +8 vCPUs, +24 GiB RAM, "
+            "+190 GiB storage") in text
+    assert "main: 26 of 40 vCPUs, 116 of 160 GiB RAM, 3,690 of 4,000 GiB storage, 10 of 15 VMs" in text
+
+
+def test_validate_request_outside_the_inventory_is_a_usage_error(tmp_path):
+    stray = tmp_path / "new.yaml"
+    stray.write_text("name: new\n")
+    run = tricenter("validate", "--inventory", str(FIXTURES / "minimal"), "--request", str(stray),
+                    "--json")
+    assert run.returncode == 2
+    assert "systems/<your-dept>/" in json.loads(run.stdout)["error"]
+
+
+def test_department_guide_shows_what_validate_request_prints():
+    """docs/department.md promises a request's delta and the quota left; its example is
+    the sample's real output, line for line."""
+    guide = (REPO / "docs" / "department.md").read_text()
+    command = "tricenter validate --request inventory/guangdong/systems/gd-rst/employment-service.yaml"
+    assert f"`{command}`" in guide
+    example = guide.split("   ```\n")[1]
+    shown = [line.strip() for line in example.splitlines() if line.strip() not in ("", "…")]
+    run = tricenter(*command.split()[1:])
+    assert run.returncode == 0, run.stderr
+    printed = " ".join(run.stdout.split())
+    for line in shown:
+        assert line in printed, line
