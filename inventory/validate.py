@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from inventory import ipam
-from inventory.demand import center_demand, system_demand
+from inventory.demand import CenterDemand, system_demand
 from inventory.errors import InvalidInventory, InventoryProblem
 from inventory.loader import DEFAULT_INVENTORY, Topology, load_topology_and_problems
 from inventory.model import (ZERO, AppPlacement, CenterRole, Cloud, DbReplication, Department,
@@ -198,16 +198,17 @@ def _resolvable(topo: Topology, system: System) -> bool:
             and (system.database is None or system.database.flavor in cloud.flavors))
 
 
-def _countable(topo: Topology, system: System) -> bool:
-    """Resolvable, and every field its demand reads is there (see `Topology.incomplete`)."""
+def _countable_demand(topo: Topology, system: System) -> dict[CenterRole, CenterDemand] | None:
+    """The system's demand per center role, or None when it cannot be counted: unresolved
+    references, or a schema error in it or its department (see `Topology.incomplete`)."""
     try:
-        return _resolvable(topo, system) and bool(system_demand(
-            topo.cloud_of(system), topo.tiers[system.tier], system)) \
-            and ("department", system.department) not in topo.incomplete
+        if ("department", system.department) in topo.incomplete or not _resolvable(topo, system):
+            return None
+        return system_demand(topo.cloud_of(system), topo.tiers[system.tier], system)
     except AttributeError:
         if not topo.incomplete:
             raise
-        return False
+        return None
 
 
 def department_usage(topo: Topology) -> dict[tuple[str, CenterRole], Resources]:
@@ -217,10 +218,7 @@ def department_usage(topo: Topology) -> dict[tuple[str, CenterRole], Resources]:
     known, and a sum without it could only claim an overflow that is not there."""
     usage: dict[tuple[str, CenterRole], Resources] = defaultdict(lambda: ZERO)
     for system in topo.systems.values():
-        if not _countable(topo, system):
-            continue
-        for role, demand in system_demand(topo.cloud_of(system), topo.tiers[system.tier],
-                                          system).items():
+        for role, demand in (_countable_demand(topo, system) or {}).items():
             usage[(system.department, role)] += demand.resources
     return usage
 
@@ -241,11 +239,10 @@ def _quota_problem(topo: Topology, dept_id: str, role: CenterRole, used: Resourc
     would otherwise point at the department that declared the anchor — and names the
     department's systems that use the center, largest first."""
     detail = ", ".join(f"{d} {getattr(used, d)} > {getattr(quota, d)}" for d in over)
-    systems = sorted((s for s in topo.systems.values() if s.department == dept_id
-                      and _countable(topo, s)),
-                     key=lambda s: -getattr(center_demand(topo.cloud_of(s), topo.tiers[s.tier], s,
-                                                          role).resources, over[0]))
-    names = ", ".join(s.name for s in systems[:5]) + (" …" if len(systems) > 5 else "")
+    demands = {s.name: d[role].resources for s in topo.systems.values()
+               if s.department == dept_id and (d := _countable_demand(topo, s))}
+    systems = sorted(demands, key=lambda name: -getattr(demands[name], over[0]))
+    names = ", ".join(systems[:5]) + (" …" if len(systems) > 5 else "")
     origin = topo.origin("department", dept_id)
     problem = origin.problem(topo.root, ("quotas", role.value),
                              f"quota exceeded in {role.value}: {detail} for department '{dept_id}' "

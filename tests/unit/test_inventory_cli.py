@@ -185,3 +185,18 @@ def test_department_guide_shows_what_validate_request_prints():
     printed = " ".join(run.stdout.split())
     for line in shown:
         assert line in printed, line
+
+
+def test_validate_prints_schema_and_reference_errors_together_for_people(tmp_path):
+    inv = tmp_path / "inv"
+    shutil.copytree(FIXTURES / "minimal", inv)
+    edit_yaml(inv / "systems" / "portal.yaml", lambda d: d["app"]["instances"].update(main=-2))
+    edit_yaml(inv / "systems" / "archive.yaml", lambda d: d.update(tier="platinum"))
+    run = tricenter("validate", "--inventory", str(inv))
+    assert run.returncode == 2
+    err = " ".join(run.stderr.split())
+    line = (inv / "systems" / "portal.yaml").read_text().splitlines().index("    main: -2") + 1
+    assert (f"inv/systems/portal.yaml:{line}: app.instances.main: must be 0 or more, got -2 "
+            "[system portal, department dept-a]") in err
+    assert "inv/systems/archive.yaml:3: tier: unknown tier 'platinum'" in err
+    assert "Input should" not in err and "2 problem(s)" in err

@@ -153,6 +153,8 @@ def test_schema_and_cross_check_errors_of_one_system_come_together(inventory_cop
     found = {p.path: p for p in problems_of(inventory_copy)}
     assert set(found) == {"tier", "app.instances.main", "database.flavor"}, found
     assert found["app.instances.main"].message == "must be 0 or more, got -2"
+    text = (inventory_copy / "systems" / "portal.yaml").read_text().splitlines()
+    assert text[found["app.instances.main"].line - 1].strip() == "main: -2"
     assert {(p.system, p.department) for p in found.values()} == {("portal", "dept-a")}
 
 
