@@ -15,7 +15,8 @@ with '.' (editor and VCS files) are neither read nor reported.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
@@ -384,6 +385,27 @@ def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:
     return GbtStandard.model_validate(load_yaml(file).data)
 
 
+def _merge_shared(problems: list[InventoryProblem]) -> list[InventoryProblem]:
+    """One problem for a value that several entries share through a YAML anchor (`quotas:
+    *id001`): it is written, and fixed, once; listing it per department hides the others."""
+    groups: dict[tuple[str, int | None, str, str], list[InventoryProblem]] = {}
+    for problem in problems:
+        inner = re.sub(r"^\[\d+\]", "", problem.path)
+        key = (problem.file, problem.line, problem.message, inner)
+        groups.setdefault(key if problem.line and inner != problem.path else (id(problem),),
+                          []).append(problem)
+    merged = []
+    for same in groups.values():
+        first = same[0]
+        owners = [p.department for p in same if p.department]
+        if len(same) > 1 and len(owners) == len(same):
+            first = replace(first, department=None, message=(
+                f"{first.message} — written once and shared through a YAML anchor by "
+                f"departments {', '.join(owners)}"))
+        merged.append(first)
+    return merged
+
+
 def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
                                ) -> tuple[Topology, list[InventoryProblem]]:
     """Load an inventory as far as it goes, with every schema problem found on the way.
@@ -408,7 +430,7 @@ def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
     _one_per_file(col, system_files, System, "system", topo, topo.systems)
     # the IPAM lock is read by inventory.ipam when addresses are checked
     _report_unread(col, root, {*cloud_files, *system_files, *(root / n for n in TOP_LEVEL_FILES)})
-    return topo, col.problems
+    return topo, _merge_shared(col.problems)
 
 
 def load_topology(root: Path | str = DEFAULT_INVENTORY) -> Topology:

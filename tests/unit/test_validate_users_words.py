@@ -41,3 +41,15 @@ def test_quota_overflow_names_department_system_and_its_own_line(sample: Path) -
     lines = (sample / "departments.yaml").read_text().splitlines()
     assert problem.line is not None and lines[problem.line - 1].strip() == "quotas: *id001"
     assert "department 'gd-rst'" in problem.message and "employment-service" in problem.message
+
+
+def test_a_bad_value_shared_through_an_anchor_is_one_problem_naming_every_department(sample: Path) -> None:
+    file = sample / "departments.yaml"
+    lines = file.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "ram_gib: 1024")
+    lines[at] = lines[at].replace("1024", "-5")
+    file.write_text("\n".join(lines) + "\n")
+    [problem] = problems(sample)
+    assert problem.line == at + 1 and problem.path.endswith("quotas.main.ram_gib")
+    assert problem.message.startswith("must be 0 or more, got -5")
+    assert "gd-zsj, gd-gat, gd-rst" in problem.message
