@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -176,7 +177,7 @@ def _expected(ctx: dict) -> str:
     return ctx.get("expected", "").replace("'", "")
 
 
-_WORDS: dict[str, Any] = {
+_WORDS: dict[str, Callable[[dict], str]] = {
     "greater_than_equal": lambda c: f"must be {c['ge']} or more",
     "greater_than": lambda c: f"must be more than {c['gt']}",
     "less_than_equal": lambda c: f"must be {c['le']} or less",

@@ -213,3 +213,28 @@ def test_files_kept_unread_on_purpose_are_not_reported(inventory_copy: Path):
 @pytest.mark.parametrize("inventory", [DEFAULT_INVENTORY, LAB_INVENTORY], ids=["sample", "lab"])
 def test_shipped_inventories_hold_only_files_the_loader_reads(inventory: Path):
     load_topology(inventory)  # raises InvalidInventory on an unread file
+
+
+# (file, mutation, field path, the message in the user's words)
+IN_USERS_WORDS = {
+    "role typo as a key": ("departments.yaml", _set([0, "quotas", "mian"], {
+        "vcpus": 1, "ram_gib": 1, "storage_gib": 1, "instances": 1}),
+        "[0].quotas.mian", "must be one of main, samecity or remote, got 'mian'"),
+    "quota given as a number": ("departments.yaml", _set([0, "quotas", "main"], -2),
+                                "[0].quotas.main", "must be a mapping (indented 'key: value' lines), got -2"),
+    "text for a boolean": ("tiers.yaml", _set([0, "placement", "recover_in_remote"], "maybe"),
+                           "[0].placement.recover_in_remote", "must be true or false, got 'maybe'"),
+    "host bits in a network": ("clouds/demo.yaml", _set(["centers", "main", "address_space"], "10.1.0.1/16"),
+                               "centers.main.address_space", "must be an IPv4 network with its prefix"),
+    "level out of range": ("tiers.yaml", _set([0, "gbt20988_level"], 7),
+                           "[0].gbt20988_level", "must be 6 or less, got 7"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IN_USERS_WORDS))
+def test_schema_errors_are_in_the_users_words(inventory_copy: Path, case: str):
+    file, mutate, path, words = IN_USERS_WORDS[case]
+    edit_yaml(inventory_copy / file, mutate)
+    found = [p for p in problems_of(inventory_copy) if p.path == path]
+    assert found and found[0].message.startswith(words), problems_of(inventory_copy)
+    assert "Input should" not in found[0].message
