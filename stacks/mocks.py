@@ -35,6 +35,11 @@ class Registration:
     custom: bool
     provider: str  # reference "<provider urn>::<id>", empty for components
     serialized: struct_pb2.Struct  # the inputs as the engine receives them
+    dependencies: tuple[str, ...] = ()  # URNs the engine waits for before creating it
+    protect: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    import_id: str = ""
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -79,7 +84,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         registration = Registration(urn, request.type, request.name, request.parent,
-                                    bool(request.custom), request.provider, request.object)
+                                    bool(request.custom), request.provider, request.object,
+                                    tuple(request.dependencies), bool(request.protect),
+                                    bool(request.deleteBeforeReplace),
+                                    tuple(request.ignoreChanges), request.importId)
         # Inputs are decoded only for mocks that look at them (PlanMocks does not).
         inputs = {} if isinstance(self.mocks, PlanMocks) else registration.inputs
         args = pulumi.runtime.MockResourceArgs(
