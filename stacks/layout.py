@@ -125,6 +125,8 @@ class SystemLayout:
 class DepartmentLayout:
     department: Department
     systems: list[SystemLayout] = field(default_factory=list)
+    # What every VM of the department here may send whatever it runs (one shared group).
+    baseline_egress: list[EgressRule] = field(default_factory=list)
 
 
 @dataclass
@@ -263,11 +265,14 @@ class _Planner:
         zones = self.center.volume_availability_zones
         return zones[index % len(zones)] if zones else None
 
-    def own_subnet_services(self, subnet: IPv4Network) -> list[EgressRule]:
-        """What every VM needs whatever it runs: DNS from the subnet's DHCP ports and the
-        metadata service cloud-init reads at boot."""
-        return [EgressRule(DNS_PORT, str(subnet), "DNS (Neutron DHCP port)", "udp"),
-                EgressRule(80, METADATA_CIDR, "metadata service (cloud-init)")]
+    def baseline_egress(self, department: str) -> list[EgressRule]:
+        """What every VM needs whatever it runs: DNS from its subnet's DHCP ports (all
+        inside the department's block here) and the metadata service cloud-init reads."""
+        rules = [EgressRule(80, METADATA_CIDR, "metadata service (cloud-init)")]
+        block = self.ipam.blocks.get(f"{self.cloud.name}/{self.center_name}/{department}")
+        if block is not None:
+            rules.insert(0, EgressRule(DNS_PORT, str(block), "DNS (Neutron DHCP ports)", "udp"))
+        return rules
 
     def db_subnets(self, system: System) -> list[tuple[str, IPv4Network]]:
         tier = self.topology.tiers[system.tier]
@@ -277,11 +282,10 @@ class _Planner:
                 for name, role in sorted(self.placed_centers(system).items())
                 if tier.placement.db_role(role) != DbReplication.none]
 
-    def app_egress(self, system: System, app_subnet: IPv4Network) -> list[EgressRule]:
+    def app_egress(self, system: System) -> list[EgressRule]:
         """The app tier reaches its own database wherever the primary runs, and the
         entries of the systems whose flows name it as source: nothing else."""
-        rules = self.own_subnet_services(app_subnet)
-        rules += [EgressRule(POSTGRES_PORT, str(net), f"own database in {center}")
+        rules = [EgressRule(POSTGRES_PORT, str(net), f"own database in {center}")
                   for center, net in self.db_subnets(system)]
         for other, flow in self.flows_from.get(system.name, []):
             for vip in self.active_vips(other):
@@ -289,8 +293,8 @@ class _Planner:
                           for port in flow.ports]
         return _unique(rules)
 
-    def db_egress(self, system: System, db_subnet: IPv4Network) -> list[EgressRule]:
-        rules = self.own_subnet_services(db_subnet)
+    def db_egress(self, system: System) -> list[EgressRule]:
+        rules: list[EgressRule] = []
         for center, net in self.db_peers(system):
             rules.append(EgressRule(POSTGRES_PORT, str(net), f"replication peer in {center}"))
             rules.append(EgressRule(PATRONI_API_PORT, str(net), f"Patroni peer in {center}"))
@@ -319,14 +323,14 @@ class _Planner:
             if app_placement == AppPlacement.active:
                 layout.lb_vip = str(host(app_subnet, LB_VIP_OFFSET))
                 layout.entry_ports = self.entry_ports(system, app_subnet)
-            layout.app_egress = self.app_egress(system, app_subnet)
+            layout.app_egress = self.app_egress(system)
         if db_subnet is not None:
             layout.db_member = DbMemberLayout(member_name(system.name, self.center_name),
                                               str(host(db_subnet, DB_MEMBER_OFFSET)), db_role,
                                               zones[0], self.db_image(system),
                                               self.volume_zone(0))
             layout.db_rules = self.db_rules(system)
-            layout.db_egress = self.db_egress(system, db_subnet)
+            layout.db_egress = self.db_egress(system)
         if system.bucket is not None and role == CenterRole.remote:
             layout.backup_container = backup_bucket(self.cloud.name, system.name)
         if self.cloud.dns_zone and role == CenterRole.main and layout.lb_vip:
@@ -363,4 +367,6 @@ def stack_layout(topology: Topology, ipam: IpamPlan, stack: str) -> StackLayout:
         entry = by_department.setdefault(dept.id, DepartmentLayout(dept))
         entry.systems.append(planner.system_layout(system))
     departments = [by_department[k] for k in sorted(by_department)]
+    for entry in departments:
+        entry.baseline_egress = planner.baseline_egress(entry.department.id)
     return StackLayout(stack, cloud, center_name, center, departments)

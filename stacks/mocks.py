@@ -141,6 +141,12 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
       either: the mock monitor takes alias specs, so the SDK never turns aliases into URNs.
     - Debug messages: the SDK builds a log request for the engine's debug channel several
       times per resource; only `pulumi --debug` shows them, and a mocked run has no CLI.
+    - Placeholders for properties nobody set: a generated class hands the SDK every
+      property it knows (an instance has ~40), mostly `None`, and the SDK makes four
+      futures and an Output for each. Under mocks an unset property could only ever
+      resolve to `None`; leaving it out changes nothing sent to the engine (`None`
+      is never serialized), and a program that read one would fail loudly here rather
+      than plan on a value the cloud never gave.
     """
     patches = _sdk_patches()
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
@@ -167,7 +173,10 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
     from pulumi.runtime import resource as sdk_resource
     from pulumi.runtime.proto import source_pb2
 
+    from pulumi.runtime import rpc as sdk_rpc
+
     patches: list[tuple[Any, str, Any]] = [
+        (sdk_rpc, "transfer_properties", _only_set(sdk_rpc.transfer_properties)),
         (sdk_resource, "_get_stack_trace", source_pb2.StackTrace),
         (sdk_output.Output, "_track", _untracked),
         (sdk_resource, "create_urn", _no_fallback_urn),
@@ -180,6 +189,12 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
         raise RuntimeError(f"this pulumi SDK lacks {', '.join(missing)}: review stacks/mocks.py "
                            "against the new SDK before planning fast (or plan with fast=False)")
     return patches
+
+
+def _only_set(transfer):
+    def transfer_set(res, props, custom):
+        return transfer(res, {k: v for k, v in props.items() if v is not None}, custom)
+    return transfer_set
 
 
 def _untracked(self) -> None:

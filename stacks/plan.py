@@ -156,7 +156,7 @@ class ProgramRun:
 
 
 def run_program(topology: Topology, stack: str, fast: bool = True,
-                restore_gc: bool = True) -> ProgramRun:
+                restore_gc: bool = True, settings: Any = None) -> ProgramRun:
     """Run one stack's program under mocks in this process.
 
     `restore_gc=False` leaves the cyclic collector off afterwards: for a process that
@@ -172,7 +172,7 @@ def run_program(topology: Topology, stack: str, fast: bool = True,
     captured: dict[str, Any] = {}
 
     def program():
-        captured["layout"] = build_stack(topology, stack, StackSettings(planning=True))
+        captured["layout"] = build_stack(topology, stack, settings or StackSettings(planning=True))
 
         async def exports():
             captured["outputs"] = await _resolved_exports()

@@ -14,7 +14,7 @@ from stacks.auth import scoped_auth
 from stacks.department import PROJECT_ROLE, DepartmentProject, Identity
 from stacks.layout import EgressRule, StackLayout, stack_layout
 from stacks.outputs import PASSWORDS_OUTPUT, RUNTIME_OUTPUT, runtime_output
-from stacks.system import LB_PROVIDER, CenterServices, SystemCenter
+from stacks.system import LB_PROVIDER, CenterServices, SystemCenter, security_group
 
 PROJECT = "tricenter"
 CONFIG_NAMESPACE = "tricenter"
@@ -118,8 +118,12 @@ def build_stack(topology: Topology, stack: str, settings: StackSettings) -> Stac
     for dept in layout.departments:
         project = DepartmentProject(dept.department, layout.center.role.value, region, identity)
         opts = pulumi.ResourceOptions(parent=project, providers={"openstack": project.provider})
+        baseline = security_group(
+            f"{dept.department.id}-{layout.center_name}-baseline",
+            "every VM of the department: DNS and metadata only", [], dept.baseline_egress,
+            opts) if dept.systems else None
         for system in dept.systems:
-            SystemCenter(system, services, opts=opts)
+            SystemCenter(system, services, baseline, opts=opts)
     pulumi.export(RUNTIME_OUTPUT, runtime_output(layout, settings.ssh_user))
     if layout.owns_identity:
         pulumi.export(PASSWORDS_OUTPUT, pulumi.Output.secret(_passwords(topology, layout,

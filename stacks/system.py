@@ -42,13 +42,35 @@ class CenterServices:
     backup_egress: list[EgressRule] = field(default_factory=list)  # the object store's API
 
 
+def security_group(name: str, description: str, ingress: list[IngressRule],
+                   egress: list[EgressRule], opts: pulumi.ResourceOptions
+                   ) -> openstack.networking.SecGroup:
+    """Deny by default both ways: Neutron's allow-all egress rules are deleted, so only
+    `ingress` lets traffic in and only `egress` lets it out (replies pass: the group is
+    stateful)."""
+    group = openstack.networking.SecGroup(f"{name}-sg", name=name, description=description,
+                                          delete_default_rules=True, opts=opts)
+    for direction, rules in (("ingress", ingress), ("egress", egress)):
+        short = "in" if direction == "ingress" else "out"
+        for rule in rules:
+            suffix = "" if rule.protocol == "tcp" else f"-{rule.protocol}"
+            openstack.networking.SecGroupRule(
+                f"{name}-{short}-{rule.port}{suffix}-{rule.cidr.replace('/', '_')}",
+                security_group_id=group.id, direction=direction, ethertype="IPv4",
+                protocol=rule.protocol, port_range_min=rule.port, port_range_max=rule.port,
+                remote_ip_prefix=rule.cidr, description=rule.why, opts=opts)
+    return group
+
+
 class SystemCenter(pulumi.ComponentResource):
     def __init__(self, layout: SystemLayout, services: CenterServices,
+                 baseline: openstack.networking.SecGroup,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(COMPONENT_TYPE, f"{layout.name}-{services.center_name}", None, opts)
         self.layout = layout
         self.services = services
         self.prefix = f"{layout.name}-{services.center_name}"
+        self.baseline = baseline
         self._child = pulumi.ResourceOptions(parent=self)
         router = openstack.networking.Router(
             f"{self.prefix}-router", name=self.prefix,
@@ -89,24 +111,9 @@ class SystemCenter(pulumi.ComponentResource):
 
     def _security_group(self, tier: str, ingress: list[IngressRule],
                         egress: list[EgressRule]) -> openstack.networking.SecGroup:
-        """Deny by default both ways: Neutron's allow-all egress rules are deleted, so only
-        `ingress` lets traffic in and only `egress` lets it out (replies pass: the group
-        is stateful)."""
-        group = openstack.networking.SecGroup(
-            f"{self.prefix}-{tier}-sg", name=f"{self.prefix}-{tier}",
-            description=f"{self.layout.name} {tier} tier: declared flows only",
-            delete_default_rules=True, opts=self._child)
-        for direction, rules in (("ingress", ingress), ("egress", egress)):
-            short = "in" if direction == "ingress" else "out"
-            for rule in rules:
-                suffix = "" if rule.protocol == "tcp" else f"-{rule.protocol}"
-                openstack.networking.SecGroupRule(
-                    f"{self.prefix}-{tier}-{short}-{rule.port}{suffix}-"
-                    f"{rule.cidr.replace('/', '_')}",
-                    security_group_id=group.id, direction=direction, ethertype="IPv4",
-                    protocol=rule.protocol, port_range_min=rule.port, port_range_max=rule.port,
-                    remote_ip_prefix=rule.cidr, description=rule.why, opts=self._child)
-        return group
+        return security_group(f"{self.prefix}-{tier}",
+                              f"{self.layout.name} {tier} tier: declared flows only",
+                              ingress, egress, self._child)
 
     def _boot_options(self, network: "Network") -> pulumi.ResourceOptions:
         """A VM boots once its subnet is routed: cloud-init reaches the metadata service
@@ -137,7 +144,8 @@ class SystemCenter(pulumi.ComponentResource):
                 vm.name, name=vm.name, flavor_name=app.flavor,
                 availability_zone=vm.availability_zone, block_devices=devices,
                 networks=[{"uuid": net.network.id, "fixed_ip_v4": vm.address}],
-                security_groups=[sg.name], scheduler_hints=[{"group": group.id}],
+                security_groups=[sg.name, self.baseline.name],
+                scheduler_hints=[{"group": group.id}],
                 key_pair=s.key_pair,
                 metadata={"tricenter-system": layout.name, "tricenter-role": "app",
                           "tricenter-placement": layout.app_placement.value},
@@ -189,7 +197,7 @@ class SystemCenter(pulumi.ComponentResource):
             availability_zone=member.availability_zone, block_devices=[boot],
             # A database port is bound to the private db network only: no floating IP, ever.
             networks=[{"uuid": net.network.id, "fixed_ip_v4": member.address}],
-            security_groups=[sg.name], key_pair=s.key_pair,
+            security_groups=[sg.name, self.baseline.name], key_pair=s.key_pair,
             user_data=self._db_user_data(),
             metadata={"tricenter-system": layout.name, "tricenter-role": "db",
                       "tricenter-intended-role": member.intended_role.value},

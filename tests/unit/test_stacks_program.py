@@ -208,6 +208,14 @@ def test_every_provider_names_its_center_region():
         assert providers and all(p.inputs.get("region") == center.region for p in providers)
 
 
+# Identity and quotas: what only an administrator may create, for the department.
+ADMIN_ONLY = ("openstack:identity/project:Project",
+              "openstack:identity/roleAssignment:RoleAssignment",
+              "openstack:compute/quotaSetV2:QuotaSetV2",
+              "openstack:blockstorage/quoteSetV3:QuoteSetV3",
+              "openstack:networking/quotaV2:QuotaV2")
+
+
 @pytest.mark.parametrize("which", INVENTORIES)
 def test_system_resources_are_created_inside_their_department_project(which):
     for run in runs(which).values():
@@ -221,5 +229,8 @@ def test_system_resources_are_created_inside_their_department_project(which):
             if r.parent in system_parent:
                 dept = department_of[system_parent[r.parent]]
                 assert f"::{dept}-scoped::" in r.provider, (r.name, r.provider)
-            else:
+            elif r.type in ADMIN_ONLY:
                 assert "::admin::" in r.provider, (r.name, r.provider)
+            else:  # the department's shared security group
+                dept = department_of[r.parent]
+                assert f"::{dept}-scoped::" in r.provider, (r.name, r.provider)
