@@ -56,27 +56,37 @@ def _select_stacks(topology, stacks: tuple[str, ...], all_: bool) -> list[str]:
               help="Stacks planned in parallel (default: one per core).")
 @click.option("--save/--no-save", default=True, show_default=True,
               help="Keep this plan under .plans/ as the base of the next diff.")
+@click.option("--snapshot", "snapshot_file", type=click.Path(path_type=Path), default=None,
+              help="Cloud snapshot (`tricenter cloud snapshot`): answer lookups from it and "
+                   "list every name the cloud lacks and every quota exceeded.")
 def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool,
-         jobs: int | None, save: bool) -> None:
+         jobs: int | None, save: bool, snapshot_file: Path | None) -> None:
     """Run the Pulumi program under mocks (no CLI, no cloud) and show what it would create.
 
     Counts per resource type per center, department and system; quota and capacity
     checks; the diff against the previous saved plan. Exit 0 when every check passes,
-    1 when a quota or capacity is exceeded, 2 when the inventory is invalid."""
+    1 when a quota or capacity is exceeded, 2 when the inventory is invalid or the
+    snapshot's cloud lacks something the plan needs."""
     from stacks.plan import diff_against_saved, plan_stacks, save_plan
+    from stacks.snapshot import SnapshotError, load_snapshot
 
     from inventory import ipam
 
     topology = load_or_exit(inventory_dir, as_json)
     selected = _select_stacks(topology, stacks, all_)
+    snapshot = None
+    if snapshot_file is not None:
+        try:
+            snapshot = load_snapshot(snapshot_file)
+        except SnapshotError as exc:
+            _fail(str(exc), as_json)
     # Without a complete lock, adding or removing a system may renumber others.
     warnings = ipam_warnings(ipam.allocate(topology))
     started = time.perf_counter()
     try:
-        plans = plan_stacks(topology, selected, jobs)
+        plans = plan_stacks(topology, selected, jobs, snapshot)
     except LayoutError as exc:
-        click.echo(f"cannot plan: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _fail(f"cannot plan: {exc}", as_json)
     wall = time.perf_counter() - started
     diffs = {p.stack: diff_against_saved(p) for p in plans}
     if save:
@@ -101,12 +111,42 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
         "instance_mismatch": mismatched,
         "seconds": round(wall, 3),
     }
+    shortfalls = [f for p in plans for f in p.shortfalls]
+    if snapshot is not None:
+        report["snapshot"] = {"file": str(snapshot_file), "ok": not shortfalls,
+                              "missing": [f.as_dict() for f in shortfalls]}
     if as_json:
         print_json(report)
     else:
         _print_plan(plans, diffs, report)
+        _print_shortfalls(shortfalls, snapshot_file)
+    if shortfalls:
+        sys.exit(EXIT_INVALID)
     if failed or mismatched:
         sys.exit(EXIT_FAILED)
+
+
+def _fail(message: str, as_json: bool, code: int = EXIT_INVALID) -> None:
+    """Say why nothing was done (as JSON on stdout under --json) and exit."""
+    if as_json:
+        print_json({"ok": False, "error": message})
+    else:
+        click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _print_shortfalls(shortfalls: list, snapshot_file: Path | None) -> None:
+    if snapshot_file is None:
+        return
+    console = Console()
+    if not shortfalls:
+        console.print(f"[green]✓[/] the cloud of {snapshot_file} has everything the plan "
+                      "names", highlight=False)
+        return
+    console.print(f"[red]the cloud of {snapshot_file} lacks {len(shortfalls)} thing(s) "
+                  "the plan needs:[/]", highlight=False)
+    for item in shortfalls:
+        console.print(f"  [red]✗[/] {item}", highlight=False, soft_wrap=True)
 
 
 def _inventory_vms(topology) -> dict[str, int]:
@@ -273,3 +313,48 @@ def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path,
     click.echo(f"{inventory.cloud}: {len(inventory.centers)} center(s), {len(inventory.hosts)} "
                f"hosts, {len(inventory.systems)} systems, {len(targets)} Prometheus target groups"
                + (f"; written to {out}" if out else ""))
+
+
+@click.group()
+def cloud() -> None:
+    """Read-only views of the real cloud."""
+
+
+@cloud.command("snapshot")
+@click.option("--cloud", "cloud_name", required=True, metavar="NAME",
+              help="Cloud of the inventory; each center's region is read with its stack's "
+                   "tricenter:osCloud entry of clouds.yaml (default: NAME-CENTER).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="YAML file to write (then: tricenter plan --snapshot FILE).")
+@inventory_option
+@json_option
+def cloud_snapshot(cloud_name: str, out: Path, inventory_dir: Path, as_json: bool) -> None:
+    """Record what the program looks up (images, flavors, external networks, zones, DNS
+    zones, Octavia providers, quotas, projects) through openstacksdk, changing nothing."""
+    import yaml
+
+    from stacks.deploy import stack_config
+    from stacks.layout import stack_name
+    from stacks.snapshot import take_snapshot
+
+    topology = load_or_exit(inventory_dir, as_json)
+    if cloud_name not in topology.clouds:
+        raise click.BadParameter(f"no cloud '{cloud_name}' in {inventory_dir}; known: "
+                                 f"{', '.join(sorted(topology.clouds))}", param_hint="--cloud")
+    regions = []
+    for center_name, center in sorted(topology.clouds[cloud_name].centers.items()):
+        stack = stack_name(cloud_name, center_name)
+        entry = stack_config(stack).get("tricenter:osCloud") or stack
+        regions.append((entry, center.region))
+    try:
+        data = take_snapshot(cloud_name, regions)
+    except Exception as exc:  # noqa: BLE001 - openstacksdk's message names the failing call
+        _fail(f"cannot read cloud {cloud_name}: {exc}", as_json, EXIT_FAILED)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    summary = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+    if as_json:
+        print_json({"ok": True, "file": str(out), "counts": summary})
+    else:
+        click.echo(f"snapshot of {cloud_name} written to {out}: " +
+                   ", ".join(f"{n} {k}" for k, n in summary.items()))

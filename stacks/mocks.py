@@ -57,14 +57,24 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     Nothing else comes back: the SDK resolves a resource's outputs from its inputs when
     the engine returns no value for them, and the program reads no output that is not
-    an input (addresses are derived from the IPAM plan, not read back from the cloud)."""
+    an input (addresses are derived from the IPAM plan, not read back from the cloud).
+    With a cloud snapshot, lookups of images, networks and DNS zones return the
+    snapshot's IDs (stacks/snapshot.py lists what the snapshot lacks)."""
+
+    def __init__(self, snapshot: Any = None):
+        self.snapshot = snapshot
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         return f"{args.name}-id", {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        from stacks.snapshot import lookup_answer
+
+        answer = lookup_answer(self.snapshot, args.token, args.args)
+        if answer is not None:
+            return answer
         name = args.args.get("name", args.token.rsplit(":", 1)[-1])
-        return {"id": f"{name}-id", "name": name}
+        return {"id": f"{name}-id", "name": name, "user_id": f"{name}-user-id"}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -233,13 +243,14 @@ def _remembered(function):
     return remembered
 
 
-def install_mocks(stack: str, fast: bool = True) -> RecordingMonitor:
+def install_mocks(stack: str, fast: bool = True, snapshot: Any = None) -> RecordingMonitor:
     """Point the Pulumi runtime of this process at fresh mocks for `stack`."""
     from pulumi.runtime.sync_await import _ensure_event_loop
 
-    monitor = RecordingMonitor(PlanMocks())
+    mocks = PlanMocks(snapshot)
+    monitor = RecordingMonitor(mocks)
     if fast:
         _ensure_event_loop().set_default_executor(InlineExecutor())
-    pulumi.runtime.set_mocks(PlanMocks(), project=PROJECT, stack=stack, preview=False,
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
                              monitor=monitor)
     return monitor
