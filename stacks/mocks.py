@@ -155,8 +155,9 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
       property it knows (an instance has ~40), mostly `None`, and the SDK makes four
       futures and an Output for each. Under mocks an unset property could only ever
       resolve to `None`; leaving it out changes nothing sent to the engine (`None`
-      is never serialized), and a program that read one would fail loudly here rather
-      than plan on a value the cloud never gave.
+      is never serialized: the serializer skips it too, after awaiting it), and a program
+      that read one would fail loudly here rather than plan on a value the cloud never
+      gave.
     """
     patches = _sdk_patches()
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
@@ -187,6 +188,7 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
 
     patches: list[tuple[Any, str, Any]] = [
         (sdk_rpc, "transfer_properties", _only_set(sdk_rpc.transfer_properties)),
+        (sdk_rpc, "serialize_properties", _only_set(sdk_rpc.serialize_properties)),
         (sdk_resource, "_get_stack_trace", source_pb2.StackTrace),
         (sdk_output.Output, "_track", _untracked),
         (sdk_resource, "create_urn", _no_fallback_urn),
@@ -201,10 +203,16 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
     return patches
 
 
-def _only_set(transfer):
-    def transfer_set(res, props, custom):
-        return transfer(res, {k: v for k, v in props.items() if v is not None}, custom)
-    return transfer_set
+def _only_set(function):
+    """`function(props, …)` or `function(res, props, …)` given only the props that are set."""
+    def with_set_props(*args, **kwargs):
+        index = 1 if function.__name__ == "transfer_properties" else 0
+        props = args[index]
+        if isinstance(props, dict):
+            args = (*args[:index], {k: v for k, v in props.items() if v is not None},
+                    *args[index + 1:])
+        return function(*args, **kwargs)
+    return with_set_props
 
 
 def _untracked(self) -> None:
