@@ -18,6 +18,7 @@ PLANE_COMMANDS = {
     "generate": ("inventory.cli", "generate"),
     "plan": ("stacks.cli", "plan"),
     "deploy": ("stacks.cli", "deploy"),
+    "destroy": ("stacks.cli", "destroy"),
     "runtime": ("stacks.cli", "runtime"),
     "cloud": ("stacks.cli", "cloud"),
     "lab": ("lab.cli", "lab"),

@@ -210,41 +210,133 @@ def _print_plan(plans, diffs, report: dict) -> None:
         console.print("[red]quota or capacity exceeded: see ✗ above[/]")
 
 
-@click.command()
-@click.option("--stack", required=True, metavar="CLOUD-CENTER", help="Stack to deploy.")
-@click.option("--preview", is_flag=True, help="Show the changes, apply nothing.")
-@inventory_option
-def deploy(stack: str, preview: bool, inventory_dir: Path) -> None:
-    """Preview or deploy one stack on the real cloud (Pulumi Automation API).
+def _stream(as_json: bool):
+    """Where Pulumi's own progress goes: always stderr, so stdout holds only our result."""
+    return lambda line: click.echo(line.rstrip("\n"), err=True)
 
-    Needs the `pulumi` CLI, OpenStack credentials (clouds.yaml), an S3-compatible state
-    backend and a secrets passphrase; every missing one is named with its fix, and
-    nothing is deployed until all are there (exit 1)."""
-    from stacks.deploy import deploy as run_deploy
-    from stacks.deploy import preflight, save_outputs
-    from stacks.plan import plans_dir
 
-    topology = load_or_exit(inventory_dir, as_json=False)
-    _select_stacks(topology, (stack,), False)
+def _confirmed(question: str, yes: bool, as_json: bool) -> bool:
+    """--yes, or a person at a terminal who says yes; scripts must pass --yes."""
+    if yes:
+        return True
+    if as_json or not sys.stdin.isatty():
+        return False
+    return click.confirm(question, default=False, err=True)
+
+
+def _prepare(stack: str, inventory_dir: Path, as_json: bool, verb: str):
+    """Validate the inventory and the stack name, run the preflight: exit if anything
+    is missing, changing nothing."""
+    from stacks.deploy import preflight
+    from stacks.layout import stack_layout
+
+    from inventory import ipam
+
+    topology = load_or_exit(inventory_dir, as_json)
+    try:
+        layout = stack_layout(topology, ipam.allocate(topology), stack)
+    except LayoutError as exc:
+        _fail(str(exc), as_json)
     missing = preflight(stack)
     if missing:
-        console = Console(stderr=True)
-        console.print(f"[bold red]cannot {'preview' if preview else 'deploy'} {stack}: "
-                      f"{len(missing)} prerequisite(s) missing — nothing was changed[/]")
-        for item in missing:
-            console.print(f"  [red]✗[/] {item}", highlight=False, soft_wrap=True)
+        message = (f"cannot {verb} {stack}: {len(missing)} prerequisite(s) missing — "
+                   "nothing was changed")
+        if as_json:
+            print_json({"ok": False, "error": message,
+                        "missing": [{"what": m.what, "fix": m.fix} for m in missing]})
+        else:
+            console = Console(stderr=True)
+            console.print(f"[bold red]{message}[/]")
+            for item in missing:
+                console.print(f"  [red]✗[/] {item}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_FAILED)
+    return layout
+
+
+def _changes_text(changes: dict[str, int]) -> str:
+    return ", ".join(f"{n} to {op}" for op, n in sorted(changes.items())) or "no changes"
+
+
+@click.command()
+@click.option("--stack", required=True, metavar="CLOUD-CENTER", help="Stack to deploy.")
+@click.option("--preview", "preview_only", is_flag=True, help="Show the changes, apply nothing.")
+@click.option("--yes", is_flag=True, help="Apply without asking (scripts, --json).")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Read the cloud's actual state before previewing.")
+@inventory_option
+@json_option
+def deploy(stack: str, preview_only: bool, yes: bool, refresh: bool, inventory_dir: Path,
+           as_json: bool) -> None:
+    """Preview, confirm, then deploy one stack on the real cloud (Pulumi Automation API).
+
+    Needs the `pulumi` CLI, OpenStack credentials (clouds.yaml), an S3-compatible state
+    backend, a secrets passphrase and the OpenStack plugin; every missing one is named
+    with its fix, and nothing changes until all are there (exit 1). The state is refreshed
+    from the cloud, the changes previewed, and applied only with --yes or a "y" at the
+    prompt. Pulumi's progress goes to stderr; with --json stdout holds one JSON document."""
+    from stacks import deploy as d
+    from stacks.plan import plans_dir
+
+    layout = _prepare(stack, inventory_dir, as_json, "preview" if preview_only else "deploy")
+    stream = _stream(as_json)
+    step = "open"
     try:
-        outputs = run_deploy(stack, preview, on_output=click.echo)
+        target = d.open_stack(stack)
+        step = "preview"
+        seeded = d.ensure_seed(target, layout.owns_identity)
+        changes = d.preview(target, refresh, stream)
+        if preview_only:
+            _done(as_json, {"ok": True, "stack": stack, "applied": False, "changes": changes,
+                            "seed_created": seeded},
+                  f"preview of {stack}: {_changes_text(changes)}; nothing was applied")
+            return
+        if not _confirmed(f"apply {_changes_text(changes)} to {stack}?", yes, as_json):
+            _fail(f"not applied: {stack} would see {_changes_text(changes)}; pass --yes to "
+                  "apply without a prompt", as_json, EXIT_FAILED)
+        step = "deploy"
+        outputs = d.apply(target, stream)
     except Exception as exc:  # noqa: BLE001 - the engine's own message is the useful one
-        click.echo(f"{'preview' if preview else 'deploy'} of {stack} failed: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    if preview:
-        print_json(outputs)
-        return
-    file = save_outputs(stack, outputs, plans_dir())
-    click.echo(f"deployed {stack}; outputs saved to {file} (build the runtime inventory with "
-               f"`tricenter runtime --stack {stack}`)")
+        _fail(f"{step} of {stack} failed: {exc}", as_json, EXIT_FAILED)
+    file = d.save_outputs(stack, outputs, plans_dir())
+    _done(as_json, {"ok": True, "stack": stack, "applied": True, "changes": changes,
+                    "outputs_file": str(file), "seed_created": seeded},
+          f"deployed {stack}; outputs saved to {file} (build the runtime inventory with "
+          f"`tricenter runtime --stack {stack}`)")
+
+
+@click.command()
+@click.option("--stack", required=True, metavar="CLOUD-CENTER", help="Stack to destroy.")
+@click.option("--yes", is_flag=True, help="Destroy without asking (scripts, --json).")
+@inventory_option
+@json_option
+def destroy(stack: str, yes: bool, inventory_dir: Path, as_json: bool) -> None:
+    """Preview, confirm, then delete what one stack created. Protected resources (projects,
+    database volumes, buckets) stop it until unprotected on purpose."""
+    from stacks import deploy as d
+
+    _prepare(stack, inventory_dir, as_json, "destroy")
+    stream = _stream(as_json)
+    step = "open"
+    try:
+        target = d.open_stack(stack)
+        step = "preview"
+        changes = d.preview(target, True, stream, destroy=True)
+        if not _confirmed(f"destroy {stack} ({_changes_text(changes)})?", yes, as_json):
+            _fail(f"not destroyed: {stack} would see {_changes_text(changes)}; pass --yes "
+                  "to destroy without a prompt", as_json, EXIT_FAILED)
+        step = "destroy"
+        done = d.destroy(target, stream)
+    except Exception as exc:  # noqa: BLE001 - the engine's own message is the useful one
+        _fail(f"{step} of {stack} failed: {exc}", as_json, EXIT_FAILED)
+    _done(as_json, {"ok": True, "stack": stack, "destroyed": True, "changes": done},
+          f"destroyed {stack}: {_changes_text(done)}")
+
+
+def _done(as_json: bool, report: dict, text: str) -> None:
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(text)
 
 
 @click.command()

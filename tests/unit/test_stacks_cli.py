@@ -92,8 +92,10 @@ def test_preflight_passes_when_everything_is_there(tmp_path):
     (root / "Pulumi.guangdong-main.yaml").write_text(yaml.safe_dump({"config": {
         "tricenter:cloud": "guangdong", "tricenter:center": "main",
         "tricenter:osCloud": "guangdong-main", "tricenter:secretSeed": {"secure": "v1:abc"}}}))
+    plugin = tmp_path / "pulumi-resource-openstack.tar.gz"
+    plugin.write_bytes(b"plugin")
     env = {"OS_CLIENT_CONFIG_FILE": str(clouds), "TRICENTER_PULUMI_BACKEND": "file:///tmp/state",
-           "PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secret"}
+           "PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secret", "TRICENTER_OPENSTACK_PLUGIN": str(plugin)}
     assert preflight("guangdong-main", env, root, which=lambda _: "/usr/bin/pulumi") == []
     clouds.write_text(yaml.safe_dump({"clouds": {"other": {}}}))
     missing = preflight("guangdong-main", env, root, which=lambda _: "/usr/bin/pulumi")
