@@ -18,6 +18,38 @@ EXIT_FAILED = 1
 INSTANCE = "openstack:compute/instance:Instance"
 
 
+def _host_keys(stacks: tuple[str, ...], outputs: dict[str, dict], from_console: bool,
+               file: Path | None, as_json: bool) -> dict[str, list[str]] | None:
+    """Host → public keys, from a file or the VMs' console logs; None: not asked for."""
+    import yaml
+
+    keys: dict[str, list[str]] | None = None
+    if file is not None:
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            _fail(f"{file}: cannot read host keys: {exc}", as_json)
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            _fail(f"{file}: host keys are a mapping host → list of public keys", as_json)
+        keys = {str(k): [str(x) for x in v] for k, v in data.items()}
+    if from_console:
+        import openstack
+
+        from stacks import hostkeys
+        from stacks.deploy import stack_config
+        from stacks.outputs import RUNTIME_OUTPUT
+
+        keys = dict(keys or {})
+        for stack in stacks:
+            config = stack_config(stack)
+            conn = openstack.connect(cloud=config.get("tricenter:osCloud") or stack,
+                                     region_name=config.get("openstack:region"))
+            names = [h["name"] for h in outputs[stack][RUNTIME_OUTPUT]["hosts"]]
+            found, _ = hostkeys.collect(conn, names)
+            keys.update(found)
+    return keys
+
+
 def _plain_dumper():
     import yaml
 
@@ -347,12 +379,20 @@ def _done(as_json: bool, report: dict, text: str) -> None:
 @click.option("--outputs", "outputs_files", multiple=True, type=click.Path(path_type=Path),
               help="Outputs JSON (e.g. `pulumi stack output --json`), one per --stack, same order.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Write runtime.yaml, ansible-inventory.yml, prometheus-targets.json here.")
+              help="Write runtime.yaml, ansible-inventory.yml, prometheus-targets.json "
+                   "(and known_hosts when host keys are known) here.")
+@click.option("--host-keys-from-console", is_flag=True,
+              help="Read each VM's SSH host keys from its console log (openstacksdk, "
+                   "each stack's tricenter:osCloud entry).")
+@click.option("--host-keys", "host_keys_file", type=click.Path(path_type=Path), default=None,
+              help="YAML {host: [\"ssh-ed25519 AAAA…\", …]} collected elsewhere.")
 @json_option
 def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path, ...],
-            out: Path | None, as_json: bool) -> None:
+            out: Path | None, host_keys_from_console: bool, host_keys_file: Path | None,
+            as_json: bool) -> None:
     """Turn saved stack outputs into the runtime inventory, Ansible inventory and
-    Prometheus targets that playbooks, exporters and drills read."""
+    Prometheus targets that playbooks, exporters and drills read. With host keys, a
+    known_hosts file goes with them and SSH checks every host's key."""
     import yaml
 
     from inventory.runtime import ansible_inventory, prometheus_targets
@@ -384,11 +424,25 @@ def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path,
         data = json.loads(file.read_text())
         outputs[stack] = data.get("outputs", data) if from_plan else data
     source = ("plan:" if from_plan else "pulumi:") + ",".join(stacks)
+    host_keys = _host_keys(stacks, outputs, host_keys_from_console, host_keys_file, as_json)
     try:
-        inventory = runtime_inventory(outputs, source)
+        inventory = runtime_inventory(outputs, source, host_keys)
     except (KeyError, ValueError) as exc:
-        click.echo(f"cannot build the runtime inventory: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        _fail(f"cannot build the runtime inventory: {exc}", as_json)
+    if host_keys and out is not None:
+        from inventory.runtime import known_hosts
+
+        file = (out / "known_hosts").resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        file.write_text(known_hosts(inventory))
+        for host in inventory.hosts:
+            if host.ssh is not None and host.host_keys:
+                host.ssh.known_hosts_file = str(file)
+    unknown = [h.name for h in inventory.hosts if not h.host_keys]
+    if host_keys is not None and unknown:
+        click.echo(f"no host key for {len(unknown)} host(s) ({', '.join(unknown[:5])}"
+                   f"{' …' if len(unknown) > 5 else ''}): SSH will refuse them until their "
+                   "keys are collected (their console may not show them yet)", err=True)
     _PlainDumper = _plain_dumper()  # noqa: N806 - a class
     ansible = ansible_inventory(inventory)
     targets = prometheus_targets(inventory)
