@@ -21,11 +21,11 @@ class CredentialsError(ValueError):
     """The clouds.yaml entry cannot act inside other projects."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # no password in tracebacks
 class ScopedAuth:
     auth_url: str
     user_name: str
-    password: pulumi.Output[str]
+    password: str
     user_domain_name: str
     project_domain_name: str
     cacert_file: str | None = None
@@ -33,7 +33,8 @@ class ScopedAuth:
 
     def provider_args(self, project_id: pulumi.Input[str]) -> dict[str, Any]:
         args: dict[str, Any] = {
-            "auth_url": self.auth_url, "user_name": self.user_name, "password": self.password,
+            "auth_url": self.auth_url, "user_name": self.user_name,
+            "password": pulumi.Output.secret(self.password),
             "user_domain_name": self.user_domain_name,
             "project_domain_name": self.project_domain_name, "tenant_id": project_id}
         if self.cacert_file:
@@ -44,7 +45,7 @@ class ScopedAuth:
 
 
 PLAN_AUTH = ScopedAuth(auth_url="https://keystone.plan.invalid:5000/v3", user_name="planner",
-                       password=pulumi.Output.secret("plan-only"), user_domain_name="Default",
+                       password="plan-only", user_domain_name="Default",
                        project_domain_name="Default")
 
 
@@ -73,7 +74,7 @@ def scoped_auth(os_cloud: str, planning: bool, loader: Any = None) -> ScopedAuth
             "bound to its own project); give that entry username, password and user_domain_name")
     return ScopedAuth(
         auth_url=auth["auth_url"], user_name=auth["username"],
-        password=pulumi.Output.secret(auth["password"]),
+        password=auth["password"],
         user_domain_name=auth.get("user_domain_name") or "Default",
         project_domain_name=auth.get("project_domain_name") or "Default",
         cacert_file=config.get("cacert"),

@@ -291,3 +291,39 @@ def test_load_balancers_name_the_octavia_provider_their_features_need(which):
     for run in runs(which).values():
         for lb in (r for r in run.registrations if r.type == LOAD_BALANCER):
             assert lb.inputs.get("loadbalancerProvider") == "amphora", lb.name
+
+
+def _clouds_yaml(tmp_path, monkeypatch, auth: dict, auth_type: str | None = None) -> None:
+    entry = {"auth": auth, "region_name": "gd-gz-1"}
+    if auth_type:
+        entry["auth_type"] = auth_type
+    file = tmp_path / "clouds.yaml"
+    file.write_text(json.dumps({"clouds": {"gd": entry}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(file))
+
+
+def test_scoped_providers_log_in_with_the_entrys_password_into_the_project(tmp_path, monkeypatch):
+    from stacks.auth import scoped_auth
+
+    _clouds_yaml(tmp_path, monkeypatch, {"auth_url": "https://k:5000/v3", "username": "ops",
+                                         "password": "pw", "user_domain_name": "gov",
+                                         "project_name": "ops"})
+    auth = scoped_auth("gd", planning=False)
+    args = auth.provider_args("project-1")
+    assert (args["auth_url"], args["user_name"], args["user_domain_name"], args["tenant_id"]) \
+        == ("https://k:5000/v3", "ops", "gov", "project-1")
+    assert "cloud" not in args and "pw" not in repr(auth)
+
+
+@pytest.mark.parametrize("auth, auth_type, cloud, message", [
+    ({"auth_url": "https://k", "application_credential_id": "a",
+      "application_credential_secret": "s"}, "v3applicationcredential", "gd", "password"),
+    ({"auth_url": "https://k", "username": "u", "password": "p"}, None, "nope", "osCloud"),
+])
+def test_credentials_that_cannot_enter_other_projects_are_refused(tmp_path, monkeypatch, auth,
+                                                                  auth_type, cloud, message):
+    from stacks.auth import CredentialsError, scoped_auth
+
+    _clouds_yaml(tmp_path, monkeypatch, auth, auth_type)
+    with pytest.raises(CredentialsError, match=message):
+        scoped_auth(cloud, planning=False)
