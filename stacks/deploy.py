@@ -97,9 +97,10 @@ def preflight(stack: str, env: dict[str, str] | None = None, root: Path = PROJEC
                 f"add `{os_cloud}:` under `clouds:` in {clouds_yaml}, or "
                 f"`pulumi config set tricenter:osCloud <name> -s {stack}`"))
     if not env.get(BACKEND_ENV) and not env.get("PULUMI_BACKEND_URL"):
+        example = s3_backend_url("tricenter-state", "SWIFT_HOST:PORT", "RegionOne", tls=False)
         missing.append(Missing(
             "no state backend configured",
-            f"export {BACKEND_ENV}='{s3_backend_url('tricenter-state', 'SWIFT_HOST:PORT', 'RegionOne', tls=False)}' "
+            f"export {BACKEND_ENV}='{example}' "
             "with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for that S3 API (the lab's Swift "
             "works), or a file:// URL for a trial"))
     else:
@@ -143,7 +144,8 @@ def backend_problems(url: str) -> list[Missing]:
                                 "give host:port only, and add disableSSL=true for plain HTTP"))
     if query.get("s3ForcePathStyle") != "true":
         problems.append(Missing(f"backend {url} lacks s3ForcePathStyle=true",
-                                "add &s3ForcePathStyle=true (Swift and Ceph serve buckets by path)"))
+                                "add &s3ForcePathStyle=true (Swift and Ceph serve buckets "
+                                "by path)"))
     if "region" not in query:
         problems.append(Missing(f"backend {url} names no region",
                                 "add &region=<the store's region, e.g. RegionOne>"))

@@ -156,7 +156,8 @@ def test_the_automation_api_is_pointed_at_a_cli_off_path(monkeypatch, tmp_path):
                         lambda **kw: seen.setdefault("opts", kw["opts"]) and FakeStack())
     monkeypatch.setattr(d, "install_plugin", lambda target, env: None)
     cli = tmp_path / "pulumi-home" / "bin" / "pulumi"
-    d.open_stack("guangdong-main", {"PULUMI_BACKEND_URL": "file:///tmp/x"}, which=lambda _: str(cli))
+    d.open_stack("guangdong-main", {"PULUMI_BACKEND_URL": "file:///tmp/x"},
+                 which=lambda _: str(cli))
     assert seen["root"] == str(tmp_path / "pulumi-home")
     assert isinstance(seen["opts"].pulumi_command, Command)
 
