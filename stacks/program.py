@@ -14,7 +14,8 @@ from stacks.auth import scoped_auth
 from stacks.department import PROJECT_ROLE, DepartmentProject, Identity
 from stacks.layout import EgressRule, StackLayout, stack_layout
 from stacks.outputs import PASSWORDS_OUTPUT, RUNTIME_OUTPUT, runtime_output
-from stacks.system import LB_PROVIDER, CenterServices, SystemCenter, security_group
+from stacks.system import (LB_PROVIDER, CenterServices, SystemCenter, check_lb_provider,
+                           security_group)
 
 PROJECT = "tricenter"
 CONFIG_NAMESPACE = "tricenter"
@@ -76,6 +77,7 @@ def images_of(layout: StackLayout) -> list[str]:
 
 def _services(layout: StackLayout, admin: openstack.Provider,
               settings: StackSettings) -> CenterServices:
+    check_lb_provider(settings.lb_provider)
     invoke = pulumi.InvokeOutputOptions(provider=admin)
     region = layout.center.region
     ext = openstack.networking.get_network_output(name=layout.center.external_network,

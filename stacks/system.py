@@ -17,6 +17,18 @@ COMPONENT_TYPE = "tricenter:index:SystemCenter"
 # which the entries need (they are the flows' allow-list). The amphora provider has both.
 LB_PROVIDER = "amphora"
 LB_METHOD = {"amphora": "LEAST_CONNECTIONS"}
+
+
+class UnsupportedProvider(ValueError):
+    """The Octavia provider cannot enforce what the entries need."""
+
+
+def check_lb_provider(provider: str) -> None:
+    if provider not in LB_METHOD:
+        raise UnsupportedProvider(
+            f"tricenter:lbProvider '{provider}' is not supported: the entries need listener "
+            "allowed_cidrs (the flows' allow-lists) and a balancing method the provider has; "
+            f"supported: {', '.join(sorted(LB_METHOD))}")
 # Replacing a VM whose address is fixed must free the address first (Pulumi creates
 # the replacement before deleting by default, and Neutron refuses a second port on it).
 # A newer image of the same name is not a reason to replace a running VM: rebuilds are

@@ -293,6 +293,14 @@ def test_load_balancers_name_the_octavia_provider_their_features_need(which):
             assert lb.inputs.get("loadbalancerProvider") == "amphora", lb.name
 
 
+def test_an_octavia_provider_without_allow_lists_is_refused():
+    from stacks.system import UnsupportedProvider
+
+    with pytest.raises(UnsupportedProvider, match="allowed_cidrs"):
+        run_program(sample(), "guangdong-remote",
+                    settings=StackSettings(planning=True, lb_provider="ovn"))
+
+
 def _clouds_yaml(tmp_path, monkeypatch, auth: dict, auth_type: str | None = None) -> None:
     entry = {"auth": auth, "region_name": "gd-gz-1"}
     if auth_type:
