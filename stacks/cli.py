@@ -286,7 +286,8 @@ def _prepare(stack: str, inventory_dir: Path, as_json: bool, verb: str):
 
 
 def _changes_text(changes: dict[str, int]) -> str:
-    return ", ".join(f"{n} to {op}" for op, n in sorted(changes.items())) or "no changes"
+    return ", ".join(f"{n} to {op}" for op, n in sorted(changes.items())
+                     if op != "same" and n) or "no changes"
 
 
 @click.command()
