@@ -496,7 +496,10 @@ def cloud_snapshot(cloud_name: str, out: Path, inventory_dir: Path, as_json: boo
     try:
         data = take_snapshot(cloud_name, regions)
     except Exception as exc:  # noqa: BLE001 - openstacksdk's message names the failing call
-        _fail(f"cannot read cloud {cloud_name}: {exc}", as_json, EXIT_FAILED)
+        entries = ", ".join(entry for entry, _ in regions)
+        _fail(f"cannot read cloud {cloud_name}: {exc} (clouds.yaml entries used: {entries}, "
+              "from each stack's tricenter:osCloud; the file is OS_CLIENT_CONFIG_FILE or "
+              "~/.config/openstack/clouds.yaml)", as_json, EXIT_FAILED)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     summary = {k: len(v) for k, v in data.items() if isinstance(v, list)}
