@@ -49,7 +49,8 @@ def _cloud(name: str, kind: str, index: int, systems: int) -> dict:
         }
     return {"name": name, "kind": kind, "display_name": f"synthetic {kind} cloud {name}",
             "dns_zone": f"{name}.internal.", "centers": centers, "flavors": FLAVORS,
-            "images": ["kylin-v10-sp3"]}
+            "images": ["kylin-v10-sp3", "kylin-v10-sp3-patroni"],
+            "database_image": "kylin-v10-sp3-patroni"}
 
 
 class OutputNotEmpty(ValueError):

@@ -7,6 +7,7 @@ Layout of an inventory directory::
     departments.yaml             list of departments (tenants) and their quotas
     systems/**/<system>.yaml     one reviewed request per system
     ipam.lock.yaml               address blocks already handed out (written by `tricenter ipam`)
+    cloud-snapshot.yaml          not read here: what the real cloud has, for `plan --snapshot`
 
 Any other file whose name ends in .yaml or .yml is an error: it looks like part of the
 inventory, and a request nobody reads would silently drop out of plans. Names starting
@@ -36,6 +37,8 @@ GBT_TABLE = PACKAGE_DIR / "standards" / "gbt20988-2007.yaml"
 INVENTORY_ENV = "TRICENTER_INVENTORY"
 IPAM_LOCK_NAME = "ipam.lock.yaml"
 TOP_LEVEL_FILES = ("tiers.yaml", "departments.yaml", IPAM_LOCK_NAME)
+# Kept beside the inventory and read by other commands (`tricenter plan --snapshot`).
+COMPANION_FILES = ("cloud-snapshot.yaml",)
 YAML_SUFFIXES = (".yaml", ".yml")
 
 M = TypeVar("M", bound=BaseModel)
@@ -372,6 +375,8 @@ def _report_unread(col: _Collector, root: Path, read: set[Path]) -> None:
         for name in sorted(files):
             file = Path(folder) / name
             if _hidden(name) or not name.lower().endswith(YAML_SUFFIXES) or file in read:
+                continue
+            if file.relative_to(root).as_posix() in COMPANION_FILES:
                 continue
             col.add(file, (), _unread_message(file.relative_to(root)), None)
 

@@ -81,6 +81,9 @@ class Center(Strict):
     address_space: IPv4Network
     external_network: str
     capacity: Resources
+    volume_availability_zones: list[str] | None = Field(
+        default=None, description="Cinder zones, paired with availability_zones by position; "
+        "Cinder names its zones apart from Nova's, so unset means Cinder's default zone")
 
 
 class LegacySite(Strict):
@@ -100,6 +103,9 @@ class Cloud(Strict):
     legacy_sites: dict[Name, LegacySite] = {}
     flavors: dict[str, Flavor] = Field(min_length=1)
     images: list[str] = Field(min_length=1)
+    database_image: str | None = Field(
+        default=None, description="Image database VMs boot (PostgreSQL and Patroni installed), "
+        "unless a system's database names its own")
 
     def center_by_role(self, role: CenterRole) -> tuple[str, Center] | None:
         for name, center in self.centers.items():
@@ -172,6 +178,7 @@ class Database(Strict):
     version: PgVersion = "15"
     flavor: str
     size_gib: int = Field(gt=0)
+    image: str | None = Field(default=None, description="default: the cloud's database_image")
 
 
 class Bucket(Strict):

@@ -57,6 +57,20 @@ class SshAccess(_Model):
 DEFAULT_PYTHON_INTERPRETER = "/usr/bin/python3"
 
 
+class DbIntendedRole(str, enum.Enum):
+    leader = "leader"
+    sync = "sync"
+    async_ = "async"
+
+
+class HostDatabase(_Model):
+    """What a database host is for: the planes pick members by this, not by name."""
+
+    system: str
+    cluster: str  # Patroni scope
+    intended_role: DbIntendedRole
+
+
 class Host(_Model):
     name: str
     center: str
@@ -64,12 +78,9 @@ class Host(_Model):
     address: str
     ssh: SshAccess | None = None
     python_interpreter: str = Field(default=DEFAULT_PYTHON_INTERPRETER, pattern=r"^/\S+$")
-
-
-class DbIntendedRole(str, enum.Enum):
-    leader = "leader"
-    sync = "sync"
-    async_ = "async"
+    # Public host keys ("ssh-ed25519 AAAA…"), as the VM printed them at first boot.
+    host_keys: list[str] = Field(default_factory=list)
+    database: HostDatabase | None = None
 
 
 class DbMember(_Model):
@@ -172,6 +183,10 @@ def ansible_inventory(runtime: RuntimeInventory) -> dict:
         if host.ssh.known_hosts_file:
             vars_["ansible_ssh_common_args"] = (
                 f"-o UserKnownHostsFile={host.ssh.known_hosts_file} -o StrictHostKeyChecking=yes")
+        if host.database is not None:
+            vars_.update({"tricenter_system": host.database.system,
+                          "tricenter_cluster": host.database.cluster,
+                          "tricenter_intended_role": host.database.intended_role.value})
         hostvars[host.name] = vars_
         for group in (host.role.value, f"center_{host.center}"):
             groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = None
@@ -196,3 +211,14 @@ def prometheus_targets(runtime: RuntimeInventory) -> list[dict]:
                 "job": "patroni", "system": system.name, "center": member.center,
                 "member": member.name}})
     return targets
+
+
+def known_hosts(runtime: RuntimeInventory) -> str:
+    """OpenSSH known_hosts lines for every host whose keys are known."""
+    lines = []
+    for host in runtime.hosts:
+        if host.ssh is None:
+            continue
+        name = host.ssh.host if host.ssh.port == 22 else f"[{host.ssh.host}]:{host.ssh.port}"
+        lines += [f"{name} {key}" for key in host.host_keys]
+    return "".join(f"{line}\n" for line in lines)

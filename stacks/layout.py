@@ -62,13 +62,22 @@ def dhcp_pool(subnet: IPv4Network) -> tuple[IPv4Address, IPv4Address]:
     return start, subnet.broadcast_address - 1
 
 
+METADATA_CIDR = "169.254.169.254/32"  # Nova's metadata service, which cloud-init reads
+DNS_PORT = 53
+
+
 @dataclass(frozen=True)
 class IngressRule:
-    """One allowed flow into a security group; everything else is denied."""
+    """One allowed flow through a security group (into it, or out of it for egress
+    lists); everything else is denied."""
 
     port: int
     cidr: str
     why: str
+    protocol: str = "tcp"
+
+
+EgressRule = IngressRule
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,9 @@ class DbMemberLayout:
     name: str  # Patroni member name, unique across centers
     address: str
     intended_role: DbReplication
-    availability_zone: str
+    availability_zone: str  # Nova's
+    image: str
+    volume_zone: str | None  # Cinder's; None: Cinder's default zone
 
 
 @dataclass
@@ -100,6 +111,8 @@ class SystemLayout:
     app_rules: list[IngressRule] = field(default_factory=list)
     entry_ports: dict[int, list[str]] = field(default_factory=dict)  # listener port → allowed CIDRs
     db_rules: list[IngressRule] = field(default_factory=list)
+    app_egress: list[EgressRule] = field(default_factory=list)
+    db_egress: list[EgressRule] = field(default_factory=list)
     backup_container: str | None = None
     dns_records: dict[str, list[str]] = field(default_factory=dict)  # FQDN → addresses
 
@@ -112,6 +125,8 @@ class SystemLayout:
 class DepartmentLayout:
     department: Department
     systems: list[SystemLayout] = field(default_factory=list)
+    # What every VM of the department here may send whatever it runs (one shared group).
+    baseline_egress: list[EgressRule] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +140,12 @@ class StackLayout:
     @property
     def systems(self) -> list[SystemLayout]:
         return [s for d in self.departments for s in d.systems]
+
+    @property
+    def owns_identity(self) -> bool:
+        """Keystone serves every region of a cloud: one stack per cloud (its main
+        center's) creates the departments' projects; the others look them up."""
+        return self.center.role == CenterRole.main
 
 
 def is_placed(tier: Tier, system: System, role: CenterRole) -> bool:
@@ -152,6 +173,11 @@ class _Planner:
         self.cloud = cloud
         self.center_name = center_name
         self.center = cloud.centers[center_name]
+        # Who calls whom, indexed once: a stack's layout asks it for every system.
+        self.flows_from: dict[str, list] = {}
+        for other in sorted(topology.systems_in_cloud(cloud.name), key=lambda s: s.name):
+            for flow in other.flows:
+                self.flows_from.setdefault(flow.source, []).append((other, flow))
 
     def placed_centers(self, system: System) -> dict[str, CenterRole]:
         tier = self.topology.tiers[system.tier]
@@ -223,6 +249,57 @@ class _Planner:
             rules.append(IngressRule(PATRONI_API_PORT, str(net), f"Patroni peer in {center}"))
         return _unique(rules)
 
+    def db_image(self, system: System) -> str:
+        assert system.database is not None
+        image = system.database.image or self.cloud.database_image
+        if image is None:
+            raise LayoutError(f"system {system.name} has a database but no image for it: set "
+                              f"database.image in its file or database_image in cloud "
+                              f"{self.cloud.name} (an image with PostgreSQL and Patroni)")
+        if image not in self.cloud.images:
+            raise LayoutError(f"database image '{image}' of system {system.name} is not among "
+                              f"the images of cloud {self.cloud.name}: add it to images")
+        return image
+
+    def volume_zone(self, index: int) -> str | None:
+        zones = self.center.volume_availability_zones
+        return zones[index % len(zones)] if zones else None
+
+    def baseline_egress(self, department: str) -> list[EgressRule]:
+        """What every VM needs whatever it runs: DNS from its subnet's DHCP ports (all
+        inside the department's block here) and the metadata service cloud-init reads."""
+        rules = [EgressRule(80, METADATA_CIDR, "metadata service (cloud-init)")]
+        block = self.ipam.blocks.get(f"{self.cloud.name}/{self.center_name}/{department}")
+        if block is not None:
+            rules.insert(0, EgressRule(DNS_PORT, str(block), "DNS (Neutron DHCP ports)", "udp"))
+        return rules
+
+    def db_subnets(self, system: System) -> list[tuple[str, IPv4Network]]:
+        tier = self.topology.tiers[system.tier]
+        if system.database is None:
+            return []
+        return [(name, _subnet(self.ipam, self.cloud, name, system, "db"))
+                for name, role in sorted(self.placed_centers(system).items())
+                if tier.placement.db_role(role) != DbReplication.none]
+
+    def app_egress(self, system: System) -> list[EgressRule]:
+        """The app tier reaches its own database wherever the primary runs, and the
+        entries of the systems whose flows name it as source: nothing else."""
+        rules = [EgressRule(POSTGRES_PORT, str(net), f"own database in {center}")
+                  for center, net in self.db_subnets(system)]
+        for other, flow in self.flows_from.get(system.name, []):
+            for vip in self.active_vips(other):
+                rules += [EgressRule(port, f"{vip}/32", f"entry of {other.name}")
+                          for port in flow.ports]
+        return _unique(rules)
+
+    def db_egress(self, system: System) -> list[EgressRule]:
+        rules: list[EgressRule] = []
+        for center, net in self.db_peers(system):
+            rules.append(EgressRule(POSTGRES_PORT, str(net), f"replication peer in {center}"))
+            rules.append(EgressRule(PATRONI_API_PORT, str(net), f"Patroni peer in {center}"))
+        return _unique(rules)
+
     def system_layout(self, system: System) -> SystemLayout:
         tier = self.topology.tiers[system.tier]
         role = self.center.role
@@ -246,11 +323,14 @@ class _Planner:
             if app_placement == AppPlacement.active:
                 layout.lb_vip = str(host(app_subnet, LB_VIP_OFFSET))
                 layout.entry_ports = self.entry_ports(system, app_subnet)
+            layout.app_egress = self.app_egress(system)
         if db_subnet is not None:
             layout.db_member = DbMemberLayout(member_name(system.name, self.center_name),
                                               str(host(db_subnet, DB_MEMBER_OFFSET)), db_role,
-                                              zones[0])
+                                              zones[0], self.db_image(system),
+                                              self.volume_zone(0))
             layout.db_rules = self.db_rules(system)
+            layout.db_egress = self.db_egress(system)
         if system.bucket is not None and role == CenterRole.remote:
             layout.backup_container = backup_bucket(self.cloud.name, system.name)
         if self.cloud.dns_zone and role == CenterRole.main and layout.lb_vip:
@@ -266,9 +346,9 @@ class _Planner:
 
 
 def _unique(rules: list[IngressRule]) -> list[IngressRule]:
-    seen: dict[tuple[int, str], IngressRule] = {}
+    seen: dict[tuple[int, str, str], IngressRule] = {}
     for rule in rules:
-        seen.setdefault((rule.port, rule.cidr), rule)
+        seen.setdefault((rule.port, rule.cidr, rule.protocol), rule)
     return list(seen.values())
 
 
@@ -287,4 +367,6 @@ def stack_layout(topology: Topology, ipam: IpamPlan, stack: str) -> StackLayout:
         entry = by_department.setdefault(dept.id, DepartmentLayout(dept))
         entry.systems.append(planner.system_layout(system))
     departments = [by_department[k] for k in sorted(by_department)]
+    for entry in departments:
+        entry.baseline_egress = planner.baseline_egress(entry.department.id)
     return StackLayout(stack, cloud, center_name, center, departments)

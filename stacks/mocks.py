@@ -35,6 +35,11 @@ class Registration:
     custom: bool
     provider: str  # reference "<provider urn>::<id>", empty for components
     serialized: struct_pb2.Struct  # the inputs as the engine receives them
+    dependencies: tuple[str, ...] = ()  # URNs the engine waits for before creating it
+    protect: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    import_id: str = ""
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -52,14 +57,24 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     Nothing else comes back: the SDK resolves a resource's outputs from its inputs when
     the engine returns no value for them, and the program reads no output that is not
-    an input (addresses are derived from the IPAM plan, not read back from the cloud)."""
+    an input (addresses are derived from the IPAM plan, not read back from the cloud).
+    With a cloud snapshot, lookups of images, networks and DNS zones return the
+    snapshot's IDs (stacks/snapshot.py lists what the snapshot lacks)."""
+
+    def __init__(self, snapshot: Any = None):
+        self.snapshot = snapshot
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         return f"{args.name}-id", {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        from stacks.snapshot import lookup_answer
+
+        answer = lookup_answer(self.snapshot, args.token, args.args)
+        if answer is not None:
+            return answer
         name = args.args.get("name", args.token.rsplit(":", 1)[-1])
-        return {"id": f"{name}-id", "name": name}
+        return {"id": f"{name}-id", "name": name, "user_id": f"{name}-user-id"}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -79,7 +94,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         registration = Registration(urn, request.type, request.name, request.parent,
-                                    bool(request.custom), request.provider, request.object)
+                                    bool(request.custom), request.provider, request.object,
+                                    tuple(request.dependencies), bool(request.protect),
+                                    bool(request.deleteBeforeReplace),
+                                    tuple(request.ignoreChanges), request.importId)
         # Inputs are decoded only for mocks that look at them (PlanMocks does not).
         inputs = {} if isinstance(self.mocks, PlanMocks) else registration.inputs
         args = pulumi.runtime.MockResourceArgs(
@@ -133,6 +151,13 @@ def fast_mock_runtime(restore_gc: bool = True) -> Iterator[None]:
       either: the mock monitor takes alias specs, so the SDK never turns aliases into URNs.
     - Debug messages: the SDK builds a log request for the engine's debug channel several
       times per resource; only `pulumi --debug` shows them, and a mocked run has no CLI.
+    - Placeholders for properties nobody set: a generated class hands the SDK every
+      property it knows (an instance has ~40), mostly `None`, and the SDK makes four
+      futures and an Output for each. Under mocks an unset property could only ever
+      resolve to `None`; leaving it out changes nothing sent to the engine (`None`
+      is never serialized: the serializer skips it too, after awaiting it), and a program
+      that read one would fail loudly here rather than plan on a value the cloud never
+      gave.
     """
     patches = _sdk_patches()
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
@@ -159,7 +184,11 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
     from pulumi.runtime import resource as sdk_resource
     from pulumi.runtime.proto import source_pb2
 
+    from pulumi.runtime import rpc as sdk_rpc
+
     patches: list[tuple[Any, str, Any]] = [
+        (sdk_rpc, "transfer_properties", _only_set(sdk_rpc.transfer_properties)),
+        (sdk_rpc, "serialize_properties", _only_set(sdk_rpc.serialize_properties)),
         (sdk_resource, "_get_stack_trace", source_pb2.StackTrace),
         (sdk_output.Output, "_track", _untracked),
         (sdk_resource, "create_urn", _no_fallback_urn),
@@ -172,6 +201,18 @@ def _sdk_patches() -> list[tuple[Any, str, Any]]:
         raise RuntimeError(f"this pulumi SDK lacks {', '.join(missing)}: review stacks/mocks.py "
                            "against the new SDK before planning fast (or plan with fast=False)")
     return patches
+
+
+def _only_set(function):
+    """`function(props, …)` or `function(res, props, …)` given only the props that are set."""
+    def with_set_props(*args, **kwargs):
+        index = 1 if function.__name__ == "transfer_properties" else 0
+        props = args[index]
+        if isinstance(props, dict):
+            args = (*args[:index], {k: v for k, v in props.items() if v is not None},
+                    *args[index + 1:])
+        return function(*args, **kwargs)
+    return with_set_props
 
 
 def _untracked(self) -> None:
@@ -210,13 +251,14 @@ def _remembered(function):
     return remembered
 
 
-def install_mocks(stack: str, fast: bool = True) -> RecordingMonitor:
+def install_mocks(stack: str, fast: bool = True, snapshot: Any = None) -> RecordingMonitor:
     """Point the Pulumi runtime of this process at fresh mocks for `stack`."""
     from pulumi.runtime.sync_await import _ensure_event_loop
 
-    monitor = RecordingMonitor(PlanMocks())
+    mocks = PlanMocks(snapshot)
+    monitor = RecordingMonitor(mocks)
     if fast:
         _ensure_event_loop().set_default_executor(InlineExecutor())
-    pulumi.runtime.set_mocks(PlanMocks(), project=PROJECT, stack=stack, preview=False,
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
                              monitor=monitor)
     return monitor

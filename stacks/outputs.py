@@ -10,8 +10,8 @@ from typing import Any
 
 from inventory.model import DbReplication
 from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember, Host,
-                               HostPort, HostRole, RuntimeInventory, SecretRef, SshAccess,
-                               SystemRuntime)
+                               HostDatabase, HostPort, HostRole, RuntimeInventory, SecretRef,
+                               SshAccess, SystemRuntime)
 from stacks.layout import PATRONI_API_PORT, POSTGRES_PORT, StackLayout
 
 RUNTIME_OUTPUT = "runtime"
@@ -37,7 +37,8 @@ def runtime_output(layout: StackLayout, ssh_user: str) -> dict[str, Any]:
         }
         if s.db_member is not None:
             m = s.db_member
-            hosts.append({"name": m.name, "role": "db", "address": m.address, "system": s.name})
+            hosts.append({"name": m.name, "role": "db", "address": m.address, "system": s.name,
+                          "cluster": s.name, "intended_role": m.intended_role.value})
             entry["db_member"] = {"name": m.name, "host": m.address, "port": POSTGRES_PORT,
                                   "api_url": f"http://{m.address}:{PATRONI_API_PORT}",
                                   "intended_role": m.intended_role.value}
@@ -68,8 +69,22 @@ def _merge_system(stack: str, name: str, part: dict, into: dict[str, SystemRunti
             intended_role=INTENDED[DbReplication(m["intended_role"])]))
 
 
-def runtime_inventory(outputs: dict[str, dict[str, Any]], source: str) -> RuntimeInventory:
-    """Merge the `runtime` outputs of one cloud's stacks (stack name → outputs)."""
+def _host(h: dict, center: str, ssh_user: str, keys: dict[str, list[str]]) -> Host:
+    database = None
+    if h["role"] == "db" and "cluster" in h:
+        database = HostDatabase(system=h["system"], cluster=h["cluster"],
+                                intended_role=INTENDED[DbReplication(h["intended_role"])])
+    return Host(name=h["name"], center=center, role=HostRole(h["role"]), address=h["address"],
+                ssh=SshAccess(host=h["address"], user=ssh_user),
+                host_keys=keys.get(h["name"], []), database=database)
+
+
+def runtime_inventory(outputs: dict[str, dict[str, Any]], source: str,
+                      host_keys: dict[str, list[str]] | None = None) -> RuntimeInventory:
+    """Merge the `runtime` outputs of one cloud's stacks (stack name → outputs).
+
+    `host_keys` (host name → public keys, see stacks/hostkeys.py) go with each host, so
+    SSH clients check them instead of trusting whatever answers first."""
     parts = {stack: out[RUNTIME_OUTPUT] for stack, out in sorted(outputs.items())}
     clouds = {p["cloud"] for p in parts.values()}
     if len(clouds) != 1:
@@ -77,19 +92,18 @@ def runtime_inventory(outputs: dict[str, dict[str, Any]], source: str) -> Runtim
     runtime = RuntimeInventory(source=source, cloud=clouds.pop(), centers={})
     members: dict[str, list[DbMember]] = {}
     vips: dict[str, list[str]] = {}
-    password_stack: dict[str, str] = {}
+    # The cloud's identity stack (its main center's) exports every system's passwords.
+    identity_stack = next((stack for stack, part in parts.items() if part["role"] == "main"),
+                          None)
     for stack, part in parts.items():
         center = part["center"]
         runtime.centers[center] = CenterRuntime(name=center, role=part["role"])
         for h in part["hosts"]:
-            runtime.hosts.append(Host(name=h["name"], center=center, role=HostRole(h["role"]),
-                                      address=h["address"],
-                                      ssh=SshAccess(host=h["address"], user=part["ssh_user"])))
+            runtime.hosts.append(_host(h, center, part["ssh_user"], host_keys or {}))
             runtime.centers[center].addresses.append(h["address"])
         for name, sys_part in part["systems"].items():
             _merge_system(stack, name, sys_part, runtime.systems, members, vips, center)
-            if sys_part["db_member"] and sys_part["db_member"]["intended_role"] == "primary":
-                password_stack[name] = stack
+
     for name, system in runtime.systems.items():
         if system.app_url is None and vips.get(name):
             system.app_url = vips[name][0]
@@ -98,10 +112,12 @@ def runtime_inventory(outputs: dict[str, dict[str, Any]], source: str) -> Runtim
             continue
         leader = next((m for m in cluster if m.intended_role == DbIntendedRole.leader), cluster[0])
         replica = next((m for m in cluster if m.intended_role != DbIntendedRole.leader), leader)
-        stack = password_stack.get(name, next(iter(parts)))
+        if identity_stack is None:
+            raise ValueError("the outputs of the cloud's main-center stack are needed: it "
+                             "holds the database passwords")
         system.database = DatabaseCluster(
             cluster=name, dbname=name.replace("-", "_"), user="app",
-            password=SecretRef(pulumi=f"{stack}:{PASSWORDS_OUTPUT}.{name}.app"),
+            password=SecretRef(pulumi=f"{identity_stack}:{PASSWORDS_OUTPUT}.{name}.app"),
             members=sorted(cluster, key=lambda m: m.name),
             # No database entry (VIP/LB) is provisioned yet: these name the intended
             # leader and a replica; clients should list all members with

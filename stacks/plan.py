@@ -61,6 +61,7 @@ class StackPlan:
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    shortfalls: list = field(default_factory=list)  # stacks.snapshot.Shortfall, with --snapshot
 
     def counts(self, key: str | None = None) -> dict:
         """Resource counts per type, or per department/system then type."""
@@ -156,7 +157,8 @@ class ProgramRun:
 
 
 def run_program(topology: Topology, stack: str, fast: bool = True,
-                restore_gc: bool = True) -> ProgramRun:
+                restore_gc: bool = True, settings: Any = None,
+                snapshot: Any = None) -> ProgramRun:
     """Run one stack's program under mocks in this process.
 
     `restore_gc=False` leaves the cyclic collector off afterwards: for a process that
@@ -168,11 +170,11 @@ def run_program(topology: Topology, stack: str, fast: bool = True,
     from stacks.program import StackSettings, build_stack
 
     set_root_resource(None)  # a fresh Stack resource: no exports left from an earlier run
-    monitor = install_mocks(stack, fast=fast)
+    monitor = install_mocks(stack, fast=fast, snapshot=snapshot)
     captured: dict[str, Any] = {}
 
     def program():
-        captured["layout"] = build_stack(topology, stack, StackSettings(planning=True))
+        captured["layout"] = build_stack(topology, stack, settings or StackSettings(planning=True))
 
         async def exports():
             captured["outputs"] = await _resolved_exports()
@@ -184,24 +186,39 @@ def run_program(topology: Topology, stack: str, fast: bool = True,
 
 
 def plan_stack(topology: Topology, stack: str, fast: bool = True,
-               restore_gc: bool = True) -> StackPlan:
+               restore_gc: bool = True, snapshot: Any = None) -> StackPlan:
     started = time.perf_counter()
-    run = run_program(topology, stack, fast, restore_gc)
+    run = run_program(topology, stack, fast, restore_gc, snapshot=snapshot)
     plan = StackPlan(stack, _owners(run.registrations, run.layout), run.outputs,
                      quota_checks(topology, run.layout, run.registrations))
+    if snapshot is not None:
+        plan.shortfalls = _shortfalls(run.layout, snapshot, plan.checks[-1].planned)
     plan.seconds = time.perf_counter() - started
     plan.peak_rss_mb = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024
     return plan
 
 
+def _shortfalls(layout: StackLayout, snapshot: Any, planned: Resources) -> list:
+    """What the cloud lacks for this stack, under the stack's own config (if any)."""
+    from stacks.deploy import stack_config
+    from stacks.snapshot import shortfalls
+    from stacks.system import LB_PROVIDER
+
+    config = stack_config(layout.stack)
+    return shortfalls(layout, snapshot, planned,
+                      config.get("tricenter:lbProvider") or LB_PROVIDER,
+                      config.get("tricenter:adoptProjects") or {})
+
+
 _TOPOLOGY: Topology | None = None  # inherited by forked workers, so each loads nothing
+_SNAPSHOT: Any = None
 
 
 def _worker(stack: str, conn) -> None:
     status = 0
     try:
         assert _TOPOLOGY is not None
-        conn.send(plan_stack(_TOPOLOGY, stack, restore_gc=False))
+        conn.send(plan_stack(_TOPOLOGY, stack, restore_gc=False, snapshot=_SNAPSHOT))
     except BaseException as exc:  # noqa: BLE001 - re-raised in the parent
         conn.send(exc)
         status = 1
@@ -212,20 +229,21 @@ def _worker(stack: str, conn) -> None:
     os._exit(status)
 
 
-def plan_stacks(topology: Topology, stacks: list[str], jobs: int | None = None) -> list[StackPlan]:
+def plan_stacks(topology: Topology, stacks: list[str], jobs: int | None = None,
+                snapshot: Any = None) -> list[StackPlan]:
     """Plan several stacks, each in a fresh forked process, `jobs` at a time.
 
     One process per stack rather than a pool: Pulumi's runtime state is per process,
     and a process that exits returns all of a stack's memory at once."""
-    global _TOPOLOGY
+    global _TOPOLOGY, _SNAPSHOT
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(stacks)))
     if len(stacks) == 1:
-        return [plan_stack(topology, stacks[0], restore_gc=False)]
+        return [plan_stack(topology, stacks[0], restore_gc=False, snapshot=snapshot)]
     # Import the program before forking: each worker then starts with it loaded.
     from stacks import mocks, program  # noqa: F401
     from multiprocessing.connection import wait
 
-    _TOPOLOGY = topology
+    _TOPOLOGY, _SNAPSHOT = topology, snapshot
     context = multiprocessing.get_context("fork")
     # Biggest stacks first, so a large one never starts last and runs alone.
     waiting = sorted(stacks, key=lambda s: -_size_hint(topology, s))
@@ -253,7 +271,7 @@ def plan_stacks(topology: Topology, stacks: list[str], jobs: int | None = None) 
     finally:
         for _, process in running.values():
             process.kill()
-        _TOPOLOGY = None
+        _TOPOLOGY = _SNAPSHOT = None
     return [results[s] for s in stacks]
 
 
