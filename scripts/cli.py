@@ -35,7 +35,8 @@ def wants_json(args: list[str]) -> bool:
 
 class PlaneGroup(click.Group):
     """Lazily loaded plane commands, with one error convention: under `--json` a user
-    mistake or failure is a JSON object on stdout (`{"error": …, "exit_code": …}`), so a
+    mistake or failure is a JSON object on stdout (`{"ok": false, "error": …, "exit_code": …}`,
+    the shape every plane uses for its own refusals), so a
     script reading stdout always gets JSON; otherwise Click's plain message on stderr."""
 
     def main(self, args=None, **kwargs):  # type: ignore[override]
@@ -45,13 +46,14 @@ class PlaneGroup(click.Group):
         try:
             return super().main(args=argv, standalone_mode=False, **kwargs)
         except click.ClickException as exc:
-            click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code},
+            click.echo(json.dumps({"ok": False, "error": exc.format_message(),
+                                   "exit_code": exc.exit_code},
                                   ensure_ascii=False))
             sys.exit(exc.exit_code)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.Abort:
-            click.echo(json.dumps({"error": "aborted", "exit_code": 1}))
+            click.echo(json.dumps({"ok": False, "error": "aborted", "exit_code": 1}))
             sys.exit(1)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -161,7 +161,7 @@ def plan(stacks: tuple[str, ...], all_: bool, inventory_dir: Path, as_json: bool
 def _fail(message: str, as_json: bool, code: int = EXIT_INVALID) -> None:
     """Say why nothing was done (as JSON on stdout under --json) and exit."""
     if as_json:
-        print_json({"ok": False, "error": message})
+        print_json({"ok": False, "error": message, "exit_code": code})
     else:
         click.echo(message, err=True)
     sys.exit(code)
@@ -274,7 +274,7 @@ def _prepare(stack: str, inventory_dir: Path, as_json: bool, verb: str):
         message = (f"cannot {verb} {stack}: {len(missing)} prerequisite(s) missing — "
                    "nothing was changed")
         if as_json:
-            print_json({"ok": False, "error": message,
+            print_json({"ok": False, "error": message, "exit_code": EXIT_FAILED,
                         "missing": [{"what": m.what, "fix": m.fix} for m in missing]})
         else:
             console = Console(stderr=True)
@@ -420,8 +420,7 @@ def runtime(stacks: tuple[str, ...], from_plan: bool, outputs_files: tuple[Path,
             hint = (f"run `tricenter plan --stack {stack}` first" if from_plan else
                     f"deploy it (`tricenter deploy --stack {stack}`), pass --outputs FILE from "
                     f"`pulumi stack output --json -s {stack}`, or use --from-plan")
-            click.echo(f"no outputs for {stack} at {file}: {hint}", err=True)
-            sys.exit(EXIT_INVALID)
+            _fail(f"no outputs for {stack} at {file}: {hint}", as_json)
         data = json.loads(file.read_text())
         outputs[stack] = data.get("outputs", data) if from_plan else data
     source = ("plan:" if from_plan else "pulumi:") + ",".join(stacks)

@@ -44,11 +44,16 @@ def test_version_names_commit_and_components() -> None:
 @pytest.mark.parametrize("args", [["drill", "run", "no-such-drill", "--json"],
                                   ["drill", "report", "no-such-report", "--json"],
                                   ["drill", "history", "--scenario", "bogus", "--json"],
-                                  ["validate", "--no-such-option", "--json"]])
-def test_errors_under_json_are_json_on_stdout(args: list[str], tmp_path: Path) -> None:
+                                  ["validate", "--no-such-option", "--json"],
+                                  ["plan", "--stack", "bogus", "--json"],
+                                  ["runtime", "--stack", "guangdong-main", "--outputs",
+                                   "/nonexistent/outputs.json", "--json"],
+                                  ["plan", "--all", "--snapshot", "/nonexistent", "--json"]])
+def test_errors_under_json_are_json_on_stdout_in_one_shape(args: list[str], tmp_path: Path) -> None:
     run = tricenter(*args, env={"TRICENTER_REPORTS_DIR": str(tmp_path)})
     error = json.loads(run.stdout)
     assert run.returncode == 2 and error["exit_code"] == 2 and error["error"]
+    assert error["ok"] is False
 
 
 def test_lab_down_has_json_and_refuses_a_stranger_directory_in_json(tmp_path: Path) -> None:
