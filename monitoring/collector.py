@@ -42,6 +42,7 @@ RESTORE_SCENARIO = "backup-restore"
 @dataclass
 class SystemObservation:
     cluster: ClusterState | None = None
+    leader_answers: bool | None = None  # the leader's own REST API confirms it leads
     replication: list[ReplicationRow] | None = None
     backup: dict | None = None  # the stanza's `pgbackrest info` entry
     failures: dict[str, str] = field(default_factory=dict)  # probe → why
@@ -54,6 +55,7 @@ class Observation:
     etcd: list[EtcdMemberStatus] = field(default_factory=list)
     heartbeat: tuple[float, dict[str, float | None]] | None = None  # object store
     drills: list[dict] = field(default_factory=list)  # the drill history
+    certificates: dict[str, float] = field(default_factory=dict)  # https URL → not-after
     failures: dict[str, str] = field(default_factory=dict)  # global probe → why
 
 
@@ -186,7 +188,8 @@ class Families:
                                          "1 when the member holds the role the inventory intends", sc)
         self.layout = _gauge("tricenter_db_layout_as_intended",
                              "1 when every member holds its intended role", s)
-        self.leader = _gauge("tricenter_db_leader_present", "1 when the cluster has a running leader", s)
+        self.leader = _gauge("tricenter_db_leader_present",
+                             "1 when the cluster has a running leader that confirms it leads", s)
         self.leader_center = _gauge("tricenter_db_leader_center", "1 for the center holding the leader",
                                     sc)
         self.sync_required = _gauge("tricenter_db_sync_standby_intended",
@@ -220,11 +223,12 @@ class Families:
                                        "1 when a backup-restore drill has passed for the system", s)
         self.restore_time = _gauge("tricenter_restore_last_verified_timestamp_seconds",
                                    "When the newest passed backup-restore drill finished", s)
+        servers = ["proxy", "kind", "system", "center"]
         self.server_up = _gauge("tricenter_haproxy_server_up", "1 when HAProxy sees the server UP",
-                                ["proxy", "system", "center"])
+                                servers)
         self.sessions = CounterMetricFamily("tricenter_haproxy_server_sessions",
-                                            "Sessions HAProxy sent to the server",
-                                            labels=["proxy", "system", "center"])
+                                            "Sessions HAProxy sent to the server (kind: app | db)",
+                                            labels=servers)
         self.etcd_healthy = _gauge("tricenter_etcd_member_healthy", "1 when the member answers healthy",
                                    ["center"])
         self.etcd_leader = _gauge("tricenter_etcd_member_is_leader",
@@ -233,6 +237,9 @@ class Families:
         self.store_lag = _gauge("tricenter_object_store_replication_lag_seconds",
                                 "Age of the heartbeat object a region serves (+Inf: none)",
                                 ["center"])
+        self.cert_expiry = _gauge("tricenter_tls_certificate_expiry_timestamp_seconds",
+                                  "When the certificate an https endpoint of the inventory expires",
+                                  ["endpoint"])
         self.probe_ok = _gauge("tricenter_probe_success", "1 when the probe answered this scrape",
                                ["probe", "system"])
 
@@ -251,6 +258,8 @@ def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Tar
     _haproxy(f, runtime, obs)
     _etcd(f, runtime, obs)
     _object_store(f, obs, now)
+    for url, not_after in sorted(obs.certificates.items()):
+        f.cert_expiry.add_metric([_hostport(url)], not_after)
     for probe, _ in obs.failures.items():
         f.probe_ok.add_metric([probe, ""], 0)
     for probe in ("haproxy", "etcd", "object_store"):
@@ -309,7 +318,7 @@ def _database(f: Families, runtime: RuntimeInventory, db: DatabaseCluster, name:
         if seen is not None and seen.timeline is not None:
             f.member_timeline.add_metric(labels, seen.timeline)
     f.layout.add_metric([name], 1 if layout_holds else 0)
-    f.leader.add_metric([name], 1 if cluster.leader else 0)
+    f.leader.add_metric([name], 1 if cluster.leader and obs.leader_answers is not False else 0)
     f.sync_required.add_metric([name], 1 if any(
         m.intended_role == DbIntendedRole.sync for m in db.members) else 0)
     f.sync_count.add_metric([name], sum(1 for m in cluster.members.values()
@@ -338,25 +347,40 @@ def _hostport(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
 
 
-def server_owners(runtime: RuntimeInventory) -> dict[str, tuple[str, str]]:
-    """host:port of every app instance and database member → (system, center)."""
-    owners: dict[str, tuple[str, str]] = {}
+def server_owners(runtime: RuntimeInventory) -> dict[str, tuple[str, str, str]]:
+    """host:port of every app instance and database member → (kind, system, center)."""
+    owners: dict[str, tuple[str, str, str]] = {}
     for system in runtime.systems.values():
         for center, urls in system.app_backends.items():
             for url in urls:
-                owners[_hostport(url)] = (system.name, center)
+                owners[_hostport(url)] = ("app", system.name, center)
         if system.database is not None:
             for member in system.database.members:
-                owners[f"{member.host}:{member.port}"] = (system.name, member.center)
+                owners[f"{member.host}:{member.port}"] = ("db", system.name, member.center)
     return owners
+
+
+def https_endpoints(runtime: RuntimeInventory) -> list[str]:
+    """Every https URL the inventory names: their certificates can expire."""
+    urls: list[str] = list(runtime.etcd) + list(runtime.monitoring.exporters.values())
+    if runtime.object_store is not None:
+        urls.append(runtime.object_store.endpoint)
+    if runtime.monitoring.prometheus_url:
+        urls.append(runtime.monitoring.prometheus_url)
+    for system in runtime.systems.values():
+        urls += [system.app_url or ""] + [u for us in system.app_backends.values() for u in us]
+        if system.database is not None:
+            urls += [m.api_url for m in system.database.members]
+    return sorted({u for u in urls if u.startswith("https://")})
 
 
 def _haproxy(f: Families, runtime: RuntimeInventory, obs: Observation) -> None:
     owners = server_owners(runtime)
     by_address = {a: c.name for c in runtime.centers.values() for a in c.addresses}
     for server in obs.haproxy or []:
-        system, center = owners.get(server.address, ("", by_address.get(_host(server.address), "")))
-        labels = [server.proxy, system, center or "unknown"]
+        kind, system, center = owners.get(
+            server.address, ("", "", by_address.get(_host(server.address), "")))
+        labels = [server.proxy, kind, system, center or "unknown"]
         f.server_up.add_metric(labels, 1 if server.status == "UP" else 0)
         f.sessions.add_metric(labels, server.sessions_total)
 
@@ -400,6 +424,8 @@ class Sources:
     drill_history: Path | None = None
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
+    leader_check: Callable = probes.patroni_leader_answers
+    tls: Callable = probes.tls_not_after
     replication: Callable = probes.replication
     haproxy: Callable = probes.haproxy_stats
     etcd: Callable = probes.etcd_member
@@ -419,6 +445,7 @@ def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservatio
     except ProbeFailed as exc:
         obs.failures["patroni"] = str(exc)
     if obs.cluster is not None and obs.cluster.leader is not None:
+        obs.leader_answers = sources.leader_check(db.member(obs.cluster.leader))
         try:
             password = resolve_secret(db.password, sources.secret_base)
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password)
@@ -432,6 +459,14 @@ def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservatio
     return obs
 
 
+def _not_after(sources: Sources, url: str) -> float | None:
+    try:
+        return sources.tls(url)
+    except ProbeFailed as exc:
+        log.warning("certificate of %s unreadable: %s", url, exc)
+        return None
+
+
 def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> Observation:
     from dr import history
     from dr.workload import SecretUnavailable, resolve_secret
@@ -441,8 +476,10 @@ def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> O
         systems = {name: pool.submit(_observe_system, s, sources)
                    for name, s in runtime.systems.items()}
         etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
+        certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}
         obs.systems = {name: future.result() for name, future in systems.items()}
         obs.etcd = [future.result() for future in etcd]
+        obs.certificates = {url: t for url, f in certificates.items() if (t := f.result()) is not None}
     if sources.haproxy_stats:
         try:
             obs.haproxy = [s for url in sources.haproxy_stats for s in sources.haproxy(url)]

@@ -67,6 +67,40 @@ def patroni_cluster(db: DatabaseCluster, timeout: float = 0.5) -> ClusterState:
         raise ProbeFailed(str(exc)) from None
 
 
+def patroni_leader_answers(leader: DbMember, timeout: float = 0.5) -> bool:
+    """Whether the leader's own REST API says it is the primary. Any member's /cluster
+    keeps naming a vanished leader until its lease expires (ttl, 20 s and more): asking
+    the leader itself sees a lost center within one scrape."""
+    try:
+        return requests.get(leader.api_url.rstrip("/") + "/primary", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def tls_not_after(url: str, timeout: float = 1) -> float:
+    """When the certificate an https endpoint presents expires (Unix time). The chain is
+    not verified here: an expiring certificate matters whoever signed it."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    from cryptography import x509
+
+    parts = urlsplit(url)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        raise ProbeFailed(f"{url}: {type(exc).__name__}") from None
+    if der is None:
+        raise ProbeFailed(f"{url}: no certificate presented")
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
 REPLICATION_QUERY = """
 SELECT application_name, state, sync_state,
        pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn)::float8,

@@ -82,7 +82,8 @@ def sources(tmp_path: Path, **overrides) -> Sources:
     defaults = dict(
         haproxy_stats=["http://127.0.10.6:7000"], pgbackrest_config=tmp_path / "pgbackrest.conf",
         drill_history=tmp_path / "drills.jsonl",
-        patroni=lambda db: INTENDED, replication=lambda db, leader, password: ROWS,
+        patroni=lambda db: INTENDED, leader_check=lambda leader: True,
+        tls=lambda url: 1900000000.0, replication=lambda db, leader, password: ROWS,
         haproxy=lambda url: parse_haproxy_csv(HAPROXY_CSV), etcd=etcd_all_healthy,
         pgbackrest=lambda config, stanza: BACKUP,
         heartbeat=lambda store, access, secret, writer: (5000.0, {"main": 5000.0, "remote": 4990.0}))
@@ -155,6 +156,29 @@ def test_after_main_center_loss_the_layout_and_rpo_show_it(tmp_path: Path) -> No
     assert value(text, "tricenter_rpo_estimate_bytes", system="registry", loss="region") == 100
 
 
+def test_a_leader_whose_own_api_is_silent_is_lost_before_its_lease_ends(tmp_path: Path) -> None:
+    asked = []
+    def silent(leader) -> bool:
+        asked.append(leader.name)
+        return False
+    text = scrape(sources(tmp_path, leader_check=silent))
+    assert asked == ["pg-main"]
+    assert value(text, "tricenter_db_leader_present", system="registry") == 0
+
+
+def test_certificate_expiry_of_https_endpoints_only(tmp_path: Path) -> None:
+    rt = runtime()
+    rt.systems["registry"].app_url = "https://app.example:8443/"
+    asked = []
+    def not_after(url: str) -> float:
+        asked.append(url)
+        return 1900000000.0
+    text = scrape(sources(tmp_path, tls=not_after), rt)
+    assert asked == ["https://app.example:8443/"]
+    assert value(text, "tricenter_tls_certificate_expiry_timestamp_seconds",
+                 endpoint="app.example:8443") == 1900000000.0
+
+
 def test_no_leader_means_unbounded_rpo(tmp_path: Path) -> None:
     leaderless = ClusterState({m: member(m, "replica", "running") for m in
                                ("pg-main", "pg-samecity", "pg-remote")}, "pg-main")
@@ -182,12 +206,12 @@ def test_patroni_unreachable_is_a_failed_probe_not_a_layout(tmp_path: Path) -> N
 
 def test_haproxy_servers_per_system_and_center(tmp_path: Path) -> None:
     text = scrape(sources(tmp_path))
-    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", system="registry",
-                 center="main") == 300
-    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", system="registry",
-                 center="samecity") == 100
-    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write", system="registry",
-                 center="samecity") == 0
+    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", kind="app",
+                 system="registry", center="main") == 300
+    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", kind="app",
+                 system="registry", center="samecity") == 100
+    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write", kind="db",
+                 system="registry", center="samecity") == 0
     assert value(text, "tricenter_probe_success", probe="haproxy", system="") == 1
 
 
