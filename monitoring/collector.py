@@ -291,7 +291,9 @@ def _system(f: Families, runtime: RuntimeInventory, system: SystemRuntime, obs: 
         f.backup_ok.add_metric([name], 1 if obs.backup.get("status", {}).get("code") == 0 else 0)
         for kind, stop in sorted(_backup_timestamps(obs.backup).items()):
             f.backup_time.add_metric([name, kind], stop)
-    if system.database is not None and "patroni" not in obs.failures:
+    if system.database is not None and "patroni" in obs.failures:
+        f.leader.add_metric([name], 0)  # no member answers: no primary anyone can reach
+    elif system.database is not None:
         _database(f, runtime, system.database, name, obs)
 
 
@@ -526,3 +528,15 @@ class TricenterCollector(Collector):
                           "How long observing every endpoint took", [])
         duration.add_metric([], time.monotonic() - started)
         yield duration
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the tricenter exporter can expose (counters with `_total`), so
+    rules and dashboards can be checked against what really exists."""
+    from monitoring.drill_exporter import DrillCollector
+
+    names = {"tricenter_exporter_scrape_duration_seconds"}
+    empty_history = Path("/nonexistent/drills.jsonl")
+    for family in [*Families().all(), *DrillCollector(empty_history).collect()]:
+        names.add(family.name + "_total" if family.type == "counter" else family.name)
+    return names

@@ -196,12 +196,13 @@ def test_without_pg_monitor_lag_comes_from_patroni(tmp_path: Path) -> None:
     assert value(text, "tricenter_rpo_estimate_seconds", system="registry", loss="region") is None
 
 
-def test_patroni_unreachable_is_a_failed_probe_not_a_layout(tmp_path: Path) -> None:
+def test_patroni_unreachable_is_a_failed_probe_and_no_primary(tmp_path: Path) -> None:
     def down(db):
         raise ProbeFailed("no Patroni REST API answered")
     text = scrape(sources(tmp_path, patroni=down))
     assert value(text, "tricenter_probe_success", probe="patroni", system="registry") == 0
     assert value(text, "tricenter_db_layout_as_intended", system="registry") is None
+    assert value(text, "tricenter_db_leader_present", system="registry") == 0
 
 
 def test_haproxy_servers_per_system_and_center(tmp_path: Path) -> None:
