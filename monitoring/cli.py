@@ -116,3 +116,14 @@ def show(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, .
     registry = CollectorRegistry()
     registry.register(collector)
     click.echo(generate_latest(registry).decode(), nl=False)
+
+
+@exporter.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("monitoring/dashboards"),
+              show_default=True, help="Directory for the dashboards' JSON (Grafana provisioning).")
+def dashboards(out: Path) -> None:
+    """Write the Grafana dashboards (overview, one system, drills) as JSON."""
+    from monitoring.dashboards import write_all
+
+    for file in write_all(out):
+        click.echo(str(file))
