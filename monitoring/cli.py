@@ -54,7 +54,8 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 
 
 def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
-               pgbackrest_config: Path | None, drill_history: Path | None) -> TricenterCollector:
+               pgbackrest_config: Path | None, pgbackrest_user: str | None,
+               drill_history: Path | None) -> TricenterCollector:
     runtime = _load_runtime(runtime_file)
     targets = _tier_targets(runtime.source, inventory)
     unknown = sorted({s.tier for s in runtime.systems.values()} - set(targets))
@@ -62,6 +63,7 @@ def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[
         raise UserError(f"{runtime_file}: tier(s) {', '.join(unknown)} not declared in the "
                         "topology's tiers.yaml — pass --inventory DIR")
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
+                      pgbackrest_user=pgbackrest_user,
                       drill_history=drill_history, secret_base=runtime_file.parent)
     return TricenterCollector(runtime, sources, targets)
 
@@ -76,6 +78,8 @@ def _common(func):
                      help="HAProxy stats page to read (repeatable)."),
         click.option("--pgbackrest-config", type=click.Path(path_type=Path), default=None,
                      help="pgbackrest.conf: report backup ages per stanza."),
+        click.option("--pgbackrest-user", default=None, metavar="USER",
+                     help="Run pgbackrest info as this user (the repository's owner)."),
         click.option("--drill-history", type=click.Path(path_type=Path),
                      default=history.HISTORY_FILE, show_default=True,
                      help="Drill history: drill results and the last verified restore."),
@@ -94,10 +98,12 @@ def exporter() -> None:
 @_common
 @click.option("--listen", default="127.0.0.1:9641", show_default=True, help="ADDRESS:PORT")
 def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
-          pgbackrest_config: Path | None, drill_history: Path, listen: str) -> None:
+          pgbackrest_config: Path | None, pgbackrest_user: str | None, drill_history: Path,
+          listen: str) -> None:
     """Serve /metrics; every scrape asks the endpoints anew."""
     address, port = _parse_listen(listen)
-    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, drill_history)
+    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+                           drill_history)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = CollectorRegistry()
     registry.register(collector)
@@ -110,9 +116,11 @@ def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, 
 @exporter.command()
 @_common
 def show(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
-         pgbackrest_config: Path | None, drill_history: Path) -> None:
+         pgbackrest_config: Path | None, pgbackrest_user: str | None,
+         drill_history: Path) -> None:
     """Observe once and print the exposition (what a scrape would return)."""
-    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, drill_history)
+    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+                           drill_history)
     registry = CollectorRegistry()
     registry.register(collector)
     click.echo(generate_latest(registry).decode(), nl=False)

@@ -423,6 +423,7 @@ class Sources:
 
     haproxy_stats: list[str] = field(default_factory=list)
     pgbackrest_config: Path | None = None
+    pgbackrest_user: str | None = None
     drill_history: Path | None = None
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
@@ -455,7 +456,8 @@ def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservatio
             obs.failures["postgres"] = str(exc)
     if sources.pgbackrest_config is not None:
         try:
-            obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster)
+            obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster,
+                                            sources.pgbackrest_user)
         except ProbeFailed as exc:
             obs.failures["pgbackrest"] = str(exc)
     return obs

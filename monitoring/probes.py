@@ -158,11 +158,15 @@ def etcd_member(url: str, timeout: float = 0.5) -> EtcdMemberStatus:
                             leader_id=str(status.get("leader") or "") or None)
 
 
-def pgbackrest_info(config: Path, stanza: str, timeout: float = 30) -> dict:
-    """The stanza's entry of `pgbackrest info --output=json`."""
-    command = ["pgbackrest", f"--config={config}", f"--stanza={stanza}", "--output=json", "info"]
+def pgbackrest_info(config: Path, stanza: str, run_as: str | None = None,
+                    timeout: float = 30) -> dict:
+    """The stanza's entry of `pgbackrest info --output=json`. `run_as`: the repository's
+    owner (postgres), so no file pgBackRest touches ends up owned by the exporter's user."""
+    command = ["pgbackrest", f"--config={config}", f"--stanza={stanza}", "--log-level-file=off",
+               "--output=json", "info"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              user=run_as, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProbeFailed(f"pgbackrest info: {type(exc).__name__}") from None
     if done.returncode != 0:

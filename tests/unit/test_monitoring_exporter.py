@@ -85,7 +85,7 @@ def sources(tmp_path: Path, **overrides) -> Sources:
         patroni=lambda db: INTENDED, leader_check=lambda leader: True,
         tls=lambda url: 1900000000.0, replication=lambda db, leader, password: ROWS,
         haproxy=lambda url: parse_haproxy_csv(HAPROXY_CSV), etcd=etcd_all_healthy,
-        pgbackrest=lambda config, stanza: BACKUP,
+        pgbackrest=lambda config, stanza, run_as: BACKUP,
         heartbeat=lambda store, access, secret, writer: (5000.0, {"main": 5000.0, "remote": 4990.0}))
     return Sources(**{**defaults, **overrides})
 
