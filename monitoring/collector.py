@@ -223,7 +223,7 @@ class Families:
                                        "1 when a backup-restore drill has passed for the system", s)
         self.restore_time = _gauge("tricenter_restore_last_verified_timestamp_seconds",
                                    "When the newest passed backup-restore drill finished", s)
-        servers = ["proxy", "kind", "system", "center"]
+        servers = ["proxy", "server", "kind", "system", "center"]
         self.server_up = _gauge("tricenter_haproxy_server_up", "1 when HAProxy sees the server UP",
                                 servers)
         self.sessions = CounterMetricFamily("tricenter_haproxy_server_sessions",
@@ -376,13 +376,28 @@ def https_endpoints(runtime: RuntimeInventory) -> list[str]:
     return sorted({u for u in urls if u.startswith("https://")})
 
 
+def server_owner(runtime: RuntimeInventory, owners: dict[str, tuple[str, str, str]],
+                 server: HaproxyServer) -> tuple[str, str, str]:
+    """(kind, system, center) of a HAProxy server: by its address, else by its name — the
+    stats page leaves `addr` empty unless `stats show-legends` is on."""
+    if server.address in owners:
+        return owners[server.address]
+    for system in runtime.systems.values():
+        db = system.database
+        if db is not None and any(m.name == server.server for m in db.members):
+            return "db", system.name, db.member(server.server).center
+    by_address = {a: c.name for c in runtime.centers.values() for a in c.addresses}
+    tokens = set(server.server.split("-"))
+    center = next((c for c in runtime.centers if c in tokens), by_address.get(_host(server.address), ""))
+    serving = [s.name for s in runtime.systems.values() if center and center in s.app_backends]
+    return ("app", serving[0], center) if len(serving) == 1 else ("", "", center)
+
+
 def _haproxy(f: Families, runtime: RuntimeInventory, obs: Observation) -> None:
     owners = server_owners(runtime)
-    by_address = {a: c.name for c in runtime.centers.values() for a in c.addresses}
     for server in obs.haproxy or []:
-        kind, system, center = owners.get(
-            server.address, ("", "", by_address.get(_host(server.address), "")))
-        labels = [server.proxy, kind, system, center or "unknown"]
+        kind, system, center = server_owner(runtime, owners, server)
+        labels = [server.proxy, server.server, kind, system, center or "unknown"]
         f.server_up.add_metric(labels, 1 if server.status == "UP" else 0)
         f.sessions.add_metric(labels, server.sessions_total)
 

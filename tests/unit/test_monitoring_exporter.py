@@ -207,13 +207,23 @@ def test_patroni_unreachable_is_a_failed_probe_and_no_primary(tmp_path: Path) ->
 
 def test_haproxy_servers_per_system_and_center(tmp_path: Path) -> None:
     text = scrape(sources(tmp_path))
-    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", kind="app",
-                 system="registry", center="main") == 300
-    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", kind="app",
-                 system="registry", center="samecity") == 100
-    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write", kind="db",
-                 system="registry", center="samecity") == 0
+    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", server="main-app",
+                 kind="app", system="registry", center="main") == 300
+    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app",
+                 server="samecity-app", kind="app", system="registry", center="samecity") == 100
+    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write",
+                 server="pg-samecity", kind="db", system="registry", center="samecity") == 0
     assert value(text, "tricenter_probe_success", probe="haproxy", system="") == 1
+
+
+def test_haproxy_servers_without_addresses_are_known_by_name(tmp_path: Path) -> None:
+    # HAProxy's stats page leaves `addr` empty unless `stats show-legends` is on.
+    csv = HAPROXY_CSV.replace("127.0.1.1:5432", "").replace("127.0.2.2:8080", "")
+    text = scrape(sources(tmp_path, haproxy=lambda url: parse_haproxy_csv(csv)))
+    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write", server="pg-main",
+                 kind="db", system="registry", center="main") == 1
+    assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", server="samecity-app",
+                 kind="app", system="registry", center="samecity") == 100
 
 
 def test_etcd_leader_center_by_the_healthy_members_and_member_health(tmp_path: Path) -> None:
