@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ RESTORE_SCENARIO = "backup-restore"
 class SystemObservation:
     cluster: ClusterState | None = None
     leader_answers: bool | None = None  # the leader's own REST API confirms it leads
+    former_leader: str | None = None  # the leader of the previous scrape, when it changed
+    former_leader_answers: bool | None = None  # ... and whether that member still runs
     replication: list[ReplicationRow] | None = None
     backup: dict | None = None  # the stanza's `pgbackrest info` entry
     failures: dict[str, str] = field(default_factory=dict)  # probe → why
@@ -190,6 +193,10 @@ class Families:
                              "1 when every member holds its intended role", s)
         self.leader = _gauge("tricenter_db_leader_present",
                              "1 when the cluster has a running leader that confirms it leads", s)
+        self.primary_losses = CounterMetricFamily(
+            "tricenter_db_primary_losses", "Leaders that stopped leading and stopped answering "
+            "between two scrapes (a failover faster than the scrape interval counts too)",
+            labels=s)
         self.leader_center = _gauge("tricenter_db_leader_center", "1 for the center holding the leader",
                                     sc)
         self.sync_required = _gauge("tricenter_db_sync_standby_intended",
@@ -248,8 +255,10 @@ class Families:
 
 
 def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Targets],
-             now: float) -> list:
+             now: float, primary_losses: dict[str, int] | None = None) -> list:
     f = Families()
+    for system, losses in sorted((primary_losses or {}).items()):
+        f.primary_losses.add_metric([system], losses)
     for center in runtime.centers.values():
         f.center_info.add_metric([center.name, center.role], 1)
     for system in runtime.systems.values():
@@ -443,6 +452,7 @@ class Sources:
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
     leader_check: Callable = probes.patroni_leader_answers
+    member_check: Callable = probes.patroni_member_answers
     tls: Callable = probes.tls_not_after
     replication: Callable = probes.replication
     haproxy: Callable = probes.haproxy_stats
@@ -451,7 +461,12 @@ class Sources:
     heartbeat: Callable = probes.object_store_heartbeat
 
 
-def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservation:
+def confirmed_leader(obs: SystemObservation) -> str | None:
+    return obs.cluster.leader if obs.cluster is not None and obs.leader_answers else None
+
+
+def _observe_system(system: SystemRuntime, sources: Sources,
+                    former_leader: str | None = None) -> SystemObservation:
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = SystemObservation()
@@ -469,6 +484,9 @@ def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservatio
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["postgres"] = str(exc)
+    if former_leader is not None and former_leader != confirmed_leader(obs):
+        obs.former_leader = former_leader
+        obs.former_leader_answers = sources.member_check(db.member(former_leader))
     if sources.pgbackrest_config is not None:
         try:
             obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster,
@@ -486,13 +504,17 @@ def _not_after(sources: Sources, url: str) -> float | None:
         return None
 
 
-def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> Observation:
+def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16,
+            former_leaders: dict[str, str | None] | None = None) -> Observation:
+    """One look at everything; `former_leaders` (system → the leader seen last time) lets a
+    leader that vanished between two scrapes still count as lost."""
     from dr import history
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = Observation()
+    former_leaders = former_leaders or {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        systems = {name: pool.submit(_observe_system, s, sources)
+        systems = {name: pool.submit(_observe_system, s, sources, former_leaders.get(name))
                    for name, s in runtime.systems.items()}
         etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
         certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}
@@ -530,14 +552,29 @@ class TricenterCollector(Collector):
         self.runtime = runtime
         self.sources = sources
         self.targets = targets or {}
+        self.leaders: dict[str, str | None] = {}  # system → confirmed leader at the last scrape
+        self.primary_losses = {name: 0 for name, s in runtime.systems.items() if s.database}
+        self._lock = threading.Lock()  # two scrapes at once must not count one loss twice
+
+    def _count_losses(self, obs: Observation) -> None:
+        """A leader lost: it no longer leads and no longer answers (a planned switchover
+        leaves it running as a replica). Counted once, when first seen."""
+        for name, system_obs in obs.systems.items():
+            if system_obs.former_leader is not None and system_obs.former_leader_answers is False:
+                self.primary_losses[name] = self.primary_losses.get(name, 0) + 1
+            if "patroni" not in system_obs.failures:
+                self.leaders[name] = confirmed_leader(system_obs)
 
     def describe(self) -> list:
         return []  # registering must not probe every endpoint once more
 
     def collect(self) -> Iterator:
         started = time.monotonic()
-        obs = observe(self.runtime, self.sources)
-        yield from families(self.runtime, obs, self.targets, time.time())
+        with self._lock:
+            obs = observe(self.runtime, self.sources, former_leaders=dict(self.leaders))
+            self._count_losses(obs)
+            losses = dict(self.primary_losses)
+        yield from families(self.runtime, obs, self.targets, time.time(), losses)
         if self.sources.drill_history is not None:
             from monitoring.drill_exporter import DrillCollector
             yield from DrillCollector(self.sources.drill_history).collect()
