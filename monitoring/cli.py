@@ -13,6 +13,7 @@ import click
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 from dr import history
+from monitoring import probes
 from monitoring.collector import Sources, Targets, TricenterCollector
 
 
@@ -62,8 +63,12 @@ def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[
     if unknown:
         raise UserError(f"{runtime_file}: tier(s) {', '.join(unknown)} not declared in the "
                         "topology's tiers.yaml — pass --inventory DIR")
+    # What changes slowly and may hang for long is refreshed off the scrape path.
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
                       pgbackrest_user=pgbackrest_user,
+                      pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
+                      heartbeat=probes.Background(probes.object_store_heartbeat, max_age=15),
+                      tls=probes.Background(probes.tls_not_after, max_age=3600),
                       drill_history=drill_history, secret_base=runtime_file.parent)
     return TricenterCollector(runtime, sources, targets)
 

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +219,52 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
         except (BotoCoreError, ClientError, ValueError):
             seen[center] = None
     return written, seen
+
+
+class Background:
+    """A slow probe kept off the scrape path: a call returns the last result at once and,
+    when that is older than `max_age` seconds, starts one refresh in a thread.
+
+    pgbackrest info takes about 8 x io_timeout when an object-store proxy is down, longer
+    than Prometheus's scrape timeout: asked inline, it would blank every metric exactly
+    when a center is lost."""
+
+    def __init__(self, probe, max_age: float, clock=time.monotonic):
+        self.probe, self.max_age, self.clock = probe, max_age, clock
+        self._lock = threading.Lock()
+        self._results: dict[str, tuple[float, object, str | None]] = {}  # key → (at, value, error)
+        self._running: dict[str, threading.Thread] = {}
+
+    def __call__(self, *args):
+        key = repr(args)
+        with self._lock:
+            entry = self._results.get(key)
+            stale = entry is None or self.clock() - entry[0] > self.max_age
+            if stale and key not in self._running:
+                thread = threading.Thread(target=self._refresh, args=(key, args), daemon=True)
+                self._running[key] = thread
+                thread.start()
+        if entry is None:
+            raise ProbeFailed("first result not in yet")
+        _, value, error = entry
+        if error is not None:
+            raise ProbeFailed(error)
+        return value
+
+    def _refresh(self, key: str, args: tuple) -> None:
+        try:
+            result: tuple[float, object, str | None] = (self.clock(), self.probe(*args), None)
+        except ProbeFailed as exc:
+            result = (self.clock(), None, str(exc))
+        except Exception as exc:  # noqa: BLE001 — a thread must record, not die silently
+            result = (self.clock(), None, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self._results[key] = result
+            self._running.pop(key, None)
+
+    def wait(self) -> None:
+        """Until every refresh under way is done (tests, and a clean shutdown)."""
+        with self._lock:
+            threads = list(self._running.values())
+        for thread in threads:
+            thread.join()

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,37 @@ def test_cli_refuses_a_bad_listen_address(tmp_path: Path) -> None:
     done = CliRunner().invoke(cli.exporter, ["serve", "--runtime", str(file), "--listen", "9641"])
     assert done.exit_code == 2
     assert "ADDRESS:PORT" in done.output
+
+
+def test_a_slow_probe_never_holds_up_a_scrape() -> None:
+    from monitoring.probes import Background
+
+    started, release, calls = threading.Event(), threading.Event(), []
+    def hanging_pgbackrest(config, stanza, run_as):
+        calls.append(stanza)
+        started.set()
+        release.wait(timeout=60)  # like pgbackrest info while an object-store proxy is down
+        return BACKUP
+    probe = Background(hanging_pgbackrest, max_age=60)
+    with pytest.raises(ProbeFailed, match="not in yet"):
+        probe("conf", "registry", "postgres")  # returns at once, the refresh runs aside
+    with pytest.raises(ProbeFailed):
+        probe("conf", "registry", "postgres")
+    assert started.wait(timeout=60)
+    assert calls == ["registry"]  # one refresh at a time
+    release.set()
+    probe.wait()
+    assert probe("conf", "registry", "postgres") == BACKUP
+
+
+def test_a_failed_background_probe_reports_its_reason() -> None:
+    from monitoring.probes import Background
+
+    def broken(*args):
+        raise ProbeFailed("pgbackrest info exited 82")
+    probe = Background(broken, max_age=60)
+    with pytest.raises(ProbeFailed):
+        probe("x")
+    probe.wait()
+    with pytest.raises(ProbeFailed, match="exited 82"):
+        probe("x")
