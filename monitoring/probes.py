@@ -61,9 +61,25 @@ class HaproxyServer:
     sessions_total: float
 
 
+_clusters: dict[str, PatroniCluster] = {}
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """One session per probing thread: connections to an endpoint are reused across scrapes."""
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
 def patroni_cluster(db: DatabaseCluster, timeout: float = 0.5) -> ClusterState:
+    """The cluster as any member's /cluster says. One client per cluster, kept across
+    scrapes: it asks first the member that answered last, not a lost center's."""
+    client = _clusters.get(db.cluster)
+    if client is None or client.db != db:
+        client = _clusters[db.cluster] = PatroniCluster(db, timeout=timeout)
     try:
-        return PatroniCluster(db, timeout=timeout).state()
+        return client.state()
     except PatroniUnavailable as exc:
         raise ProbeFailed(str(exc)) from None
 
@@ -73,7 +89,7 @@ def patroni_leader_answers(leader: DbMember, timeout: float = 0.5) -> bool:
     keeps naming a vanished leader until its lease expires (ttl, 20 s and more): asking
     the leader itself sees a lost center within one scrape."""
     try:
-        return requests.get(leader.api_url.rstrip("/") + "/primary", timeout=timeout).status_code == 200
+        return _session().get(leader.api_url.rstrip("/") + "/primary", timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
 
@@ -81,7 +97,7 @@ def patroni_leader_answers(leader: DbMember, timeout: float = 0.5) -> bool:
 def patroni_member_answers(member: DbMember, timeout: float = 0.5) -> bool:
     """Whether a member's REST API answers /health with 200 (PostgreSQL up, any role)."""
     try:
-        return requests.get(member.api_url.rstrip("/") + "/health", timeout=timeout).status_code == 200
+        return _session().get(member.api_url.rstrip("/") + "/health", timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
 
@@ -158,8 +174,8 @@ def etcd_member(url: str, timeout: float = 0.5) -> EtcdMemberStatus:
     """A member's own view: /health, and the leader id from the v3 JSON gateway."""
     base = url.rstrip("/")
     try:
-        health = requests.get(base + "/health", timeout=timeout).json()
-        status = requests.post(base + "/v3/maintenance/status", json={}, timeout=timeout).json()
+        health = _session().get(base + "/health", timeout=timeout).json()
+        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout).json()
     except (requests.RequestException, ValueError):
         return EtcdMemberStatus(url=url, healthy=False, member_id=None, leader_id=None)
     return EtcdMemberStatus(url=url, healthy=str(health.get("health")) == "true",
