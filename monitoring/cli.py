@@ -102,14 +102,21 @@ def exporter() -> None:
 @exporter.command()
 @_common
 @click.option("--listen", default="127.0.0.1:9641", show_default=True, help="ADDRESS:PORT")
+@click.option("--leader-poll", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds between leader checks between scrapes (0: off).")
 def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
           pgbackrest_config: Path | None, pgbackrest_user: str | None, drill_history: Path,
-          listen: str) -> None:
+          listen: str, leader_poll: float) -> None:
     """Serve /metrics; every scrape asks the endpoints anew."""
     address, port = _parse_listen(listen)
     collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
                            drill_history)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if leader_poll > 0:
+        from monitoring.leader_watch import LeaderWatch
+
+        collector.watch = LeaderWatch(collector.runtime, probes.leader_confirmed, interval=leader_poll)
+        collector.watch.start()
     registry = CollectorRegistry()
     registry.register(collector)
     start_http_server(port, addr=address, registry=registry)

@@ -197,6 +197,9 @@ class Families:
             "tricenter_db_primary_losses", "Leaders that stopped leading and stopped answering "
             "between two scrapes (a failover faster than the scrape interval counts too)",
             labels=s)
+        self.leaderless = CounterMetricFamily(
+            "tricenter_db_leaderless_episodes", "Runs of polls (every second, between scrapes) "
+            "without a leader that confirms it leads (monitoring/leader_watch.py)", labels=s)
         self.leader_center = _gauge("tricenter_db_leader_center", "1 for the center holding the leader",
                                     sc)
         self.sync_required = _gauge("tricenter_db_sync_standby_intended",
@@ -255,10 +258,13 @@ class Families:
 
 
 def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Targets],
-             now: float, primary_losses: dict[str, int] | None = None) -> list:
+             now: float, primary_losses: dict[str, int] | None = None,
+             leaderless_episodes: dict[str, int] | None = None) -> list:
     f = Families()
     for system, losses in sorted((primary_losses or {}).items()):
         f.primary_losses.add_metric([system], losses)
+    for system, episodes in sorted((leaderless_episodes or {}).items()):
+        f.leaderless.add_metric([system], episodes)
     for center in runtime.centers.values():
         f.center_info.add_metric([center.name, center.role], 1)
     for system in runtime.systems.values():
@@ -479,6 +485,7 @@ def _observe_system(system: SystemRuntime, sources: Sources,
         obs.failures["patroni"] = str(exc)
     if obs.cluster is not None and obs.cluster.leader is not None:
         obs.leader_answers = sources.leader_check(db.member(obs.cluster.leader))
+    if obs.leader_answers:  # a frozen leader would hold the scrape for the connect timeout
         try:
             password = resolve_secret(db.password, sources.secret_base)
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password)
@@ -548,8 +555,9 @@ class TricenterCollector(Collector):
     """Observes at every scrape: what Prometheus stores is what held at that moment."""
 
     def __init__(self, runtime: RuntimeInventory, sources: Sources,
-                 targets: dict[str, Targets] | None = None):
+                 targets: dict[str, Targets] | None = None, watch=None):
         self.runtime = runtime
+        self.watch = watch  # a started monitoring.leader_watch.LeaderWatch, or None
         self.sources = sources
         self.targets = targets or {}
         self.leaders: dict[str, str | None] = {}  # system → confirmed leader at the last scrape
@@ -574,7 +582,8 @@ class TricenterCollector(Collector):
             obs = observe(self.runtime, self.sources, former_leaders=dict(self.leaders))
             self._count_losses(obs)
             losses = dict(self.primary_losses)
-        yield from families(self.runtime, obs, self.targets, time.time(), losses)
+        episodes = self.watch.counts() if self.watch is not None else None
+        yield from families(self.runtime, obs, self.targets, time.time(), losses, episodes)
         if self.sources.drill_history is not None:
             from monitoring.drill_exporter import DrillCollector
             yield from DrillCollector(self.sources.drill_history).collect()

@@ -94,6 +94,15 @@ def patroni_leader_answers(leader: DbMember, timeout: float = 0.5) -> bool:
         return False
 
 
+def leader_confirmed(db: DatabaseCluster, timeout: float = 0.5) -> bool:
+    """Whether the cluster has a leader whose own REST API confirms it leads."""
+    try:
+        state = patroni_cluster(db, timeout)
+    except ProbeFailed:
+        return False
+    return state.leader is not None and patroni_leader_answers(db.member(state.leader), timeout)
+
+
 def patroni_member_answers(member: DbMember, timeout: float = 0.5) -> bool:
     """Whether a member's REST API answers /health with 200 (PostgreSQL up, any role)."""
     try:
