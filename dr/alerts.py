@@ -32,6 +32,16 @@ def _about(record: dict, system: str) -> bool:
     return record.get("labels", {}).get("system", system) == system
 
 
+def firing_at(records: list[dict], at: float, system: str) -> list[str]:
+    """Alerts whose last notification before `at` said firing: Alertmanager will not
+    notify them again, so a fault at `at` cannot be timed by them."""
+    last: dict[str, str] = {}
+    for r in sorted(records, key=lambda r: r["received_at"]):
+        if r["received_at"] < at and _about(r, system):
+            last[r["name"]] = r["status"]
+    return sorted(name for name, status in last.items() if status == "firing")
+
+
 def timeline(records: list[dict], expected: list[str], fault_at: float,
              system: str) -> tuple[list[dict], list[str]]:
     """([{name, fired_after_s, resolved_after_s}], expected alerts that never fired).

@@ -405,12 +405,17 @@ class Drill:
             self.outcome.extra["alerts_note"] = "no alert receiver in the runtime inventory"
             return
         try:
-            records = alerts.fetch(receiver, fault)
+            records = alerts.fetch(receiver, self.outcome.started_at - 3600)
         except alerts.ReceiverUnavailable as exc:
             self.outcome.extra["alerts_note"] = str(exc)
             records = []
         found, missing = alerts.timeline(records, self.scenario.alerts, fault, self.system.name)
         self.outcome.extra.update(alerts=found, alerts_missing=missing)
+        stale = [name for name in alerts.firing_at(records, fault, self.system.name)
+                 if name in self.scenario.alerts]
+        if stale:
+            self.outcome.extra["alerts_note"] = (
+                f"already firing when the fault was injected, so not timed: {', '.join(stale)}")
 
     def _stop_workload(self) -> None:
         if self.workload is not None:

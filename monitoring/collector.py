@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,8 +43,6 @@ RESTORE_SCENARIO = "backup-restore"
 class SystemObservation:
     cluster: ClusterState | None = None
     leader_answers: bool | None = None  # the leader's own REST API confirms it leads
-    former_leader: str | None = None  # the leader of the previous scrape, when it changed
-    former_leader_answers: bool | None = None  # ... and whether that member still runs
     replication: list[ReplicationRow] | None = None
     backup: dict | None = None  # the stanza's `pgbackrest info` entry
     failures: dict[str, str] = field(default_factory=dict)  # probe → why
@@ -193,10 +190,6 @@ class Families:
                              "1 when every member holds its intended role", s)
         self.leader = _gauge("tricenter_db_leader_present",
                              "1 when the cluster has a running leader that confirms it leads", s)
-        self.primary_losses = CounterMetricFamily(
-            "tricenter_db_primary_losses", "Leaders that stopped leading and stopped answering "
-            "between two scrapes (a failover faster than the scrape interval counts too)",
-            labels=s)
         self.leaderless = CounterMetricFamily(
             "tricenter_db_leaderless_episodes", "Runs of polls (every second, between scrapes) "
             "without a leader that confirms it leads (monitoring/leader_watch.py)", labels=s)
@@ -258,11 +251,8 @@ class Families:
 
 
 def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Targets],
-             now: float, primary_losses: dict[str, int] | None = None,
-             leaderless_episodes: dict[str, int] | None = None) -> list:
+             now: float, leaderless_episodes: dict[str, int] | None = None) -> list:
     f = Families()
-    for system, losses in sorted((primary_losses or {}).items()):
-        f.primary_losses.add_metric([system], losses)
     for system, episodes in sorted((leaderless_episodes or {}).items()):
         f.leaderless.add_metric([system], episodes)
     for center in runtime.centers.values():
@@ -458,7 +448,6 @@ class Sources:
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
     leader_check: Callable = probes.patroni_leader_answers
-    member_check: Callable = probes.patroni_member_answers
     tls: Callable = probes.tls_not_after
     replication: Callable = probes.replication
     haproxy: Callable = probes.haproxy_stats
@@ -471,8 +460,7 @@ def confirmed_leader(obs: SystemObservation) -> str | None:
     return obs.cluster.leader if obs.cluster is not None and obs.leader_answers else None
 
 
-def _observe_system(system: SystemRuntime, sources: Sources,
-                    former_leader: str | None = None) -> SystemObservation:
+def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservation:
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = SystemObservation()
@@ -491,9 +479,6 @@ def _observe_system(system: SystemRuntime, sources: Sources,
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["postgres"] = str(exc)
-    if former_leader is not None and former_leader != confirmed_leader(obs):
-        obs.former_leader = former_leader
-        obs.former_leader_answers = sources.member_check(db.member(former_leader))
     if sources.pgbackrest_config is not None:
         try:
             obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster,
@@ -511,17 +496,14 @@ def _not_after(sources: Sources, url: str) -> float | None:
         return None
 
 
-def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16,
-            former_leaders: dict[str, str | None] | None = None) -> Observation:
-    """One look at everything; `former_leaders` (system → the leader seen last time) lets a
-    leader that vanished between two scrapes still count as lost."""
+def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> Observation:
+    """One look at everything the runtime inventory names."""
     from dr import history
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = Observation()
-    former_leaders = former_leaders or {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        systems = {name: pool.submit(_observe_system, s, sources, former_leaders.get(name))
+        systems = {name: pool.submit(_observe_system, s, sources)
                    for name, s in runtime.systems.items()}
         etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
         certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}
@@ -560,30 +542,15 @@ class TricenterCollector(Collector):
         self.watch = watch  # a started monitoring.leader_watch.LeaderWatch, or None
         self.sources = sources
         self.targets = targets or {}
-        self.leaders: dict[str, str | None] = {}  # system → confirmed leader at the last scrape
-        self.primary_losses = {name: 0 for name, s in runtime.systems.items() if s.database}
-        self._lock = threading.Lock()  # two scrapes at once must not count one loss twice
-
-    def _count_losses(self, obs: Observation) -> None:
-        """A leader lost: it no longer leads and no longer answers (a planned switchover
-        leaves it running as a replica). Counted once, when first seen."""
-        for name, system_obs in obs.systems.items():
-            if system_obs.former_leader is not None and system_obs.former_leader_answers is False:
-                self.primary_losses[name] = self.primary_losses.get(name, 0) + 1
-            if "patroni" not in system_obs.failures:
-                self.leaders[name] = confirmed_leader(system_obs)
 
     def describe(self) -> list:
         return []  # registering must not probe every endpoint once more
 
     def collect(self) -> Iterator:
         started = time.monotonic()
-        with self._lock:
-            obs = observe(self.runtime, self.sources, former_leaders=dict(self.leaders))
-            self._count_losses(obs)
-            losses = dict(self.primary_losses)
+        obs = observe(self.runtime, self.sources)
         episodes = self.watch.counts() if self.watch is not None else None
-        yield from families(self.runtime, obs, self.targets, time.time(), losses, episodes)
+        yield from families(self.runtime, obs, self.targets, time.time(), episodes)
         if self.sources.drill_history is not None:
             from monitoring.drill_exporter import DrillCollector
             yield from DrillCollector(self.sources.drill_history).collect()

@@ -103,14 +103,6 @@ def leader_confirmed(db: DatabaseCluster, timeout: float = 0.5) -> bool:
     return state.leader is not None and patroni_leader_answers(db.member(state.leader), timeout)
 
 
-def patroni_member_answers(member: DbMember, timeout: float = 0.5) -> bool:
-    """Whether a member's REST API answers /health with 200 (PostgreSQL up, any role)."""
-    try:
-        return _session().get(member.api_url.rstrip("/") + "/health", timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def tls_not_after(url: str, timeout: float = 1) -> float:
     """When the certificate an https endpoint presents expires (Unix time). The chain is
     not verified here: an expiring certificate matters whoever signed it."""

@@ -45,6 +45,14 @@ def test_an_expected_alert_that_never_fired_is_named() -> None:
     assert missing == ["TricenterPrimaryLost"]
 
 
+def test_an_alert_still_firing_from_before_the_fault_is_recognised() -> None:
+    records = [record("TricenterPrimaryLost", "firing", 990.0),
+               record("TricenterEtcdMemberDown", "firing", 995.0),
+               record("TricenterEtcdMemberDown", "resolved", 1000.0),
+               record("TricenterNoSyncStandby", "firing", 1005.0, system="other")]
+    assert alerts.firing_at(records, FAULT, "sample") == ["TricenterPrimaryLost"]
+
+
 def test_the_report_and_json_carry_the_alerts(tmp_path: Path) -> None:
     out = outcome()
     out.extra.update(alerts=[{"name": "TricenterPrimaryLost", "fired_after_s": None,

@@ -84,7 +84,6 @@ def sources(tmp_path: Path, **overrides) -> Sources:
         haproxy_stats=["http://127.0.10.6:7000"], pgbackrest_config=tmp_path / "pgbackrest.conf",
         drill_history=tmp_path / "drills.jsonl",
         patroni=lambda db: INTENDED, leader_check=lambda leader: True,
-        member_check=lambda member: True,
         tls=lambda url: 1900000000.0, replication=lambda db, leader, password: ROWS,
         haproxy=lambda url: parse_haproxy_csv(HAPROXY_CSV), etcd=etcd_all_healthy,
         pgbackrest=lambda config, stanza, run_as: BACKUP,
@@ -179,30 +178,6 @@ def test_certificate_expiry_of_https_endpoints_only(tmp_path: Path) -> None:
     assert asked == ["https://app.example:8443/"]
     assert value(text, "tricenter_tls_certificate_expiry_timestamp_seconds",
                  endpoint="app.example:8443") == 1900000000.0
-
-
-FAILED_OVER = ClusterState({"pg-main": member("pg-main", "replica", "running", 3, None),
-                            "pg-samecity": member("pg-samecity", "leader", "running", 4, None),
-                            "pg-remote": member("pg-remote", "replica", timeline=4, lag=0)},
-                           "pg-samecity")
-
-
-@pytest.mark.parametrize("former_answers, losses", [(False, 1), (True, 0)])
-def test_a_leader_gone_between_two_scrapes_counts_as_lost_a_switchover_does_not(
-        tmp_path: Path, former_answers: bool, losses: int) -> None:
-    states = iter([INTENDED, FAILED_OVER, FAILED_OVER])
-    asked = []
-    def former(m) -> bool:
-        asked.append(m.name)
-        return former_answers
-    registry = CollectorRegistry()
-    registry.register(TricenterCollector(runtime(), sources(tmp_path, patroni=lambda db: next(states),
-                                                           member_check=former), TARGETS))
-    scrapes = [generate_latest(registry).decode() for _ in range(3)]
-    assert [value(t, "tricenter_db_primary_losses_total", system="registry") for t in scrapes] == [
-        0, losses, losses]
-    assert asked == ["pg-main"]  # only when the leader changed, and only the former one
-    assert value(scrapes[1], "tricenter_db_leader_present", system="registry") == 1
 
 
 def test_no_leader_means_unbounded_rpo(tmp_path: Path) -> None:
