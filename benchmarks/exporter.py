@@ -5,9 +5,10 @@ Target (issue 11): ≤ 0.5 s.
 
 Endpoints are simulated: one local HTTP server answers every Patroni member's /cluster,
 /primary and /health, every etcd member's /health and status, and HAProxy's stats CSV,
-over real loopback HTTP, from a process of its own (as real endpoints are: in-process it
-would compete with the exporter for the interpreter lock). PostgreSQL's pg_stat_replication and pgbackrest info are
-answered in-process (they need a database and a repository per system).
+over real loopback HTTP, from a process of its own (as real endpoints are: in-process
+it would compete with the exporter for the interpreter lock). PostgreSQL's
+pg_stat_replication and pgbackrest info are answered in-process (they need a database
+and a repository per system).
 """
 from __future__ import annotations
 

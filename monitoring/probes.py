@@ -221,6 +221,9 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
                             config=Config(connect_timeout=timeout, read_timeout=timeout,
                                           retries={"max_attempts": 1}))
 
+    if not store.verify_tls:  # the inventory chose it (a self-signed lab proxy): no warning per scrape
+        import urllib3
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     bucket = store.backup_bucket or "tricenter"
     written = time.time()
     try:
