@@ -383,6 +383,7 @@ class Drill:
             self._stop_workload()
         out.markers = dict(self.world.markers)
         out.finished_at = time.time()
+        self._alerts()
         if out.status not in ("skipped",) and out.ledger.writes:
             if final_present is None and self.rw is not None:
                 try:
@@ -391,6 +392,30 @@ class Drill:
                     out.left_to_do.append(str(exc))
             self._measure(verify_present, final_present, window_end or out.finished_at)
         return out
+
+    def _alerts(self) -> None:
+        """What the alert receiver got since the fault: `alerts` and `alerts_missing`."""
+        from dr import alerts
+
+        receiver, fault = self.runtime.monitoring.alert_receiver_url, self.outcome.markers.get("fault")
+        if fault is None:
+            return
+        if receiver is None:
+            self.outcome.extra["alerts_missing"] = list(self.scenario.alerts)
+            self.outcome.extra["alerts_note"] = "no alert receiver in the runtime inventory"
+            return
+        try:
+            records = alerts.fetch(receiver, self.outcome.started_at - 3600)
+        except alerts.ReceiverUnavailable as exc:
+            self.outcome.extra["alerts_note"] = str(exc)
+            records = []
+        found, missing = alerts.timeline(records, self.scenario.alerts, fault, self.system.name)
+        self.outcome.extra.update(alerts=found, alerts_missing=missing)
+        stale = [name for name in alerts.firing_at(records, fault, self.system.name)
+                 if name in self.scenario.alerts]
+        if stale:
+            self.outcome.extra["alerts_note"] = (
+                f"already firing when the fault was injected, so not timed: {', '.join(stale)}")
 
     def _stop_workload(self) -> None:
         if self.workload is not None:

@@ -117,6 +117,10 @@ def summary(out: DrillOutcome, report_dir: Path | None, context: dict | None = N
         "restored": out.restored,
         "left_to_do": out.left_to_do,
         **({k: v for k, v in out.extra.items() if k in ("copy", "backup")}),
+        "expected_alerts": out.scenario.alerts,
+        "alerts": out.extra.get("alerts", []),
+        "alerts_missing": out.extra.get("alerts_missing", []),
+        "alerts_note": out.extra.get("alerts_note"),
         "report_dir": str(report_dir) if report_dir else None,
         "context": {k: v for k, v in context.items() if k != "center_roles"},
     }

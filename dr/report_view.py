@@ -63,6 +63,9 @@ TEXT: dict[str, dict[str, str]] = {
         "node": "node", "timeline_col": "timeline",
         "split_evidence": "Split brain evidence", "left_to_do": "Left to do by hand",
         "restored": "Restored when the drill stopped",
+        "alerts": "Alerts", "alert": "alert", "fired_after": "fired after the fault",
+        "resolved_after": "resolved after the fault", "never_fired": "never fired",
+        "not_resolved": "not resolved", "alert_missing": "Expected alert {name} never fired.",
         "details": "Details", "context": "Context",
         "environment": "environment", "runtime": "runtime inventory", "inventory": "inventory",
         "tiers_file": "tiers file (targets)", "patroni_profile": "Patroni profile",
@@ -112,6 +115,8 @@ TEXT: dict[str, dict[str, str]] = {
         "node": "节点", "timeline_col": "时间线",
         "split_evidence": "脑裂证据", "left_to_do": "需人工处理的事项",
         "restored": "演练停止时已恢复",
+        "alerts": "告警", "alert": "告警", "fired_after": "故障后触发", "resolved_after": "故障后恢复",
+        "never_fired": "未触发", "not_resolved": "未恢复", "alert_missing": "预期告警 {name} 未触发。",
         "details": "详情", "context": "演练环境",
         "environment": "环境", "runtime": "运行时清单", "inventory": "资源清单",
         "tiers_file": "等级文件（目标来源）", "patroni_profile": "Patroni 参数档",
@@ -294,6 +299,13 @@ def build(r: dict, out: Any, lang: str, plot: bool) -> dict:
         "split_brain_events": [{"kind": e["kind"], "detail": details.short(e["detail"])}
                                for e in r.get("split_brain_events", [])],
         "restored": [details.short(item) for item in r.get("restored", [])],
+        "alerts": [{"name": a["name"],
+                    "fired": t["never_fired"] if a.get("fired_after_s") is None
+                    else f"{a['fired_after_s']:.3f} s",
+                    "resolved": t["not_resolved"] if a.get("resolved_after_s") is None
+                    else f"{a['resolved_after_s']:.3f} s"} for a in r.get("alerts") or []],
+        "alerts_missing": [t["alert_missing"].format(name=n) for n in r.get("alerts_missing") or []],
+        "alerts_note": r.get("alerts_note"),
         "left_to_do": [details.short(item) for item in r.get("left_to_do", [])],
         "details": [{"text": text, "fence": fence_for(text)} for text in details.blocks],
         "context": _context(r, t),

@@ -154,6 +154,9 @@ class Scenario(Strict):
     verify: list[Check] = [Check.writes_resumed, Check.no_split_brain, Check.no_lost_writes]
     restore: list[Step] = []
     targets: Targets = Targets()
+    # Alert names (monitoring/rules/*.yml) the fault must raise; the report says when each
+    # fired and resolved, and names those that never fired.
+    alerts: list[str] = Field(default=[], max_length=20)
 
 
 class ScenarioProblem(Exception):

@@ -143,6 +143,8 @@ class ObjectStore(_Model):
 class Monitoring(_Model):
     prometheus_url: str | None = None
     exporters: dict[str, str] = Field(default_factory=dict)  # name → /metrics URL
+    alertmanager_url: str | None = None
+    alert_receiver_url: str | None = None  # records what Alertmanager delivers (drills read it)
 
 
 class RuntimeInventory(_Model):

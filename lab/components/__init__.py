@@ -14,7 +14,8 @@ import os
 from lab.component import Component
 
 # Start order matters only for readability of logs: every component retries its peers.
-MODULES = ("etcd", "patroni", "app", "haproxy", "sshd", "swift", "pgbackrest", "prometheus")
+MODULES = ("etcd", "patroni", "app", "haproxy", "sshd", "swift", "pgbackrest", "prometheus",
+           "alertmanager", "exporter")
 CORE = ("etcd", "patroni", "app", "haproxy")
 
 

@@ -89,6 +89,19 @@ def render_config(*, cloud: str, self_target: str, inventory_targets: Path,
     }
 
 
+# --- alerting (monitoring plane): kept apart so the config's move to role templates
+# can take it whole.
+def alerting_config(alertmanagers: list[str]) -> dict:
+    """prometheus.yml's `alerting` section: the Alertmanagers (host:port) to notify."""
+    return {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]}
+
+
+def lab_alertmanagers(lab: "LabContext") -> list[str]:
+    from lab.components import alertmanager
+
+    return [alertmanager.listen_address(lab)]
+
+
 def check_config(file: Path) -> subprocess.CompletedProcess:
     """`promtool check config FILE`; returncode 0 when Prometheus would accept it."""
     return subprocess.run([PROMTOOL, "check", "config", str(file)], capture_output=True,
@@ -135,6 +148,7 @@ class Prometheus:
             cloud=lab.cloud_name, self_target=listen_address(lab),
             inventory_targets=lab.prometheus_targets_file, drop_in=drop_in_dir(lab),
             rules=rules_dir(lab), etcd=_inventory_etcd(lab))
+        config["alerting"] = alerting_config(lab_alertmanagers(lab))
         config_file(lab).write_text(yaml.safe_dump(config, sort_keys=False))
         users.hand_over(home(lab), recursive=True)  # its TSDB, possibly written by root before
 

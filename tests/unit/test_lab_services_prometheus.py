@@ -92,3 +92,35 @@ def test_prometheus_runs_outside_every_center_and_lands_in_the_runtime_inventory
     runtime = _runtime()
     prometheus.Prometheus().add_to_runtime(lab, runtime)
     assert runtime.monitoring.prometheus_url == prometheus.url(lab)
+
+
+def test_prometheus_notifies_the_lab_alertmanager_and_loads_the_rules(lab):
+    from lab.components import alertmanager, exporter
+
+    config = yaml.safe_load(prometheus.config_file(lab).read_text())
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == [alertmanager.listen_address(lab)]
+    installed = exporter.install_rules(lab)
+    assert installed and all(f.parent == prometheus.rules_dir(lab) for f in installed)
+    checked = prometheus.check_config(prometheus.config_file(lab))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout + checked.stderr and "rule" in checked.stdout + checked.stderr
+
+
+def test_alertmanager_config_passes_amtool(tmp_path):
+    from lab.components import alertmanager
+
+    file = tmp_path / "alertmanager.yml"
+    file.write_text(yaml.safe_dump(alertmanager.render_config("http://127.0.10.5:9649")))
+    checked = alertmanager.check_config(file)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_exporter_is_listed_in_the_runtime_inventory_and_scraped(lab):
+    from lab.components import exporter
+
+    runtime = _runtime()
+    exporter.component().add_to_runtime(lab, runtime)
+    groups = prometheus_targets(runtime)
+    assert {"targets": [exporter.listen_address(lab)],
+            "labels": {"job": "tricenter", "exporter": exporter.NAME}} in groups

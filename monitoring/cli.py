@@ -1,0 +1,148 @@
+"""`tricenter exporter serve | show`: tricenter's own metrics from the runtime inventory.
+
+Exit codes: 0 served (or printed); 2 user mistake (no or invalid runtime inventory, bad
+listen address, an unknown tier), nothing started.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+
+from monitoring import probes
+from monitoring.collector import Sources, Targets, TricenterCollector
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+def _load_runtime(file: Path):
+    from pydantic import ValidationError
+
+    from inventory.runtime import RuntimeInventory
+
+    if not file.is_file():
+        raise UserError(f"no runtime inventory at {file}: bring the lab up first "
+                        "(`tricenter lab up`) or pass --runtime FILE")
+    try:
+        return RuntimeInventory.load(file)
+    except (ValidationError, ValueError, OSError) as exc:
+        raise UserError(f"{file}: not a runtime inventory: {exc}") from None
+
+
+def _tier_targets(runtime_source: str, inventory: Path | None) -> dict[str, Targets]:
+    """RTO/RPO targets of every tier of the topology behind the runtime inventory."""
+    from inventory.loader import DEFAULT_INVENTORY, LAB_INVENTORY, load_topology
+
+    root = inventory or (LAB_INVENTORY if runtime_source == "lab" else DEFAULT_INVENTORY)
+    try:
+        tiers = load_topology(root).tiers
+    except Exception as exc:  # noqa: BLE001 — an unreadable topology is a setup problem
+        raise UserError(f"cannot read the tiers of {root}: {exc} — pass --inventory DIR") from None
+    return {name: Targets(float(t.rto_seconds), float(t.rpo_seconds)) for name, t in tiers.items()}
+
+
+def _parse_listen(listen: str) -> tuple[str, int]:
+    address, _, port = listen.rpartition(":")
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--listen {listen!r}: expected ADDRESS:PORT, e.g. 127.0.0.1:9641")
+    return address, int(port)
+
+
+def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+               pgbackrest_config: Path | None, pgbackrest_user: str | None,
+               drill_history: Path | None) -> TricenterCollector:
+    runtime = _load_runtime(runtime_file)
+    targets = _tier_targets(runtime.source, inventory)
+    unknown = sorted({s.tier for s in runtime.systems.values()} - set(targets))
+    if unknown:
+        raise UserError(f"{runtime_file}: tier(s) {', '.join(unknown)} not declared in the "
+                        "topology's tiers.yaml — pass --inventory DIR")
+    # What changes slowly and may hang for long is refreshed off the scrape path.
+    sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
+                      pgbackrest_user=pgbackrest_user,
+                      pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
+                      heartbeat=probes.Background(probes.object_store_heartbeat, max_age=15),
+                      tls=probes.Background(probes.tls_not_after, max_age=3600),
+                      drill_history=drill_history, secret_base=runtime_file.parent)
+    return TricenterCollector(runtime, sources, targets)
+
+
+def _common(func):
+    options = [
+        click.option("--runtime", "runtime_file", type=click.Path(path_type=Path), required=True,
+                     help="Runtime inventory (the lab writes .lab/runtime-inventory.yaml)."),
+        click.option("--inventory", type=click.Path(path_type=Path), default=None,
+                     help="Topology whose tiers give the RTO/RPO targets (default: by source)."),
+        click.option("--haproxy-stats", multiple=True, metavar="URL",
+                     help="HAProxy stats page to read (repeatable)."),
+        click.option("--pgbackrest-config", type=click.Path(path_type=Path), default=None,
+                     help="pgbackrest.conf: report backup ages per stanza."),
+        click.option("--pgbackrest-user", default=None, metavar="USER",
+                     help="Run pgbackrest info as this user (the repository's owner)."),
+        click.option("--drill-history", type=click.Path(path_type=Path), default=None,
+                     help="Drill history: drill results and the last verified restore "
+                          "(default: drills.jsonl in $TRICENTER_REPORTS_DIR, see dr/paths.py)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group()
+def exporter() -> None:
+    """tricenter's Prometheus exporter: health, replication and RPO per system and center."""
+
+
+@exporter.command()
+@_common
+@click.option("--listen", default="127.0.0.1:9641", show_default=True, help="ADDRESS:PORT")
+@click.option("--leader-poll", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds between leader checks between scrapes (0: off).")
+def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+          pgbackrest_config: Path | None, pgbackrest_user: str | None, drill_history: Path,
+          listen: str, leader_poll: float) -> None:
+    """Serve /metrics; every scrape asks the endpoints anew."""
+    address, port = _parse_listen(listen)
+    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+                           drill_history)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if leader_poll > 0:
+        from monitoring.leader_watch import LeaderWatch
+
+        collector.watch = LeaderWatch(collector.runtime, probes.leader_confirmed, interval=leader_poll)
+        collector.watch.start()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    start_http_server(port, addr=address, registry=registry)
+    logging.getLogger(__name__).info("serving http://%s:%d/metrics", address, port)
+    while True:
+        time.sleep(3600)
+
+
+@exporter.command()
+@_common
+def show(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+         pgbackrest_config: Path | None, pgbackrest_user: str | None,
+         drill_history: Path) -> None:
+    """Observe once and print the exposition (what a scrape would return)."""
+    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+                           drill_history)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    click.echo(generate_latest(registry).decode(), nl=False)
+
+
+@exporter.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("monitoring/dashboards"),
+              show_default=True, help="Directory for the dashboards' JSON (Grafana provisioning).")
+def dashboards(out: Path) -> None:
+    """Write the Grafana dashboards (overview, one system, drills) as JSON."""
+    from monitoring.dashboards import write_all
+
+    for file in write_all(out):
+        click.echo(str(file))

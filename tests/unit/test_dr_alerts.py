@@ -1,0 +1,100 @@
+"""Drills say which alerts reached the receiver and when, and name expected alerts that
+never fired; the receiver records what Alertmanager posts."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from dr import alerts
+from dr.report import write_report
+from dr.scenario import load_catalogue
+from monitoring.alert_receiver import serve
+from tests.unit.test_dr_report import outcome
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULT = 1010.0
+
+
+def record(name: str, status: str, at: float, system: str | None = "sample") -> dict:
+    labels = {"alertname": name, **({"system": system} if system else {})}
+    return {"name": name, "status": status, "received_at": at, "labels": labels}
+
+
+def test_fired_and_resolved_seconds_after_the_fault() -> None:
+    records = [record("TricenterPrimaryLost", "firing", 1000.0),  # before the fault: not this drill
+               record("TricenterPrimaryLost", "firing", 1019.5),
+               record("TricenterPrimaryLost", "firing", 1024.5),  # a repeat changes nothing
+               record("TricenterPrimaryLost", "resolved", 1040.25),
+               record("TricenterPrimaryLost", "firing", 1012.0, system="other"),
+               record("TricenterEtcdMemberDown", "firing", 1050.0, system=None)]
+    found, missing = alerts.timeline(records, ["TricenterPrimaryLost"], FAULT, "sample")
+    assert found == [{"name": "TricenterPrimaryLost", "fired_after_s": 9.5, "resolved_after_s": 30.25},
+                     {"name": "TricenterEtcdMemberDown", "fired_after_s": 40.0, "resolved_after_s": None}]
+    assert missing == []
+
+
+def test_an_expected_alert_that_never_fired_is_named() -> None:
+    found, missing = alerts.timeline([record("TricenterPrimaryLost", "resolved", 1020.0)],
+                                     ["TricenterPrimaryLost"], FAULT, "sample")
+    assert found == [{"name": "TricenterPrimaryLost", "fired_after_s": None, "resolved_after_s": None}]
+    assert missing == ["TricenterPrimaryLost"]
+
+
+def test_an_alert_still_firing_from_before_the_fault_is_recognised() -> None:
+    records = [record("TricenterPrimaryLost", "firing", 990.0),
+               record("TricenterEtcdMemberDown", "firing", 995.0),
+               record("TricenterEtcdMemberDown", "resolved", 1000.0),
+               record("TricenterNoSyncStandby", "firing", 1005.0, system="other")]
+    assert alerts.firing_at(records, FAULT, "sample") == ["TricenterPrimaryLost"]
+
+
+def test_the_report_and_json_carry_the_alerts(tmp_path: Path) -> None:
+    out = outcome()
+    out.extra.update(alerts=[{"name": "TricenterPrimaryLost", "fired_after_s": None,
+                              "resolved_after_s": None}], alerts_missing=["TricenterPrimaryLost"])
+    directory, data = write_report(out, tmp_path)
+    assert data["alerts"] == out.extra["alerts"]
+    assert data["expected_alerts"] == ["TricenterPrimaryLost"]
+    assert json.loads((directory / "report.json").read_text())["alerts_missing"] == ["TricenterPrimaryLost"]
+    assert "Expected alert TricenterPrimaryLost never fired" in (directory / "report.md").read_text()
+    assert "Expected alert TricenterPrimaryLost never fired" in (directory / "report.html").read_text()
+
+
+def test_every_scenario_states_alerts_that_the_rules_define() -> None:
+    defined = {rule["alert"] for file in (ROOT / "monitoring" / "rules").glob("*.yml")
+               for group in yaml.safe_load(file.read_text())["groups"] for rule in group["rules"]
+               if "alert" in rule}
+    for file in (ROOT / "dr" / "scenarios").glob("*.yaml"):
+        assert "alerts" in yaml.safe_load(file.read_text()), f"{file.name} states no expected alerts"
+    for scenario in load_catalogue().values():
+        assert set(scenario.alerts) <= defined, scenario.name
+    assert "TricenterPrimaryLost" in load_catalogue()["main-center-loss"].alerts
+
+
+@pytest.fixture
+def receiver(tmp_path: Path):
+    server = serve("127.0.0.1:0", tmp_path / "alerts.jsonl")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_receiver_records_what_alertmanager_posts(receiver: str) -> None:
+    payload = {"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "TricenterPrimaryLost", "system": "sample"},
+         "startsAt": "2026-12-02T04:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]}
+    assert requests.post(receiver, json=payload, timeout=2).status_code == 200
+    assert requests.post(receiver, data=b"not json", timeout=2).status_code == 400
+    got = alerts.fetch(receiver, since=0)
+    assert [(r["name"], r["status"], r["labels"]["system"]) for r in got] == [
+        ("TricenterPrimaryLost", "firing", "sample")]
+    assert alerts.fetch(receiver, since=got[0]["received_at"] + 1) == []
+    with pytest.raises(alerts.ReceiverUnavailable):
+        alerts.fetch(receiver + "/nothing-here", since=0)
