@@ -19,6 +19,7 @@ PLANE_COMMANDS = {
     "plan": ("stacks.cli", "plan"),
     "deploy": ("stacks.cli", "deploy"),
     "runtime": ("stacks.cli", "runtime"),
+    "configure": ("playbooks.cli", "configure"),
     "lab": ("lab.cli", "lab"),
     "exporter": ("monitoring.cli", "exporter"),
     "drill": ("dr.cli", "drill"),
