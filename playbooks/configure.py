@@ -76,7 +76,6 @@ def _environment(state: Path) -> dict[str, str]:
     env.update({
         "ANSIBLE_HOME": str(state / "home"),
         "ANSIBLE_LOCAL_TEMP": str(state / "tmp"),
-        "ANSIBLE_REMOTE_TMP": "/tmp/.ansible-tricenter",
         "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
         "ANSIBLE_FILTER_PLUGINS": str(PLAYBOOKS / "filter_plugins"),
         "ANSIBLE_CALLBACK_PLUGINS": str(PLAYBOOKS / "callback_plugins"),
