@@ -154,8 +154,8 @@ class LabRunbook:
                 conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
                 conn.execute("SELECT pg_reload_conf()")
         # with the check off HAProxy keeps the last verdict (DOWN): force it up as well
-        self._haproxy(f"disable health db-read-write/{member}")
-        self._haproxy(f"set server db-read-write/{member} health up")
+        self._haproxy(f"disable health {haproxy.proxy(self.lab, 'read-write')}/{member}")
+        self._haproxy(f"set server {haproxy.proxy(self.lab, 'read-write')}/{member} health up")
         return (f"remote Patroni stopped, {member} promoted with pg_promote(), "
                 "HAProxy read-write endpoint routes to it (health check off)")
 
@@ -175,7 +175,7 @@ class LabRunbook:
             conn.execute("SELECT pg_reload_conf()")
         faults.start_component("remote", "patroni")
         _poll("remote Patroni holds the leader lock", lambda: self._leader() == remote, 90)
-        self._haproxy(f"enable health db-read-write/{remote}")
+        self._haproxy(f"enable health {haproxy.proxy(self.lab, 'read-write')}/{remote}")
         for center in ("main", "samecity"):
             faults.start_center(center)
 

@@ -213,11 +213,12 @@ def _databases(runtime: RuntimeInventory) -> list[dict]:
 def _etcd_members(runtime: RuntimeInventory) -> list[dict]:
     """etcd members by client URL; the peer URL is the same host on etcd's peer port."""
     by_address = {h.address: h for h in runtime.hosts}
+    center_of = {a: c.name for c in runtime.centers.values() for a in c.addresses}
     members = []
     for url in runtime.etcd:
         address, port = _url_host_port(url)
         host = by_address.get(address)
-        center = host.center if host else address
+        center = host.center if host else center_of.get(address, address)
         scheme = url.split("://", 1)[0] if "://" in url else "http"
         members.append({"name": f"etcd-{center}", "center": center, "address": address,
                         "host": host.name if host else None, "client_url": url,
@@ -241,15 +242,17 @@ def _apps(runtime: RuntimeInventory) -> list[dict]:
 
 
 def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
-    assert host.ssh is not None
-    vars_: dict = {"ansible_host": host.ssh.host, "ansible_port": host.ssh.port,
-                   "ansible_user": host.ssh.user,
-                   "ansible_python_interpreter": host.python_interpreter,
+    vars_: dict = {"ansible_python_interpreter": host.python_interpreter,
                    "tricenter_center": host.center, "tricenter_address": host.address,
                    "tricenter_role": host.role.value, "tricenter_root": host.root,
                    "tricenter_service_manager": host.service_manager}
     if host.service_user:
         vars_["tricenter_service_user"] = host.service_user
+    vars_.update(_members_and_instances(runtime, host))
+    if host.ssh is None:
+        return vars_
+    vars_.update({"ansible_host": host.ssh.host, "ansible_port": host.ssh.port,
+                  "ansible_user": host.ssh.user})
     if host.ssh.user == "root":
         # Already root: `su` needs no password and no sudo on the image.
         vars_["ansible_become_method"] = "su"
@@ -258,6 +261,11 @@ def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
     if host.ssh.known_hosts_file:
         vars_["ansible_ssh_common_args"] = (
             f"-o UserKnownHostsFile={host.ssh.known_hosts_file} -o StrictHostKeyChecking=yes")
+    return vars_
+
+
+def _members_and_instances(runtime: RuntimeInventory, host: Host) -> dict:
+    vars_: dict = {}
     members = [{"system": system.name, "cluster": system.database.cluster, **m.model_dump(mode="json")}
                for system in runtime.systems.values() if system.database
                for m in system.database.members if m.host == host.address]
@@ -270,7 +278,7 @@ def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
     return vars_
 
 
-def ansible_inventory(runtime: RuntimeInventory) -> dict:
+def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) -> dict:
     """Ansible YAML inventory of the hosts Ansible can reach (those with an `ssh` entry):
     a group per role and per center, `etcd` for the hosts of the etcd members; host vars
     for SSH, the host's root and service manager, and the database members and app
@@ -278,15 +286,14 @@ def ansible_inventory(runtime: RuntimeInventory) -> dict:
     appear only as references ({"file": …} or {"env": …})."""
     groups: dict[str, dict] = {}
     etcd_addresses = {m["address"] for m in _etcd_members(runtime)}
-    for host in runtime.hosts:
-        if host.ssh is None:
-            continue
+    hosts = [h for h in runtime.hosts if h.ssh is not None or not reachable_only]
+    for host in hosts:
         names = [host.role.value, f"center_{host.center}"]
         if host.address in etcd_addresses:
             names.append("etcd")
         for group in names:
             groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = None
-    hostvars = {h.name: _host_vars(runtime, h) for h in runtime.hosts if h.ssh is not None}
+    hostvars = {h.name: _host_vars(runtime, h) for h in hosts}
     for name in groups:
         for host in groups[name]["hosts"]:
             groups[name]["hosts"][host] = hostvars[host]

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from inventory.runtime import RuntimeInventory, ansible_inventory
-from playbooks import configure as runner
+from inventory.runtime import RuntimeInventory
 from playbooks.cli import configure
+from playbooks.render import RoleRenderer, host_variables
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -44,42 +44,19 @@ def sample_runtime() -> RuntimeInventory:
     return RuntimeInventory.load(SAMPLE)
 
 
-def host_variables(inventory: dict, host: str, tmp_path: Path) -> dict:
-    """What Ansible itself computes for `host` from the inventory file."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.vars.manager import VariableManager
-
-    file = tmp_path / "inventory.yml"
-    file.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(file)])
-    return VariableManager(loader=loader, inventory=manager).get_vars(host=manager.get_host(host))
-
-
 def render(role: str, template: str, variables: dict, **extra: object) -> str:
     """A role template through Ansible's templating, with the role's defaults below the
-    inventory's variables, as a play would see them."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import add_all_plugin_dirs, init_plugin_loader
-    from ansible.template import Templar, trust_as_template
-
-    init_plugin_loader()
-    add_all_plugin_dirs(str(PLAYBOOKS))  # filter_plugins/tricenter_secret.py
-    loader = DataLoader()
-    defaults = loader.load_from_file(str(PLAYBOOKS / "roles" / role / "defaults" / "main.yml"),
-                                    trusted_as_template=True)
-    merged = {**defaults, **variables, "ansible_managed": "managed by tricenter", **extra}
-    text = (PLAYBOOKS / "roles" / role / "templates" / template).read_text()
-    return Templar(loader=loader, variables=merged).template(trust_as_template(text))
+    inventory's variables, as a play would see them (playbooks/render.py, which the lab
+    uses for its own files)."""
+    return RoleRenderer(role, variables).template(template, **extra)
 
 
 @pytest.fixture
-def hostvars(tmp_path: Path):
-    inventory = ansible_inventory(sample_runtime())
+def hostvars():
+    runtime = sample_runtime()
 
     def get(host: str) -> dict:
-        return host_variables(inventory, host, tmp_path)
+        return host_variables(runtime, host)
     return get
 
 
@@ -167,11 +144,11 @@ def test_app_instance_gets_its_database_and_a_pgpass(hostvars, secrets) -> None:
     assert pgpass.strip() == "*:*:registry:registry:app-'pw\\:1"
 
 
-def test_a_host_root_moves_every_path_under_it(tmp_path: Path) -> None:
+def test_a_host_root_moves_every_path_under_it() -> None:
     runtime = sample_runtime()
     for host in runtime.hosts:
         host.root = "/var/tmp/lab/hosts/" + host.name
-    variables = host_variables(ansible_inventory(runtime), "main-db", tmp_path)
+    variables = host_variables(runtime, "main-db")
     config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", variables))
     assert config["data-dir"] == "/var/tmp/lab/hosts/main-db/var/lib/etcd"
 
