@@ -123,9 +123,10 @@ class LabRunbook:
                 # nobody is left to confirm synchronous commits: do not wait for them
                 conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
                 conn.execute("SELECT pg_reload_conf()")
+        from lab.components import haproxy
         # with the check off HAProxy keeps the last verdict (DOWN): force it up as well
-        self._haproxy(f"disable health db-read-write/{member}")
-        self._haproxy(f"set server db-read-write/{member} health up")
+        self._haproxy(f"disable health {haproxy.proxy(self.lab, 'read-write')}/{member}")
+        self._haproxy(f"set server {haproxy.proxy(self.lab, 'read-write')}/{member} health up")
         return (f"remote Patroni stopped, {member} promoted with pg_promote(), "
                 "HAProxy read-write endpoint routes to it (health check off)")
 

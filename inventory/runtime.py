@@ -81,6 +81,16 @@ class Host(_Model):
     # Public host keys ("ssh-ed25519 AAAA…"), as the VM printed them at first boot.
     host_keys: list[str] = Field(default_factory=list)
     database: HostDatabase | None = None
+    # Under which directory the host's config and data live: "/" on a real host; in the
+    # lab each host gets its own directory, so one machine holds many hosts.
+    root: str = Field(default="/", pattern=r"^/")
+    # Who runs the services: systemd on a real host; in the lab the lab's supervisord runs
+    # them and the roles only write their config.
+    service_manager: Literal["systemd", "supervisor"] = "systemd"
+    # One account for every non-PostgreSQL service on the host (the lab's); None: each
+    # role's own account (etcd, haproxy, prometheus, …).
+    service_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
+
 
 
 class DbMember(_Model):
@@ -101,11 +111,26 @@ class HostPort(_Model):
         return f"{self.host}:{self.port}"
 
 
+class PatroniTiming(_Model):
+    """Patroni's DCS timing; keep loop_wait + 2 × retry_timeout ≤ ttl."""
+
+    ttl: int = 30
+    loop_wait: int = 10
+    retry_timeout: int = 10
+
+
 class DatabaseCluster(_Model):
     cluster: str  # Patroni scope
     dbname: str
     user: str
     password: SecretRef
+    # PostgreSQL's own accounts; the configuration plane needs them, drills do not.
+    superuser_password: SecretRef | None = None
+    replication_password: SecretRef | None = None
+    rewind_password: SecretRef | None = None
+    timing: PatroniTiming = PatroniTiming()
+    # Networks whose clients may connect (pg_hba); empty: every host of the inventory.
+    client_networks: list[str] = Field(default_factory=list)
     members: list[DbMember]
     read_write: HostPort  # endpoint routed to the current primary
     read_only: HostPort  # endpoint routed to replicas
@@ -169,33 +194,147 @@ class RuntimeInventory(_Model):
         return cls.model_validate(yaml.safe_load(file.read_text()))
 
 
-def ansible_inventory(runtime: RuntimeInventory) -> dict:
-    """Ansible YAML inventory: groups per role and per center, host vars for SSH."""
-    groups: dict[str, dict] = {}
-    hostvars: dict[str, dict] = {}
-    for host in runtime.hosts:
-        if host.ssh is None:
+def _url_host_port(url: str) -> tuple[str, int | None]:
+    hostport = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else (hostport, None)
+
+
+def _ref(ref: SecretRef | None) -> dict | None:
+    return None if ref is None else ref.model_dump(exclude_none=True)
+
+
+def _databases(runtime: RuntimeInventory) -> list[dict]:
+    databases = []
+    for system in runtime.systems.values():
+        db = system.database
+        if db is None:
             continue
-        vars_ = {"ansible_host": host.ssh.host, "ansible_port": host.ssh.port,
-                 "ansible_user": host.ssh.user,
-                 "ansible_python_interpreter": host.python_interpreter,
-                 "tricenter_center": host.center, "tricenter_address": host.address}
-        if host.ssh.private_key and host.ssh.private_key.file:
-            vars_["ansible_ssh_private_key_file"] = host.ssh.private_key.file
-        if host.ssh.known_hosts_file:
-            vars_["ansible_ssh_common_args"] = (
-                f"-o UserKnownHostsFile={host.ssh.known_hosts_file} -o StrictHostKeyChecking=yes")
-        if host.database is not None:
-            vars_.update({"tricenter_system": host.database.system,
-                          "tricenter_cluster": host.database.cluster,
-                          "tricenter_intended_role": host.database.intended_role.value})
-        hostvars[host.name] = vars_
-        for group in (host.role.value, f"center_{host.center}"):
+        databases.append({
+            "system": system.name, "tier": system.tier, "cluster": db.cluster,
+            "dbname": db.dbname, "user": db.user, "password": _ref(db.password),
+            "superuser_password": _ref(db.superuser_password),
+            "replication_password": _ref(db.replication_password),
+            "rewind_password": _ref(db.rewind_password),
+            "timing": db.timing.model_dump(), "client_networks": db.client_networks,
+            "members": [{**m.model_dump(mode="json"), "api_port": _url_host_port(m.api_url)[1]}
+                        for m in db.members],
+            "read_write": db.read_write.model_dump(), "read_only": db.read_only.model_dump(),
+        })
+    return databases
+
+
+def _etcd_members(runtime: RuntimeInventory) -> list[dict]:
+    """etcd members by client URL; the peer URL is the same host on etcd's peer port."""
+    by_address = {h.address: h for h in runtime.hosts}
+    center_of = {a: c.name for c in runtime.centers.values() for a in c.addresses}
+    members = []
+    for url in runtime.etcd:
+        address, port = _url_host_port(url)
+        host = by_address.get(address)
+        center = host.center if host else center_of.get(address, address)
+        scheme = url.split("://", 1)[0] if "://" in url else "http"
+        members.append({"name": f"etcd-{center}", "center": center, "address": address,
+                        "host": host.name if host else None, "client_url": url,
+                        "client_port": port or 2379,
+                        "peer_url": f"{scheme}://{address}:2380", "peer_port": 2380})
+    return members
+
+
+def _apps(runtime: RuntimeInventory) -> list[dict]:
+    apps = []
+    for system in runtime.systems.values():
+        if not system.app_backends:
+            continue
+        backends = [{"center": center, "url": url, "address": _url_host_port(url)[0],
+                     "port": _url_host_port(url)[1]}
+                    for center, urls in sorted(system.app_backends.items()) for url in urls]
+        entry = _url_host_port(system.app_url) if system.app_url else (None, None)
+        apps.append({"system": system.name, "url": system.app_url, "entry_address": entry[0],
+                     "entry_port": entry[1], "backends": backends})
+    return apps
+
+
+def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
+    vars_: dict = {"ansible_python_interpreter": host.python_interpreter,
+                   "tricenter_center": host.center, "tricenter_address": host.address,
+                   "tricenter_role": host.role.value, "tricenter_root": host.root,
+                   "tricenter_service_manager": host.service_manager}
+    if host.service_user:
+        vars_["tricenter_service_user"] = host.service_user
+    if host.database is not None:
+        vars_.update({"tricenter_system": host.database.system,
+                      "tricenter_cluster": host.database.cluster,
+                      "tricenter_intended_role": host.database.intended_role.value})
+    vars_.update(_members_and_instances(runtime, host))
+    if host.ssh is None:
+        return vars_
+    vars_.update({"ansible_host": host.ssh.host, "ansible_port": host.ssh.port,
+                  "ansible_user": host.ssh.user})
+    if host.ssh.user == "root":
+        # Already root: `su` needs no password and no sudo on the image.
+        vars_["ansible_become_method"] = "su"
+    if host.ssh.private_key and host.ssh.private_key.file:
+        vars_["ansible_ssh_private_key_file"] = host.ssh.private_key.file
+    if host.ssh.known_hosts_file:
+        vars_["ansible_ssh_common_args"] = (
+            f"-o UserKnownHostsFile={host.ssh.known_hosts_file} -o StrictHostKeyChecking=yes")
+    return vars_
+
+
+def _members_and_instances(runtime: RuntimeInventory, host: Host) -> dict:
+    vars_: dict = {}
+    members = [{"system": system.name, "cluster": system.database.cluster, **m.model_dump(mode="json")}
+               for system in runtime.systems.values() if system.database
+               for m in system.database.members if m.host == host.address]
+    if members:
+        vars_["tricenter_db_members"] = members
+    instances = [{"system": app["system"], **backend} for app in _apps(runtime)
+                 for backend in app["backends"] if backend["address"] == host.address]
+    if instances:
+        vars_["tricenter_app_instances"] = instances
+    return vars_
+
+
+def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) -> dict:
+    """Ansible YAML inventory of the hosts Ansible can reach (those with an `ssh` entry):
+    a group per role and per center, `etcd` for the hosts of the etcd members; host vars
+    for SSH, the host's root and service manager, and the database members and app
+    instances it carries; the cluster-wide facts the roles share in `all.vars`. Secrets
+    appear only as references ({"file": …} or {"env": …})."""
+    groups: dict[str, dict] = {}
+    etcd_addresses = {m["address"] for m in _etcd_members(runtime)}
+    hosts = [h for h in runtime.hosts if h.ssh is not None or not reachable_only]
+    for host in hosts:
+        names = [host.role.value, f"center_{host.center}"]
+        if host.address in etcd_addresses:
+            names.append("etcd")
+        for group in names:
             groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = None
+    hostvars = {h.name: _host_vars(runtime, h) for h in hosts}
     for name in groups:
         for host in groups[name]["hosts"]:
             groups[name]["hosts"][host] = hostvars[host]
-    return {"all": {"children": groups, "vars": {"tricenter_cloud": runtime.cloud}}}
+    all_vars: dict = {
+        "tricenter_cloud": runtime.cloud,
+        "tricenter_source": runtime.source,
+        "tricenter_centers": {name: c.role for name, c in runtime.centers.items()},
+        "tricenter_databases": _databases(runtime),
+        "tricenter_etcd_members": _etcd_members(runtime),
+        "tricenter_apps": _apps(runtime),
+        "tricenter_prometheus_url": runtime.monitoring.prometheus_url,
+        "tricenter_alertmanagers": ([_url_host_port(runtime.monitoring.alertmanager_url)[0] + ":"
+                                     + str(_url_host_port(runtime.monitoring.alertmanager_url)[1])]
+                                    if runtime.monitoring.alertmanager_url else []),
+        "tricenter_prometheus_targets": prometheus_targets(runtime),
+    }
+    if runtime.object_store is not None:
+        store = runtime.object_store
+        all_vars["tricenter_object_store"] = {
+            "endpoint": store.endpoint, "regions": store.regions,
+            "access_key": _ref(store.access_key), "secret_key": _ref(store.secret_key),
+            "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket}
+    return {"all": {"children": groups, "vars": all_vars}}
 
 
 def prometheus_targets(runtime: RuntimeInventory) -> list[dict]:

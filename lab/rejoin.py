@@ -263,7 +263,7 @@ def rebuild_from(lab: LabContext, center: str, progress=lambda message: None) ->
         conn.execute("SELECT pg_reload_conf()")
     faults.start_component(center, "patroni")
     wait_until(f"{center} Patroni holds the leader lock", lambda: leader(lab) == center, 90)
-    haproxy.admin(lab, f"enable health db-read-write/{patroni.member_name(center)}")
+    haproxy.admin(lab, f"enable health {haproxy.proxy(lab, 'read-write')}/{patroni.member_name(center)}")
     progress(f"{center} leads under Patroni again; starting the city as its followers")
     for other in city:
         faults.start_center(other)

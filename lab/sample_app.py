@@ -13,6 +13,7 @@ with a key already stored returns the stored record (200), so writers can retry 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import re
 import sys
@@ -165,15 +166,37 @@ def conninfo(hosts: list[str], dbname: str, user: str, passfile: str) -> str:
             "keepalives_count=2")
 
 
+ENV_KEYS = {"center": "APP_CENTER", "listen": "APP_LISTEN", "db_hosts": "APP_DB_HOSTS",
+            "dbname": "APP_DBNAME", "user": "APP_USER", "passfile": "APP_PASSFILE"}
+
+
+def read_env_file(file: str) -> dict[str, str]:
+    """KEY=VALUE lines, as systemd's EnvironmentFile reads the app role's <system>.env."""
+    values = {}
+    for line in Path(file).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--center", required=True)
-    parser.add_argument("--listen", required=True, help="ADDRESS:PORT")
-    parser.add_argument("--db-hosts", required=True, help="ADDRESS:PORT,… of all members")
-    parser.add_argument("--dbname", required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--passfile", required=True)
+    parser.add_argument("--env-file", help="the app role's environment file (APP_* keys)")
+    parser.add_argument("--center")
+    parser.add_argument("--listen", help="ADDRESS:PORT")
+    parser.add_argument("--db-hosts", help="ADDRESS:PORT,… of all members")
+    parser.add_argument("--dbname")
+    parser.add_argument("--user")
+    parser.add_argument("--passfile")
     args = parser.parse_args(argv)
+    env = read_env_file(args.env_file) if args.env_file else {}
+    for attr, key in ENV_KEYS.items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, env.get(key))
+        if getattr(args, attr) is None:
+            parser.error(f"--{attr.replace('_', '-')} (or {key} in --env-file) is required")
     db = Database(args.db_hosts.split(","), args.dbname, args.user, args.passfile)
     threading.Thread(target=db.watch, daemon=True).start()
     address, port = args.listen.rsplit(":", 1)

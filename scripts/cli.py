@@ -23,6 +23,7 @@ PLANE_COMMANDS = {
     "destroy": ("stacks.cli", "destroy"),
     "runtime": ("stacks.cli", "runtime"),
     "cloud": ("stacks.cli", "cloud"),
+    "configure": ("playbooks.cli", "configure"),
     "lab": ("lab.cli", "lab"),
     "version": ("scripts.cli", "version"),
     "drill": ("dr.cli", "drill"),

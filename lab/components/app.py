@@ -10,8 +10,7 @@ import requests
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
 from lab import users
 from lab.component import Program
-from lab.components import patroni
-from lab.context import CENTERS, LabContext, Ports
+from lab.context import LabContext, Ports
 
 ACTIVE_CENTERS = ("main", "samecity")
 
@@ -20,27 +19,54 @@ def instance_url(lab: LabContext, center: str) -> str:
     return f"http://{lab.address(center, 'app')}:{Ports.app}"
 
 
-def passfile(lab: LabContext) -> str:
-    return str(lab.path("secrets", f"{lab.system.name}-app.pgpass"))
+def host_name(center: str) -> str:
+    return f"{center}-app"
+
+
+def config_dir(lab: LabContext, center: str) -> Path:
+    """The app role's config directory under the app host's root."""
+    return lab.path("hosts", host_name(center)) / "etc" / "tricenter-app"
+
+
+def env_file(lab: LabContext, center: str) -> Path:
+    return config_dir(lab, center) / f"{lab.system.name}.env"
+
+
+def passfile(lab: LabContext, center: str) -> Path:
+    return config_dir(lab, center) / f"{lab.system.name}.pgpass"
+
+
+def render_config(lab: LabContext, runtime: RuntimeInventory, center: str) -> tuple[str, str]:
+    """(<system>.env, <system>.pgpass) as the app role writes them on the center's app host."""
+    from playbooks.render import renderer
+
+    role = renderer(runtime, host_name(center), "app")
+    (instance,) = [i for i in role.var("app_instances") if i["system"] == lab.system.name]
+    return (role.template("app.env.j2", item=instance),
+            role.template("app.pgpass.j2", item=instance))
 
 
 def command(lab: LabContext, center: str) -> list[str]:
-    db_hosts = ",".join(f"{lab.address(c)}:{Ports.postgres}" for c in CENTERS)
-    return [users.python(), "-m", "lab.sample_app", "--center", center,
-            "--listen", f"{lab.address(center, 'app')}:{Ports.app}",
-            "--db-hosts", db_hosts, "--dbname", patroni.app_dbname(lab),
-            "--user", patroni.app_user(lab), "--passfile", passfile(lab)]
+    # The role's environment file is the whole configuration, as for systemd's unit.
+    return [users.python(), "-m", "lab.sample_app", "--env-file", str(env_file(lab, center))]
 
 
 class SampleApp:
     name = "app"
 
     def prepare(self, lab: LabContext) -> None:
-        password = lab.secret(patroni.app_password_secret(lab))
-        fd = os.open(passfile(lab), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"*:*:{patroni.app_dbname(lab)}:{patroni.app_user(lab)}:{password}\n")
-        users.hand_over(Path(passfile(lab)))
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+        for center in ACTIVE_CENTERS:
+            env, pgpass = render_config(lab, runtime, center)
+            directory = config_dir(lab, center)
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+            env_file(lab, center).write_text(env)
+            # Holds the password: created 0600 before anything is written to it.
+            fd = os.open(passfile(lab, center), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(pgpass)
+            users.hand_over(directory, recursive=True)
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-app", center=center, component="app",
@@ -68,10 +94,13 @@ class SampleApp:
         system.app_url = f"http://{lab.entry_address}:{Ports.app_entry}"
         system.app_backends = {c: [instance_url(lab, c)] for c in ACTIVE_CENTERS}
         for center in ACTIVE_CENTERS:
-            if any(h.name == f"{center}-app" for h in runtime.hosts):
+            if any(h.name == host_name(center) for h in runtime.hosts):
                 continue
-            runtime.hosts.append(Host(name=f"{center}-app", center=center, role=HostRole.app,
-                                      address=lab.address(center, "app")))
+            runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.app,
+                                      address=lab.address(center, "app"),
+                                      root=str(lab.path("hosts", host_name(center))),
+                                      service_manager="supervisor",
+                                      service_user=users.SERVICE_USER))
 
 
 def component() -> SampleApp:

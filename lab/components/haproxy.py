@@ -6,88 +6,41 @@ the application entry spreads requests over the app instances of both active cen
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from inventory.runtime import RuntimeInventory
+from inventory.runtime import Host, HostRole, RuntimeInventory
 from lab import binaries
 from lab import users
 from lab.component import Program
 from lab.components import app, patroni
-from lab.context import CENTERS, GLOBAL, LabContext, Ports
+from lab.context import GLOBAL, LabContext
 
-# Fast detection, and cut sessions to a demoted primary at once so clients reconnect.
-CHECK = "inter 1s fall 2 rise 1 on-marked-down shutdown-sessions"
-# The write endpoint checks Patroni five times a second: a promoted member is in the pool
-# within 0.2 s instead of up to 1 s, a cheap share of a 5 s RTO budget.
-DB_CHECK = "inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions"
+HOST = f"{GLOBAL}-lb"  # the lab host (lab/components/sshd.py) the entry runs on
 
 
-def config_file(lab: LabContext):
-    return lab.component_dir("haproxy") / "haproxy.cfg"
+def _root(lab: LabContext) -> Path:
+    return lab.path("hosts", HOST)
 
 
-def admin_socket(lab: LabContext):
-    return lab.path("haproxy", "admin.sock")
+def config_file(lab: LabContext) -> Path:
+    """Where the haproxy role puts its config under the host's root (its defaults)."""
+    return _root(lab) / "etc/haproxy/haproxy.cfg"
 
 
-def render_config(lab: LabContext) -> str:
-    entry = lab.entry_address
-    db_servers = [f"    server {patroni.member_name(c)} {lab.address(c)}:{Ports.postgres} "
-                  f"check port {Ports.patroni_api}" for c in CENTERS]
-    app_servers = [f"    server {c}-app {lab.address(c, 'app')}:{Ports.app} check"
-                   for c in app.ACTIVE_CENTERS]
-    return "\n".join([
-        "global",
-        "    maxconn 2000",
-        f"    stats socket {admin_socket(lab)} mode 600 level admin",
-        "",
-        "defaults",
-        "    mode tcp",
-        "    timeout connect 2s",
-        "    timeout client 30m",
-        "    timeout server 30m",
-        "    timeout check 1s",
-        "    retries 2",
-        "",
-        "listen db-read-write",
-        f"    bind {entry}:{Ports.db_read_write}",
-        "    option httpchk GET /primary",
-        "    http-check expect status 200",
-        f"    default-server {DB_CHECK}",
-        *db_servers,
-        "",
-        "listen db-read-only",
-        f"    bind {entry}:{Ports.db_read_only}",
-        "    balance roundrobin",
-        "    option httpchk GET /replica",
-        "    http-check expect status 200",
-        f"    default-server {DB_CHECK}",
-        *db_servers,
-        "",
-        "listen app",
-        f"    bind {entry}:{Ports.app_entry}",
-        "    mode http",
-        "    balance roundrobin",
-        "    timeout client 30s",
-        "    timeout server 15s",
-        "    option httpchk GET /health",
-        "    http-check expect status 200",
-        # A killed instance refuses the connection: send the request to the other center.
-        "    option redispatch 1",
-        "    retry-on conn-failure",
-        f"    default-server {CHECK}",
-        *app_servers,
-        "",
-        "listen stats",
-        f"    bind {entry}:{Ports.haproxy_stats}",
-        "    mode http",
-        "    timeout client 30s",
-        "    timeout server 30s",
-        "    stats enable",
-        "    stats uri /",
-        "    stats refresh 5s",
-        "    monitor-uri /healthz",
-        "",
-    ])
+def admin_socket(lab: LabContext) -> Path:
+    return _root(lab) / "run/haproxy/admin.sock"
+
+
+def proxy(lab: LabContext, kind: str) -> str:
+    """The role's name for a listen section: read-write, read-only (per cluster) or app."""
+    return f"{patroni.scope(lab)}-{kind}"
+
+
+def render_config(lab: LabContext, runtime: RuntimeInventory) -> str:
+    """haproxy.cfg as the haproxy role writes it on the entry host."""
+    from playbooks.render import renderer
+
+    return renderer(runtime, HOST, "haproxy").template("haproxy.cfg.j2")
 
 
 def admin(lab: LabContext, command: str) -> str:
@@ -131,10 +84,14 @@ class HAProxy:
     name = "haproxy"
 
     def prepare(self, lab: LabContext) -> None:
-        config_file(lab).write_text(render_config(lab))
+        config = render_config(lab, RuntimeInventory.load(lab.runtime_inventory_file))
+        config_file(lab).parent.mkdir(parents=True, exist_ok=True)
+        config_file(lab).write_text(config)
+        config_file(lab).chmod(0o644)
         # HAProxy creates its admin socket here (one left by an older, root-run lab too);
         # every port it binds is above 1024.
-        users.hand_over(config_file(lab).parent, recursive=True)
+        admin_socket(lab).parent.mkdir(parents=True, exist_ok=True)
+        users.hand_over(admin_socket(lab).parent, recursive=True)
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name="global-haproxy", center=GLOBAL, component="haproxy",
@@ -145,14 +102,20 @@ class HAProxy:
         states = server_states(lab)
         if not states:
             return {GLOBAL: {"healthy": False, "detail": "admin socket does not answer"}}
-        writers = [s for s, st in states.get("db-read-write", {}).items() if st == "UP"]
-        apps = [s for s, st in states.get("app", {}).items() if st == "UP"]
+        writers = [s for s, st in states.get(proxy(lab, "read-write"), {}).items() if st == "UP"]
+        apps = [s for s, st in states.get(proxy(lab, "app"), {}).items() if st == "UP"]
         healthy = len(writers) == 1 and len(apps) == len(app.ACTIVE_CENTERS)
         return {GLOBAL: {"healthy": healthy, "servers": states,
                          "detail": f"writes → {writers or 'nobody'}, app → {apps or 'nobody'}"}}
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
-        pass  # its endpoints are the database's and the app's, recorded by those components
+        # Its endpoints are the database's and the app's, recorded by those components;
+        # the host is listed so the haproxy role has somewhere to render for.
+        if not any(h.name == HOST for h in runtime.hosts):
+            runtime.hosts.append(Host(name=HOST, center=GLOBAL, role=HostRole.lb,
+                                      address=lab.entry_address, root=str(_root(lab)),
+                                      service_manager="supervisor",
+                                      service_user=users.SERVICE_USER))
 
 
 def component() -> HAProxy:

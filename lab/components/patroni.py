@@ -13,7 +13,7 @@ import requests
 import yaml
 
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
-                               RuntimeInventory, SecretRef, SystemRuntime)
+                               PatroniTiming, RuntimeInventory, SecretRef, SystemRuntime)
 from lab import processes
 from lab import binaries
 from lab.binaries import PG_BIN
@@ -325,6 +325,11 @@ class Patroni:
         system.database = DatabaseCluster(
             cluster=scope(lab), dbname=app_dbname(lab), user=app_user(lab),
             password=SecretRef(file=str(lab.secret_file(app_password_secret(lab)))),
+            superuser_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
+            replication_password=SecretRef(file=str(lab.secret_file("postgres-replication"))),
+            rewind_password=SecretRef(file=str(lab.secret_file("postgres-rewind"))),
+            timing=PatroniTiming(**PROFILES[lab.settings.patroni_profile]),
+            client_networks=list(LAB_NETWORKS),
             members=[DbMember(name=member_name(c), center=c, host=lab.address(c),
                               port=Ports.postgres, api_url=api_url(lab, c),
                               intended_role=INTENDED[c]) for c in CENTERS],

@@ -9,6 +9,7 @@ It re-reads its config and rules on SIGHUP (see `reload`): the HTTP lifecycle AP
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import requests
-import yaml
 
 from lab import binaries
 from lab import users
@@ -36,21 +36,34 @@ RETENTION = "2d"
 PROGRAM = f"{SITE}-prometheus"
 
 
+HOST_NAME = f"{SITE}-{HOST}"  # the lab host (lab/components/sshd.py) it runs on
+
+
 def home(lab: "LabContext") -> Path:
-    return lab.path("prometheus")
+    """The monitoring host's root: the prometheus role writes under it as under /."""
+    return lab.path("hosts", HOST_NAME)
 
 
 def config_file(lab: "LabContext") -> Path:
-    return home(lab) / "prometheus.yml"
+    return home(lab) / "etc/prometheus/prometheus.yml"
+
+
+def targets_file(lab: "LabContext") -> Path:
+    """file_sd targets from the runtime inventory, as the role writes them."""
+    return home(lab) / "etc/prometheus/inventory-targets.json"
 
 
 def drop_in_dir(lab: "LabContext") -> Path:
     """file_sd JSON/YAML files the monitoring plane may add (e.g. exporters-*.json)."""
-    return home(lab) / "targets"
+    return home(lab) / "etc/prometheus/targets"
 
 
 def rules_dir(lab: "LabContext") -> Path:
-    return home(lab) / "rules"
+    return home(lab) / "etc/prometheus/rules"
+
+
+def data_dir(lab: "LabContext") -> Path:
+    return home(lab) / "var/lib/prometheus"
 
 
 def listen_address(lab: "LabContext") -> str:
@@ -61,45 +74,15 @@ def url(lab: "LabContext") -> str:
     return f"http://{listen_address(lab)}"
 
 
-def render_config(*, cloud: str, self_target: str, inventory_targets: Path,
-                  drop_in: Path, rules: Path, etcd: dict[str, str]) -> dict:
-    """prometheus.yml as data: pure, so unit tests check it with promtool.
-    `etcd` maps each etcd member's host:port to its center."""
-    scrape_configs: list[dict] = [
-        {"job_name": "prometheus",
-         "static_configs": [{"targets": [self_target], "labels": {"center": SITE}}]},
-        # Target groups carry their own `job` (patroni, tricenter); file_sd labels win
-        # over job_name, so one scrape config serves every kind the inventory lists.
-        {"job_name": "inventory",
-         "file_sd_configs": [{"files": [str(inventory_targets)], "refresh_interval": "5s"}]},
-        {"job_name": "drop-in",
-         "file_sd_configs": [{"files": [str(drop_in / "*.json"), str(drop_in / "*.yml")],
-                              "refresh_interval": "10s"}]},
-    ]
-    if etcd:
-        scrape_configs.append({"job_name": "etcd", "static_configs": [
-            {"targets": [target], "labels": {"center": center}}
-            for target, center in sorted(etcd.items())]})
-    return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "4s",
-                   "evaluation_interval": SCRAPE_INTERVAL,
-                   "external_labels": {"cloud": cloud, "source": "lab"}},
-        "rule_files": [str(rules / "*.yml")],
-        "scrape_configs": scrape_configs,
-    }
+def render_config(lab: "LabContext", runtime: "RuntimeInventory") -> tuple[str, str]:
+    """(prometheus.yml, the targets file) as the prometheus role writes them."""
+    from inventory.runtime import prometheus_targets
+    from playbooks.render import renderer
 
-
-# --- alerting (monitoring plane): kept apart so the config's move to role templates
-# can take it whole.
-def alerting_config(alertmanagers: list[str]) -> dict:
-    """prometheus.yml's `alerting` section: the Alertmanagers (host:port) to notify."""
-    return {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]}
-
-
-def lab_alertmanagers(lab: "LabContext") -> list[str]:
-    from lab.components import alertmanager
-
-    return [alertmanager.listen_address(lab)]
+    role = renderer(runtime, HOST_NAME, "prometheus")
+    # The role's copy task writes `tricenter_prometheus_targets | to_nice_json` plus a newline.
+    targets = json.dumps(prometheus_targets(runtime), indent=4, sort_keys=True) + "\n"
+    return role.template("prometheus.yml.j2"), targets
 
 
 def check_config(file: Path) -> subprocess.CompletedProcess:
@@ -118,14 +101,6 @@ def etcd_targets(runtime: "RuntimeInventory") -> dict[str, str]:
     return targets
 
 
-def _inventory_etcd(lab: "LabContext") -> dict[str, str]:
-    from inventory.runtime import RuntimeInventory
-
-    if not lab.runtime_inventory_file.exists():
-        return {}
-    return etcd_targets(RuntimeInventory.load(lab.runtime_inventory_file))
-
-
 def targets_health(lab: "LabContext") -> dict[str, dict[str, int]]:
     """Per job: how many active targets are up, of how many."""
     response = requests.get(f"{url(lab)}/api/v1/targets?state=active", timeout=2)
@@ -142,15 +117,15 @@ class Prometheus:
     name = "prometheus"
 
     def prepare(self, lab: "LabContext") -> None:
-        for directory in (home(lab), drop_in_dir(lab), rules_dir(lab), home(lab) / "data"):
+        from inventory.runtime import RuntimeInventory
+
+        for directory in (drop_in_dir(lab), rules_dir(lab), data_dir(lab)):
             directory.mkdir(parents=True, exist_ok=True)
-        config = render_config(
-            cloud=lab.cloud_name, self_target=listen_address(lab),
-            inventory_targets=lab.prometheus_targets_file, drop_in=drop_in_dir(lab),
-            rules=rules_dir(lab), etcd=_inventory_etcd(lab))
-        config["alerting"] = alerting_config(lab_alertmanagers(lab))
-        config_file(lab).write_text(yaml.safe_dump(config, sort_keys=False))
-        users.hand_over(home(lab), recursive=True)  # its TSDB, possibly written by root before
+        config, targets = render_config(lab, RuntimeInventory.load(lab.runtime_inventory_file))
+        config_file(lab).write_text(config)
+        targets_file(lab).write_text(targets)
+        # Its TSDB and the drop-in directory the monitoring plane fills.
+        users.hand_over(drop_in_dir(lab), data_dir(lab), recursive=True)
 
     def reload(self, lab: "LabContext") -> None:
         """Make a running Prometheus re-read prometheus.yml and its rules (SIGHUP)."""
@@ -164,7 +139,7 @@ class Prometheus:
         return [Program(
             name=PROGRAM, center=SITE, component="prometheus",
             command=[BIN, f"--config.file={config_file(lab)}",
-                     f"--storage.tsdb.path={home(lab) / 'data'}",
+                     f"--storage.tsdb.path={data_dir(lab)}",
                      f"--storage.tsdb.retention.time={RETENTION}",
                      f"--web.listen-address={listen_address(lab)}",
                      "--log.level=info"],
@@ -185,7 +160,15 @@ class Prometheus:
         return {SITE: {"healthy": True, "detail": f"prometheus ready; {detail}"}}
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
+        from inventory.runtime import Host, HostRole
+
         runtime.monitoring.prometheus_url = url(lab)
+        # Listed so the prometheus role has a host to render for.
+        if not any(h.name == HOST_NAME for h in runtime.hosts):
+            runtime.hosts.append(Host(name=HOST_NAME, center=SITE, role=HostRole.monitoring,
+                                      address=lab.address(SITE, HOST), root=str(home(lab)),
+                                      service_manager="supervisor",
+                                      service_user=users.SERVICE_USER))
 
 
 def component() -> Prometheus:

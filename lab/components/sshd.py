@@ -1,9 +1,13 @@
-"""OpenSSH hosts for Ansible: an app host in each active center and the legacy IDC host.
+"""OpenSSH hosts for Ansible: every host of the lab — the database host of each center
+(etcd, Patroni, pgBackRest), an app host in each active center, the entry (HAProxy) and
+the monitoring host (Prometheus) at the global site, and the legacy IDC host.
 
 Each host is a private `sshd -D -f CONFIG` on port 2222 of its own address, with its own
 host key. The runtime inventory points Ansible at a known_hosts file holding exactly those
-keys, so host keys are verified and never accepted on first sight. The legacy host also
-runs the legacy database (see `legacy.py`)."""
+keys, so host keys are verified and never accepted on first sight. Each host has its own
+root directory, under which the configuration plane writes its config and data, as it
+writes under / on a real host. The legacy host also runs the legacy database (see
+`legacy.py`)."""
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +21,9 @@ import yaml
 from inventory.names import path_under
 from lab import binaries
 from lab.component import Program
+from lab import users
 from lab.components import legacy
+from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
@@ -33,14 +39,23 @@ APP_CENTERS = ("main", "samecity")
 class SshHost:
     name: str  # matches the host the runtime inventory lists (the app's `<center>-app`)
     center: str
-    role: str  # app | legacy
+    role: str  # db | app | lb | monitoring | legacy
     address: str
 
 
 def hosts(lab: "LabContext") -> list[SshHost]:
+    db_hosts = [SshHost(f"{c}-db", c, "db", lab.address(c, "db")) for c in CENTERS]
     app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app")) for c in APP_CENTERS]
-    return app_hosts + [SshHost(legacy.host_name(lab), legacy.CENTER, "legacy",
-                                legacy.address(lab))]
+    global_hosts = [SshHost(f"{GLOBAL}-lb", GLOBAL, "lb", lab.entry_address),
+                    SshHost(f"{GLOBAL}-monitoring", GLOBAL, "monitoring",
+                            lab.address(GLOBAL, "monitoring"))]
+    return db_hosts + app_hosts + global_hosts + [
+        SshHost(legacy.host_name(lab), legacy.CENTER, "legacy", legacy.address(lab))]
+
+
+def host_root(lab: "LabContext", host: SshHost) -> Path:
+    """Where the configuration plane puts this host's /etc and /var."""
+    return lab.path("hosts", host.name)
 
 
 def home(lab: "LabContext") -> Path:
@@ -137,6 +152,7 @@ class SshHosts:
         authorized_keys(lab).write_text(Path(f"{client_key(lab)}.pub").read_text())
         for host in hosts(lab):
             host_dir(lab, host).mkdir(parents=True, exist_ok=True)
+            host_root(lab, host).mkdir(parents=True, exist_ok=True)
             _keygen(host_key(lab, host), f"tricenter-lab {host.name}")
             (host_dir(lab, host) / "sshd_config").write_text(render_sshd_config(lab, host))
         known_hosts(lab).write_text("\n".join(known_hosts_lines(lab)) + "\n")
@@ -147,7 +163,7 @@ class SshHosts:
 
     def programs(self, lab: "LabContext") -> list[Program]:
         programs = [Program(
-            name=f"{host.center}-sshd",
+            name=f"{host.name}-sshd",
             center=host.center, component="sshd",
             command=[SSHD, "-D", "-e", "-f", str(host_dir(lab, host) / "sshd_config")],
             priority=100) for host in hosts(lab)]
@@ -155,13 +171,15 @@ class SshHosts:
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
         # In parallel: a login costs ~0.5 s and `lab status` polls this.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=8) as pool:
             logins = {host: pool.submit(_ssh_ok, lab, host) for host in hosts(lab)}
             database = pool.submit(legacy.health, lab)
             result: dict[str, dict] = {}
             for host, login in logins.items():
                 ok, detail = login.result()
-                result[host.center] = {"healthy": ok, "detail": f"{host.name}: {detail}"}
+                entry = result.setdefault(host.center, {"healthy": True, "detail": ""})
+                entry["healthy"] = entry["healthy"] and ok
+                entry["detail"] = "; ".join(filter(None, (entry["detail"], f"{host.name}: {detail}")))
             ok, detail = database.result()
         entry = result[legacy.CENTER]
         entry["healthy"] = entry["healthy"] and ok
@@ -177,11 +195,15 @@ class SshHosts:
                                known_hosts_file=str(known_hosts(lab)))
             existing = next((h for h in runtime.hosts if h.name == host.name), None)
             if existing is None:
-                runtime.hosts.append(Host(name=host.name, center=host.center,
-                                          role=HostRole(host.role), address=host.address,
-                                          ssh=access))
-            else:
-                existing.ssh = access
+                existing = Host(name=host.name, center=host.center, role=HostRole(host.role),
+                                address=host.address)
+                runtime.hosts.append(existing)
+            existing.ssh = access
+            # The lab's supervisord runs the services: the roles write config, as this
+            # account, under the host's own root.
+            existing.root = str(host_root(lab, host))
+            existing.service_manager = "supervisor"
+            existing.service_user = users.SERVICE_USER
 
 
 def component() -> SshHosts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import configparser
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -143,10 +144,15 @@ def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None
 
 # --- HAProxy ------------------------------------------------------------------------------
 
+def _haproxy_config(ctx: LabContext) -> str:
+    """The lab's haproxy.cfg: the haproxy role's template for the lab's entry host."""
+    return haproxy.render_config(ctx, Lab(ctx).runtime_inventory())
+
+
 def test_haproxy_routes_writes_to_the_primary_and_reads_to_replicas(ctx) -> None:
-    config = haproxy.render_config(ctx)
-    read_write = config.split("listen db-read-write")[1].split("listen ")[0]
-    read_only = config.split("listen db-read-only")[1].split("listen ")[0]
+    config = _haproxy_config(ctx)
+    read_write = config.split(f"listen {haproxy.proxy(ctx, 'read-write')}")[1].split("listen ")[0]
+    read_only = config.split(f"listen {haproxy.proxy(ctx, 'read-only')}")[1].split("listen ")[0]
     assert "option httpchk GET /primary" in read_write
     assert "option httpchk GET /replica" in read_only
     for block in (read_write, read_only):
@@ -155,17 +161,35 @@ def test_haproxy_routes_writes_to_the_primary_and_reads_to_replicas(ctx) -> None
 
 
 def test_the_app_entry_spreads_over_both_active_centers(ctx) -> None:
-    block = haproxy.render_config(ctx).split("listen app")[1].split("listen ")[0]
+    block = _haproxy_config(ctx).split(f"listen {haproxy.proxy(ctx, 'app')}")[1].split("listen ")[0]
     assert "balance roundrobin" in block
     assert f"server main-app {ctx.address('main', 'app')}:8080 check" in block
     assert f"server samecity-app {ctx.address('samecity', 'app')}:8080 check" in block
     assert "remote" not in block
+    assert f"bind {ctx.entry_address}:8000" in block
+
+
+def test_the_lab_config_paths_are_the_roles_defaults(ctx) -> None:
+    """The lab runs HAProxy on the files the role writes: same paths, one truth."""
+    from playbooks.render import renderer
+
+    role = renderer(Lab(ctx).runtime_inventory(), haproxy.HOST, "haproxy")
+    assert role.var("haproxy_config_file") == str(haproxy.config_file(ctx))
+    assert role.var("haproxy_admin_socket") == str(haproxy.admin_socket(ctx))
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
-def test_haproxy_accepts_the_generated_config(ctx, tmp_path: Path) -> None:
-    file = tmp_path / "haproxy.cfg"
-    file.write_text(haproxy.render_config(ctx))
+def test_haproxy_accepts_the_generated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRICENTER_LAB_SLOT", raising=False)
+    # A short lab root: HAProxy refuses an admin socket path over 97 characters, which
+    # pytest's own tmp_path nearly is.
+    root = Path(tempfile.mkdtemp(prefix="tc-", dir="/tmp"))
+    try:
+        ctx = LabContext(root=root / "lab")
+        file = tmp_path / "haproxy.cfg"
+        file.write_text(_haproxy_config(ctx))
+    finally:
+        shutil.rmtree(root)
     done = subprocess.run(["haproxy", "-c", "-f", str(file)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -187,3 +211,23 @@ def test_runtime_inventory_holds_members_endpoints_and_only_secret_references(ct
     dumped = yaml.safe_dump(runtime.model_dump(mode="json"))
     assert ctx.secret(patroni.app_password_secret(ctx)) not in dumped
     assert {h.name for h in runtime.hosts} >= {"main-app", "samecity-app", "main-db"}
+
+
+# --- the app, configured by the app role ---------------------------------------------------
+
+def test_the_app_runs_on_the_files_the_app_role_writes(ctx) -> None:
+    from lab.sample_app import read_env_file
+
+    ctx.prepare_root()
+    Lab(ctx).runtime_inventory().save(ctx.runtime_inventory_file)
+    app.component().prepare(ctx)
+    for center in app.ACTIVE_CENTERS:
+        env = read_env_file(str(app.env_file(ctx, center)))
+        assert env["APP_LISTEN"] == f"{ctx.address(center, 'app')}:8080"
+        assert env["APP_DB_HOSTS"].split(",") == [f"{ctx.address(c)}:5432" for c in CENTERS]
+        assert env["APP_PASSFILE"] == str(app.passfile(ctx, center))
+        password = ctx.secret(patroni.app_password_secret(ctx))
+        assert app.passfile(ctx, center).read_text().strip().endswith(f":{password}")
+        assert app.passfile(ctx, center).stat().st_mode & 0o777 == 0o600
+    (program, _) = app.component().programs(ctx)
+    assert program.command[-2:] == ["--env-file", str(app.env_file(ctx, program.center))]

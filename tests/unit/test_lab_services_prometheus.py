@@ -39,8 +39,8 @@ def lab(tmp_path: Path) -> LabContext:
     ctx = LabContext(root=tmp_path / "lab")
     ctx.prepare_root()
     runtime = _runtime()
+    prometheus.Prometheus().add_to_runtime(ctx, runtime)
     runtime.save(ctx.runtime_inventory_file)
-    ctx.prometheus_targets_file.write_text(json.dumps(prometheus_targets(runtime)))
     prometheus.Prometheus().prepare(ctx)
     return ctx
 
@@ -54,8 +54,8 @@ def test_patroni_members_come_from_the_inventory_targets_file(lab):
     config = yaml.safe_load(prometheus.config_file(lab).read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     files = jobs["inventory"]["file_sd_configs"][0]["files"]
-    assert files == [str(lab.prometheus_targets_file)]
-    groups = json.loads(lab.prometheus_targets_file.read_text())
+    assert files == [str(prometheus.targets_file(lab))]
+    groups = json.loads(prometheus.targets_file(lab).read_text())
     patroni = [g for g in groups if g["labels"]["job"] == "patroni"]
     assert sorted(g["targets"][0] for g in patroni) == [
         "127.0.1.1:8008", "127.0.2.1:8008", "127.0.3.1:8008"]
@@ -95,8 +95,13 @@ def test_prometheus_runs_outside_every_center_and_lands_in_the_runtime_inventory
 
 
 def test_prometheus_notifies_the_lab_alertmanager_and_loads_the_rules(lab):
+    from inventory.runtime import RuntimeInventory
     from lab.components import alertmanager, exporter
 
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    alertmanager.component().add_to_runtime(lab, runtime)  # as `lab up` lists every component
+    runtime.save(lab.runtime_inventory_file)
+    prometheus.Prometheus().prepare(lab)
     config = yaml.safe_load(prometheus.config_file(lab).read_text())
     targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert targets == [alertmanager.listen_address(lab)]
@@ -124,3 +129,16 @@ def test_the_exporter_is_listed_in_the_runtime_inventory_and_scraped(lab):
     groups = prometheus_targets(runtime)
     assert {"targets": [exporter.listen_address(lab)],
             "labels": {"job": "tricenter", "exporter": exporter.NAME}} in groups
+
+
+def test_the_lab_runs_on_the_files_the_role_writes(lab):
+    """One truth: the paths the lab's Prometheus reads are the prometheus role's defaults."""
+    from playbooks.render import renderer
+
+    runtime = _runtime()
+    prometheus.Prometheus().add_to_runtime(lab, runtime)
+    role = renderer(runtime, prometheus.HOST_NAME, "prometheus")
+    assert role.var("prometheus_config_file") == str(prometheus.config_file(lab))
+    assert role.var("prometheus_targets_file") == str(prometheus.targets_file(lab))
+    assert role.var("prometheus_data_dir") == str(prometheus.data_dir(lab))
+    assert role.var("prometheus_drop_in_dir") == str(prometheus.drop_in_dir(lab))

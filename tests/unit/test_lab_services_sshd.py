@@ -22,11 +22,17 @@ def lab(tmp_path: Path) -> LabContext:
     return ctx
 
 
-def test_one_app_host_per_active_center_and_the_legacy_host(lab):
+def test_every_lab_host_has_ssh_and_its_own_root(lab):
     hosts = {h.name: h for h in sshd.hosts(lab)}
     assert {(h.center, h.role) for h in hosts.values()} == {
-        ("main", "app"), ("samecity", "app"), ("legacy", "legacy")}
+        ("main", "db"), ("samecity", "db"), ("remote", "db"),
+        ("main", "app"), ("samecity", "app"), ("global", "lb"), ("global", "monitoring"),
+        ("legacy", "legacy")}
     assert hosts["main-app"].address == lab.address("main", "app")
+    assert hosts["remote-db"].address == lab.address("remote", "db")
+    assert hosts["global-lb"].address == lab.entry_address
+    roots = {sshd.host_root(lab, h) for h in hosts.values()}
+    assert len(roots) == len(hosts) and all(r.is_relative_to(lab.root) for r in roots)
     legacy_host = hosts[legacy.host_name(lab)]
     assert legacy_host.address == legacy.address(lab) == lab.address("legacy", "db")
 
@@ -56,7 +62,7 @@ def test_known_hosts_pins_each_hosts_own_key_at_its_port(lab):
 
 def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
     runtime = RuntimeInventory(source="lab", cloud="lab", centers={
-        c: CenterRuntime(name=c, role=c) for c in ("main", "samecity", "legacy")})
+        c: CenterRuntime(name=c, role=c) for c in ("main", "samecity", "remote", "legacy")})
     # The app component lists its hosts first; sshd must add SSH to them, not duplicate.
     runtime.hosts.append(Host(name="main-app", center="main", role=HostRole.app,
                               address=lab.address("main", "app")))
@@ -65,17 +71,24 @@ def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
     inventory = ansible_inventory(runtime)
     groups = inventory["all"]["children"]
     assert set(groups["legacy"]["hosts"]) == {legacy.host_name(lab)}
-    for group in ("app", "legacy"):
+    assert set(groups["db"]["hosts"]) == {"main-db", "samecity-db", "remote-db"}
+    assert set(groups["lb"]["hosts"]) == {"global-lb"}
+    assert set(groups["monitoring"]["hosts"]) == {"global-monitoring"}
+    for group in ("app", "legacy", "db", "lb", "monitoring"):
         for name, hostvars in groups[group]["hosts"].items():
             assert hostvars["ansible_port"] == sshd.PORT
             assert hostvars["ansible_ssh_private_key_file"] == str(sshd.client_key(lab))
             assert "StrictHostKeyChecking=yes" in hostvars["ansible_ssh_common_args"]
             assert str(sshd.known_hosts(lab)) in hostvars["ansible_ssh_common_args"]
+            assert hostvars["tricenter_root"] == str(lab.path("hosts", name))
+            assert hostvars["tricenter_service_manager"] == "supervisor"
 
 
 def test_programs_make_each_host_part_of_its_center(lab):
     programs = {p.name: p for p in sshd.SshHosts().programs(lab)}
-    assert set(programs) == {"main-sshd", "samecity-sshd", "legacy-sshd", "legacy-postgres"}
+    assert set(programs) == {f"{h.name}-sshd" for h in sshd.hosts(lab)} | {"legacy-postgres"}
+    assert {programs[f"{h.name}-sshd"].center for h in sshd.hosts(lab)} == {
+        "main", "samecity", "remote", "global", "legacy"}
     assert programs["legacy-postgres"].user == "postgres"
     assert programs["legacy-postgres"].component == "postgres"
     assert all("-D" in p.command for p in programs.values())  # foreground under supervisord

@@ -50,7 +50,7 @@ def test_each_daemon_runs_as_the_unprivileged_service_user(ctx, name) -> None:
 
 def test_sshd_stays_root_because_it_switches_users(ctx) -> None:
     parser = _sections(ctx, sshd.SshHosts().programs(ctx))
-    assert "user" not in parser["program:main-sshd"]
+    assert "user" not in parser["program:main-db-sshd"]
 
 
 def test_in_netns_mode_a_daemon_enters_its_namespace_as_root_then_drops(ctx) -> None:

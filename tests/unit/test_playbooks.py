@@ -1,0 +1,267 @@
+"""The configuration plane: the roles' templates, rendered by Ansible's own templating for
+a production-shaped runtime inventory, say what production needs; the argument specs
+turn a wrong inventory away; `tricenter configure` keeps its exit codes and JSON
+contract; ansible-lint's production profile passes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from inventory.runtime import RuntimeInventory
+from playbooks.cli import configure
+from playbooks.render import RoleRenderer, host_variables
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+SAMPLE = REPO / "tests" / "fixtures" / "runtime" / "sample.yaml"
+SECRETS = {
+    "TRICENTER_SAMPLE_APP_PASSWORD": "app-'pw:1",
+    "TRICENTER_SAMPLE_SUPERUSER_PASSWORD": "super-pw-2",
+    "TRICENTER_SAMPLE_REPLICATION_PASSWORD": "repl-pw-3",
+    "TRICENTER_SAMPLE_REWIND_PASSWORD": "rewind-pw-4",
+    "TRICENTER_SAMPLE_S3_ACCESS_KEY": "AKIA-SAMPLE",
+    "TRICENTER_SAMPLE_S3_SECRET_KEY": "s3-secret-5",
+}
+ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "app")
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return SECRETS
+
+
+def sample_runtime() -> RuntimeInventory:
+    return RuntimeInventory.load(SAMPLE)
+
+
+def render(role: str, template: str, variables: dict, **extra: object) -> str:
+    """A role template through Ansible's templating, with the role's defaults below the
+    inventory's variables, as a play would see them (playbooks/render.py, which the lab
+    uses for its own files)."""
+    return RoleRenderer(role, variables).template(template, **extra)
+
+
+@pytest.fixture
+def hostvars():
+    runtime = sample_runtime()
+
+    def get(host: str) -> dict:
+        return host_variables(runtime, host)
+    return get
+
+
+def test_etcd_members_form_one_cluster_across_the_centers(hostvars) -> None:
+    config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("samecity-db")))
+    assert config["name"] == "etcd-samecity"
+    assert config["listen-client-urls"] == "http://10.2.0.11:2379"
+    assert config["initial-cluster"] == ("etcd-main=http://10.1.0.11:2380,"
+                                         "etcd-samecity=http://10.2.0.11:2380,"
+                                         "etcd-remote=http://10.3.0.11:2380")
+    assert config["data-dir"] == "/var/lib/etcd"
+
+
+def test_patroni_places_members_by_tier_and_takes_secrets_by_reference(hostvars, secrets) -> None:
+    main = yaml.safe_load(render("postgresql_patroni", "patroni.yml.j2", hostvars("main-db")))
+    remote = yaml.safe_load(render("postgresql_patroni", "patroni.yml.j2", hostvars("remote-db")))
+    assert main["tags"]["nofailover"] is False and main["tags"]["nosync"] is False
+    assert remote["tags"]["nofailover"] is True and remote["tags"]["nosync"] is True
+    assert main["bootstrap"]["dcs"]["synchronous_mode"] is True
+    assert main["bootstrap"]["dcs"]["postgresql"]["use_pg_rewind"] is True
+    assert "data-checksums" in main["bootstrap"]["initdb"]
+    assert main["bootstrap"]["dcs"]["ttl"] == 30
+    assert main["etcd3"]["hosts"] == ["10.1.0.11:2379", "10.2.0.11:2379", "10.3.0.11:2379"]
+    auth = main["postgresql"]["authentication"]
+    assert auth["superuser"]["password"] == secrets["TRICENTER_SAMPLE_SUPERUSER_PASSWORD"]
+    assert auth["replication"]["password"] == secrets["TRICENTER_SAMPLE_REPLICATION_PASSWORD"]
+    hba = main["postgresql"]["pg_hba"]
+    assert all(line.endswith(("scram-sha-256", "peer")) for line in hba)
+    # every member's and app's address may connect, nothing wider
+    assert "host all all 10.1.0.21/32 scram-sha-256" in hba
+    assert not any("0.0.0.0/0" in line for line in hba)
+    assert "archive-push" in main["postgresql"]["parameters"]["archive_command"]
+    assert main["postgresql"]["data_dir"] == "/var/lib/postgresql/15/registry"
+
+
+def test_post_bootstrap_quotes_the_application_password(hostvars, secrets) -> None:
+    script = render("postgresql_patroni", "post_bootstrap.sh.j2", hostvars("main-db"))
+    assert "CREATE ROLE \"registry\" LOGIN PASSWORD 'app-''pw:1';" in script
+
+
+def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Path) -> None:
+    config = render("haproxy", "haproxy.cfg.j2", hostvars("main-lb"))
+    assert "option httpchk GET /primary" in config and "option httpchk GET /replica" in config
+    assert "server pg-remote 10.3.0.11:5432 check port 8008" in config
+    assert "bind 10.1.0.31:5000" in config and "bind 10.1.0.31:8000" in config
+    assert "server samecity-app 10.2.0.21:8080 check" in config
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if Path(haproxy).exists():
+        file = tmp_path / "haproxy.cfg"
+        file.write_text(config)
+        checked = subprocess.run([haproxy, "-c", "-f", str(file)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_pgbackrest_verifies_tls_and_reads_keys_by_reference(hostvars, secrets) -> None:
+    config = render("pgbackrest", "pgbackrest.conf.j2", hostvars("samecity-db"))
+    assert "repo1-storage-verify-tls=y" in config
+    assert "repo1-s3-endpoint=s3.main.example.gov.cn" in config
+    assert f"repo1-s3-key-secret={secrets['TRICENTER_SAMPLE_S3_SECRET_KEY']}" in config
+    assert "[registry]\npg1-path=/var/lib/postgresql/15/registry" in config
+
+
+def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
+    config = render("prometheus", "prometheus.yml.j2", hostvars("main-monitoring"))
+    data = yaml.safe_load(config)
+    etcd = next(job for job in data["scrape_configs"] if job["job_name"] == "etcd")
+    assert [g["targets"][0] for g in etcd["static_configs"]] == [
+        "10.1.0.11:2379", "10.2.0.11:2379", "10.3.0.11:2379"]
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if Path(promtool).exists():
+        file = tmp_path / "prometheus.yml"
+        file.write_text(config)
+        checked = subprocess.run([promtool, "check", "config", "--syntax-only", str(file)],
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_app_instance_gets_its_database_and_a_pgpass(hostvars, secrets) -> None:
+    variables = hostvars("samecity-app")
+    item = variables["tricenter_app_instances"][0]
+    env = render("app", "app.env.j2", variables, item=item)
+    assert "APP_LISTEN=10.2.0.21:8080" in env
+    assert "APP_DB_HOSTS=10.1.0.11:5432,10.2.0.11:5432,10.3.0.11:5432" in env
+    pgpass = render("app", "app.pgpass.j2", variables, item=item)
+    assert pgpass.strip() == "*:*:registry:registry:app-'pw\\:1"
+
+
+def test_a_host_root_moves_every_path_under_it() -> None:
+    runtime = sample_runtime()
+    for host in runtime.hosts:
+        host.root = "/var/tmp/lab/hosts/" + host.name
+    variables = host_variables(runtime, "main-db")
+    config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", variables))
+    assert config["data-dir"] == "/var/tmp/lab/hosts/main-db/var/lib/etcd"
+
+
+# --- argument specs -------------------------------------------------------------------
+
+
+def validate(role: str, variables: dict) -> list[str]:
+    """What the role's validate_argument_spec task would say about these variables."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    specs = yaml.safe_load((PLAYBOOKS / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    spec = specs["argument_specs"]["main"]["options"]
+    known = {k: v for k, v in variables.items() if k in spec}
+    return ArgumentSpecValidator(spec).validate(known).error_messages
+
+
+@pytest.mark.parametrize("role,host", [("etcd", "main-db"), ("postgresql_patroni", "main-db"),
+                                       ("pgbackrest", "main-db"), ("haproxy", "main-lb"),
+                                       ("prometheus", "main-monitoring"), ("app", "main-app")])
+def test_argument_specs_accept_the_sample_inventory(role: str, host: str, hostvars) -> None:
+    assert validate(role, hostvars(host)) == []
+
+
+def test_argument_specs_reject_a_wrong_inventory(hostvars) -> None:
+    variables = hostvars("main-db")
+    variables["tricenter_db_members"][0]["intended_role"] = "primary"
+    variables["tricenter_databases"][0]["password"] = {"file": "/a", "env": "B"}
+    variables["tricenter_service_manager"] = "runit"
+    errors = " | ".join(validate("postgresql_patroni", variables))
+    assert "intended_role" in errors and "primary" in errors
+    assert "mutually exclusive" in errors and "password" in errors
+    assert "tricenter_service_manager" in errors
+    del variables["tricenter_db_members"]
+    assert any("tricenter_db_members" in e for e in validate("postgresql_patroni", variables))
+
+
+def test_every_role_has_the_same_shape() -> None:
+    for role in ROLES:
+        base = PLAYBOOKS / "roles" / role
+        for part in ("defaults/main.yml", "meta/argument_specs.yml", "handlers/main.yml",
+                     *(f"tasks/{t}.yml" for t in ("main", "precheck", "config", "deploy", "check"))):
+            assert (base / part).is_file(), f"{role}: {part} is missing"
+        assert list((base / "templates").glob("*.j2")), f"{role}: no templates"
+
+
+def test_secret_tasks_never_log() -> None:
+    """A task that writes a file holding a secret carries no_log (its diff would show it)."""
+    for role in ROLES:
+        for file in (PLAYBOOKS / "roles" / role / "tasks").glob("*.yml"):
+            for task in yaml.safe_load(file.read_text()) or []:
+                template = (task.get("ansible.builtin.template") or {}).get("src", "")
+                text = (PLAYBOOKS / "roles" / role / "templates" / template).read_text() \
+                    if template else ""
+                if "tricenter_secret" in text:
+                    assert task.get("no_log") is True, f"{role}/{file.name}: {task['name']}"
+
+
+# --- tricenter configure ----------------------------------------------------------------
+
+
+def test_configure_refuses_a_missing_or_invalid_runtime_inventory(tmp_path: Path) -> None:
+    result = CliRunner().invoke(configure, ["--runtime", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "no such runtime inventory" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SAMPLE.read_text().replace("intended_role: async", "intended_role: primary"))
+    result = CliRunner().invoke(configure, ["--runtime", str(bad)])
+    assert result.exit_code == 2 and "intended_role" in result.output
+
+
+def _unreachable_runtime(tmp_path: Path) -> Path:
+    """The sample, with every host's SSH pointed at a port nothing listens on."""
+    data = yaml.safe_load(SAMPLE.read_text())
+    for host in data["hosts"]:
+        host["ssh"] = {"host": "127.0.0.1", "port": 9, "user": "root"}
+    file = tmp_path / "runtime.yaml"
+    file.write_text(yaml.safe_dump(data))
+    return file
+
+
+def test_configure_json_recap_reports_unreachable_hosts_and_exits_1(tmp_path: Path, secrets) -> None:
+    file = _unreachable_runtime(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "scripts.cli", "configure", "--runtime", str(file),
+                           "--json", "--limit", "main-lb", "--tags", "haproxy"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1, done.stderr
+    recap = json.loads(done.stdout)  # stdout holds the recap alone; progress is on stderr
+    assert set(recap) == {"ok", "hosts"} and recap["ok"] is False
+    assert list(recap["hosts"]) == ["main-lb"]
+    counts = recap["hosts"]["main-lb"]
+    assert set(counts) == {"ok", "changed", "failed", "unreachable"}
+    assert counts["unreachable"] == 1 and counts["changed"] == 0
+    assert "TASK haproxy : HAProxy directories" in done.stderr
+
+
+def test_configure_exits_2_when_a_role_rejects_the_inventory(tmp_path: Path, secrets) -> None:
+    """A db host whose address carries no member: the argument spec stops the run on the
+    controller, before any connection, and the exit code says bad input."""
+    data = yaml.safe_load(_unreachable_runtime(tmp_path).read_text())
+    data["systems"]["registry"]["database"]["members"][2]["host"] = "10.3.0.99"
+    file = tmp_path / "runtime.yaml"
+    file.write_text(yaml.safe_dump(data))
+    done = subprocess.run([sys.executable, "-m", "scripts.cli", "configure", "--runtime", str(file),
+                           "--limit", "remote-db", "--tags", "patroni"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "tricenter_db_members" in done.stderr
+
+
+def test_ansible_lint_production_profile_passes() -> None:
+    lint = Path(sys.executable).parent / "ansible-lint"
+    done = subprocess.run([str(lint), "--profile", "production", "--offline", "playbooks/"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
