@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from inventory.cli import (EXIT_INVALID, inventory_option, ipam_warnings, json_option,
                            load_or_exit, print_json)
+from scripts.console import console as make_console
 from stacks.layout import LayoutError, all_stacks, split_stack
 
 EXIT_FAILED = 1
@@ -170,7 +170,7 @@ def _fail(message: str, as_json: bool, code: int = EXIT_INVALID) -> None:
 def _print_shortfalls(shortfalls: list, snapshot_file: Path | None) -> None:
     if snapshot_file is None:
         return
-    console = Console()
+    console = make_console()
     if not shortfalls:
         console.print(f"[green]✓[/] the cloud of {snapshot_file} has everything the plan "
                       "names", highlight=False)
@@ -190,7 +190,7 @@ def _inventory_vms(topology) -> dict[str, int]:
 
 
 def _print_plan(plans, diffs, report: dict) -> None:
-    console = Console()
+    console = make_console()
     types = sorted({t for p in plans for t in p.counts()})
     counts = {p.stack: p.counts() for p in plans}
     table = Table(title="Resources per center (stack)", show_lines=False)
@@ -277,7 +277,7 @@ def _prepare(stack: str, inventory_dir: Path, as_json: bool, verb: str):
             print_json({"ok": False, "error": message, "exit_code": EXIT_FAILED,
                         "missing": [{"what": m.what, "fix": m.fix} for m in missing]})
         else:
-            console = Console(stderr=True)
+            console = make_console(stderr=True)
             console.print(f"[bold red]{message}[/]")
             for item in missing:
                 console.print(f"  [red]✗[/] {item}", highlight=False, soft_wrap=True)

@@ -69,6 +69,17 @@ def test_output_without_a_terminal_is_not_wrapped() -> None:
     assert "\x1b[" not in run.stdout
 
 
+def test_plan_output_without_a_terminal_is_not_wrapped_either(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    run = subprocess.run([sys.executable, "-m", "scripts.cli", "plan", "--stack", "guangdong-main",
+                          "--no-save"], cwd=REPO, text=True, capture_output=True, timeout=300,
+                         env={**env, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    center = next(line for line in run.stdout.splitlines() if "center guangdong/main:" in line)
+    assert "instances 130/400" in center and len(center) > 80
+    assert "\x1b[" not in run.stdout
+
+
 def test_inventory_comes_from_TRICENTER_INVENTORY(tmp_path: Path) -> None:
     run = tricenter("validate", "--json", env={"TRICENTER_INVENTORY": str(tmp_path / "none")})
     assert run.returncode == 2 and str(tmp_path / "none") in run.stdout
