@@ -289,7 +289,8 @@ def build(r: dict, out: Any, lang: str, plot: bool) -> dict:
     return {
         "t": t, "lang": t["lang"], "zh": zh, "plot": plot,
         "heading": t["heading"].format(scenario=r["scenario"], system=r["system"]),
-        "title": out.scenario.title, "description": out.scenario.description.strip(),
+        "title": (zh and out.scenario.title_zh) or out.scenario.title,
+        "description": ((zh and out.scenario.description_zh) or out.scenario.description).strip(),
         "verdict": verdict, "passed": bool(r.get("passed")), "reason": reason,
         "skipped": status == "skipped",
         "figures": _figures(r, t, zh), "notes": notes, "level": _level(r, t),

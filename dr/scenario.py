@@ -146,6 +146,9 @@ class Scenario(Strict):
     title: str
     kind: Literal["planned", "unplanned", "restore", "test"]
     description: str
+    # For the Chinese report, read where only Chinese is read; the English text otherwise.
+    title_zh: str | None = None
+    description_zh: str | None = None
     requires: list[Literal["netns", "pgbackrest", "app"]] = []
     precheck: list[Check] = [Check.cluster_healthy, Check.original_layout]
     workload: Workload = Workload()

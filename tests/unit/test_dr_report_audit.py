@@ -143,6 +143,16 @@ def test_a_chinese_report_beside_the_english_one_with_a_cjk_font_stack(tmp_path:
     for html in (zh_html, (directory / "report.html").read_text()):
         assert '"Noto Sans CJK SC"' in html and '"Microsoft YaHei"' in html
     assert 'href="report.zh.html"' in (directory / "report.html").read_text()
+    assert "主中心意外整体失效" in zh_md and "Unplanned loss of the main center" not in zh_md
+    assert "Unplanned loss of the main center" in (directory / "report.md").read_text()
+
+
+def test_every_scenario_reads_in_chinese_too() -> None:
+    from dr.scenario import load_catalogue
+
+    for scenario in load_catalogue().values():
+        for text in (scenario.title_zh, scenario.description_zh):
+            assert text and any("\u4e00" <= ch <= "\u9fff" for ch in text), scenario.name
 
 
 def test_report_accepts_the_path_drill_run_printed_and_names_ambiguity(tmp_path: Path) -> None:
