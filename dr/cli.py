@@ -223,6 +223,9 @@ def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runt
 
 
 def repeat_summary(scenario: str, results: list[dict]) -> dict:
+    """The JSON of `drill run --repeat N` (N > 1). Keys it shares with a single run's result
+    keep their type and meaning (numbers stay numbers: totals or worst cases); spreads and
+    per-trial lists have names of their own, so a script never meets one key in two shapes."""
     def figures(key: str) -> list[float]:
         return [r[key] for r in results if r.get(key) is not None]
     rtos = figures("rto_seconds")
@@ -231,17 +234,17 @@ def repeat_summary(scenario: str, results: list[dict]) -> dict:
         "passed": all(r["passed"] for r in results), "passed_trials": sum(r["passed"] for r in results),
         "status": "skipped" if any(r["status"] == "skipped" for r in results) else (
             "passed" if all(r["passed"] for r in results) else "failed"),
-        "rto_seconds": history.spread(rtos),
+        "rto_seconds_spread": history.spread(rtos),
         "rto_seconds_all": rtos,
-        "app_rto_seconds": history.spread(figures("app_rto_seconds")),
-        "max_write_gap_seconds": history.spread(figures("max_write_gap_seconds")),
+        "app_rto_seconds_spread": history.spread(figures("app_rto_seconds")),
+        "max_write_gap_seconds_spread": history.spread(figures("max_write_gap_seconds")),
         "rpo_lost_writes": sum(r.get("rpo_lost_writes") or 0 for r in results),
         "rpo_lost_writes_per_trial": [r.get("rpo_lost_writes") for r in results],
         "rpo_seconds": max(figures("rpo_seconds"), default=0.0),
         "acknowledged_writes": sum(r.get("acknowledged_writes") or 0 for r in results),
         "split_brain": any(r.get("split_brain") for r in results),
         "gbt20988_level": min((r["gbt20988_level"] for r in results if r.get("gbt20988_level")), default=None),
-        "report_dir": [r["report_dir"] for r in results],
+        "report_dirs": [r["report_dir"] for r in results],
         "trials_detail": [{k: r.get(k) for k in ("status", "rto_seconds", "rpo_lost_writes",
                                                   "split_brain", "report_dir")} for r in results],
     }
