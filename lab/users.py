@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from lab.context import LabContext
 
 SERVICE_USER = "tricenter-lab"
-# What the lab's Python daemons import from the checkout: the `lab` package alone.
-CODE_PACKAGE = "lab"
+# What the lab's Python daemons import from the checkout: the `lab` package, and the alert
+# receiver (standard library only) of the monitoring plane.
+CODE_PATHS = ("lab", "monitoring/__init__.py", "monitoring/alert_receiver.py")
 
 
 class ServiceAccountError(RuntimeError):
@@ -105,13 +106,18 @@ def code_dir(lab: "LabContext") -> Path:
 
 
 def install_code(lab: "LabContext") -> Path:
-    """Copy the lab package under the lab directory, readable by the service account
+    """Copy CODE_PATHS under the lab directory, readable by the service account
     wherever the checkout is. Replaced whole on every `up`: no stale module survives."""
     target = code_dir(lab)
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(lab.repo / CODE_PACKAGE, staging / CODE_PACKAGE,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for relative in CODE_PATHS:
+        source, copy = lab.repo / relative, staging / relative
+        if source.is_dir():
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
     for directory, dirs, files in os.walk(staging):
         os.chmod(directory, 0o755)
         for name in files:

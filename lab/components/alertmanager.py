@@ -7,7 +7,6 @@ port is off). Notifications go to monitoring/alert_receiver.py, which drills rea
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,12 +84,14 @@ class Alertmanager:
                              f"--web.listen-address={listen_address(lab)}",
                              "--cluster.listen-address=", "--log.level=info"],
                     user=users.SERVICE_USER, directory=home(lab), priority=400),
-            # Standard library only: it runs from tricenter's checkout with any Python.
+            # Standard library only: it runs unprivileged from the lab's code copy with the
+            # services' Python (lab/users.py), like the sample app.
             Program(name=RECEIVER_PROGRAM, center=SITE, component="alertmanager",
-                    command=[sys.executable, "-m", "monitoring.alert_receiver",
+                    command=[users.python(), "-m", "monitoring.alert_receiver",
                              "--listen", f"{lab.address(SITE, HOST)}:{RECEIVER_PORT}",
                              "--record", str(record_file(lab))],
-                    directory=lab.repo, environment={"PYTHONPATH": str(lab.repo)}, priority=400),
+                    user=users.SERVICE_USER, directory=users.code_dir(lab),
+                    environment={"PYTHONPATH": str(users.code_dir(lab))}, priority=400),
         ]
 
     def health(self, lab: "LabContext") -> dict[str, dict]:

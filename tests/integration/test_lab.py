@@ -91,7 +91,11 @@ def test_patronictl_lists_the_cluster_as_the_lab_sees_it(lab: Lab) -> None:
 EXPECTED_ACCOUNT = {"etcd": users.SERVICE_USER, "haproxy": users.SERVICE_USER,
                     "prometheus": users.SERVICE_USER, "swift": users.SERVICE_USER,
                     "app": users.SERVICE_USER, "patroni": "postgres", "postgres": "postgres",
-                    "sshd": "root"}  # sshd logs users in: it must stay root
+                    "alertmanager": users.SERVICE_USER,  # Alertmanager and its alert receiver
+                    "sshd": "root",  # sshd logs users in: it must stay root
+                    # the exporter runs `pgbackrest info` as the repository's owner (postgres)
+                    # and needs tricenter's own environment, which may sit under /root
+                    "exporter": "root"}
 
 
 def _uids(pid: int) -> list[int]:
