@@ -26,6 +26,7 @@ PLANE_COMMANDS = {
     "lab": ("lab.cli", "lab"),
     "version": ("scripts.cli", "version"),
     "drill": ("dr.cli", "drill"),
+    "migrate": ("playbooks.migration.cli", "migrate"),
 }
 
 

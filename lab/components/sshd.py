@@ -169,7 +169,7 @@ class SshHosts:
         return result
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        from inventory.runtime import Host, HostRole, SecretRef, SshAccess
+        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime
 
         for host in hosts(lab):
             access = SshAccess(host=host.address, port=PORT, user=LOGIN_USER,
@@ -182,6 +182,9 @@ class SshHosts:
                                           ssh=access))
             else:
                 existing.ssh = access
+        system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
+            name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
+        system.legacy = legacy.runtime(lab)
 
 
 def component() -> SshHosts:
