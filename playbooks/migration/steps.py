@@ -82,6 +82,9 @@ def verify(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     comparison = compare(found["source"], found["target"])
     record.verification = comparison
     record.verified = comparison["ok"]
+    if not comparison["ok"]:
+        differ = [r["table"] for r in comparison["tables"] if not r["match"]]
+        raise PrecheckFailed(f"tables differ between source and target: {', '.join(differ)}")
     return comparison
 
 
