@@ -125,6 +125,15 @@ def _step_command(step: Step) -> click.Command:
 def run(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore) -> dict:
     """begin → act → finish, saving the record at each point; errors as exit codes."""
     try:
+        endpoints(runtime, system)  # before the lock: a bad name must leave no folder
+        with store.exclusive(system):
+            return _run_locked(step, system, runtime, store)
+    except (NotMigratable, RecordProblem) as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_locked(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore) -> dict:
+    try:
         endpoints(runtime, system)
         record = store.load(system)
         _gate(step, record)

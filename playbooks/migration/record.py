@@ -6,7 +6,10 @@ point leaves a record that says which step to rerun. Writes are atomic (a tempor
 renamed over the old one): a crash never leaves half a record."""
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,6 +133,18 @@ class RecordStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    @contextmanager
+    def exclusive(self, system: str) -> Iterator[None]:
+        """One step at a time per system; the kernel releases the lock of a killed run."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f".{system}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RecordProblem(f"another `tricenter migrate` step is running for {system} "
+                                    f"(lock {lock.name}); wait for it") from None
+            yield
 
     def all(self) -> list[MigrationRecord]:
         return [self.load(f.stem) for f in sorted(self.folder.glob("*.yaml"))]

@@ -6,11 +6,17 @@
 - After cutover every acknowledged write is on the target and verify finds every table
   equal on both sides.
 - Rollback carries every write made on the target back to the source: none is lost.
+- A table without a primary key stops precheck (exit 1, the table and the fix named)
+  until it has REPLICA IDENTITY FULL; sequences follow the data both ways (the writer's
+  serial ids would collide otherwise).
+- tricenter killed (SIGKILL, with its Ansible run) in the middle of replicate and of
+  cutover: rerunning the same command finishes the step, nothing lost or duplicated.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +31,14 @@ from inventory.runtime import PostgresAccess, RuntimeInventory
 
 pytestmark = pytest.mark.lab
 SYSTEM = "registry"
-TABLES = "certificate_file, marriage, person"
+TABLES = "certificate_file, certificate_request, marriage, person, visit_log"
+# What a department's database also has: a serial key, and a log table with no key.
+SOURCE_EXTRAS = """
+CREATE TABLE IF NOT EXISTS certificate_request (
+    id bigserial PRIMARY KEY, person_id bigint NOT NULL, requested_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS visit_log (at timestamptz NOT NULL DEFAULT now(), note text);
+ALTER TABLE visit_log REPLICA IDENTITY DEFAULT;
+"""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,6 +77,7 @@ def _run_sql(conninfo: dict, *statements: str) -> None:
 
 def reset(s: Sides) -> None:
     """Undo an earlier migration of the lab's registry, so the test starts from the legacy."""
+    _run_sql(s.source, SOURCE_EXTRAS)
     _run_sql(s.target_admin, "DROP SUBSCRIPTION IF EXISTS tricenter_registry")
     _run_sql(s.source_admin, "DROP SUBSCRIPTION IF EXISTS tricenter_back_registry",
              "DROP PUBLICATION IF EXISTS tricenter_registry",
@@ -107,7 +121,9 @@ class Writer:
         conninfo = self.sides.source if self.side == "source" else self.sides.target
         try:
             with psycopg.connect(**conninfo, autocommit=True) as conn:
-                conn.execute("INSERT INTO person VALUES (%s, %s, %s, date '2001-01-01')",
+                conn.execute("WITH p AS (INSERT INTO person VALUES (%s, %s, %s, date '2001-01-01') "
+                             "RETURNING id) INSERT INTO certificate_request (person_id) "
+                             "SELECT id FROM p",
                              (ident, f"written during migration {ident}", f"{ident:018d}"))
         except psycopg.errors.InsufficientPrivilege:
             self.side = "target" if self.side == "source" else "source"
@@ -128,13 +144,38 @@ class Writer:
                 f"the writer got no {count} acknowledgements on {side}"
 
 
-def migrate(step: str, runtime_file: Path, state_dir: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "migrate", step, SYSTEM, "--json",
-         "--runtime", str(runtime_file), "--state-dir", str(state_dir)],
-        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert done.returncode == 0, f"migrate {step}: {done.stdout}{done.stderr}"
+def _argv(step: str, runtime_file: Path, state_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "scripts.cli", "migrate", step, SYSTEM, "--json",
+            "--runtime", str(runtime_file), "--state-dir", str(state_dir)]
+
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def migrate(step: str, runtime_file: Path, state_dir: Path, exit_code: int = 0) -> dict:
+    done = subprocess.run(_argv(step, runtime_file, state_dir), capture_output=True, text=True,
+                          cwd=ROOT, env=ENV)
+    assert done.returncode == exit_code, f"migrate {step}: {done.stdout}{done.stderr}"
     return json.loads(done.stdout)
+
+
+def killed_when(step: str, runtime_file: Path, state_dir: Path, reached) -> None:
+    """Start `migrate STEP`, SIGKILL it and its Ansible run once `reached()` is true."""
+    proc = subprocess.Popen(_argv(step, runtime_file, state_dir), cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        while not reached():
+            assert proc.poll() is None, f"migrate {step} ended before the kill point"
+            time.sleep(0.05)  # polling the databases for the kill point, not a timed wait
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _scalar(conninfo: dict, query: str):
+    with psycopg.connect(**conninfo) as conn:
+        return conn.execute(query).fetchone()[0]
 
 
 def ids_on(conninfo: dict, base: int) -> list[int]:
@@ -152,10 +193,23 @@ def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path
     thread.start()
     try:
         writer.wait_for("source", 5)
+        refused = migrate("precheck", runtime_file, tmp_path, exit_code=1)
+        assert "public.visit_log: no primary key" in refused["error"]
+        assert "REPLICA IDENTITY FULL" in refused["error"]
+        _run_sql(s.source, "ALTER TABLE visit_log REPLICA IDENTITY FULL")
         assert migrate("precheck", runtime_file, tmp_path)["result"]["ok"]
+
+        killed_when("replicate", runtime_file, tmp_path, lambda: _scalar(
+            s.target_admin, "SELECT count(*) FROM pg_subscription") > 0)
+        assert migrate("status", runtime_file, tmp_path)["state"] == "not-ready"
         assert migrate("replicate", runtime_file, tmp_path)["state"] == "ready-for-testing"
         writer.wait_for("source", 5)
-        assert migrate("cutover", runtime_file, tmp_path)["state"] == "cutover-complete"
+
+        killed_when("cutover", runtime_file, tmp_path, lambda: not _scalar(
+            s.source_admin, "SELECT has_table_privilege('registry_legacy', 'person', 'INSERT')"))
+        assert migrate("status", runtime_file, tmp_path)["state"] == "cutting-over"
+        cut = migrate("cutover", runtime_file, tmp_path)
+        assert cut["state"] == "cutover-complete" and cut["cutover_downtime_seconds"] > 0
         writer.wait_for("target", 5)
 
         writer.paused.set()  # verify compares a quiet moment
@@ -176,6 +230,8 @@ def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path
     assert "target" in sides_in_order and sides_in_order[-1] == "source"
     assert sorted(set(acked) - set(on_source)) == [], "acknowledged writes lost"
     assert len(on_source) == len(set(on_source))
+    requests = _scalar(s.source, f"SELECT count(*) FROM certificate_request WHERE person_id > {base}")
+    assert requests == len(on_source), "a write's serial-keyed row is missing or doubled"
     last_source = max(a.at for a in writer.acks if a.side == "source" and
                       a.at < min(b.at for b in writer.acks if b.side == "target"))
     first_target = min(a.at for a in writer.acks if a.side == "target")

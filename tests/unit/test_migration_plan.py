@@ -115,7 +115,7 @@ def test_a_step_out_of_order_exits_2_and_changes_nothing(tmp_path):
     result = CliRunner().invoke(migrate, ["cutover", "registry", "--runtime", str(file)])
     assert result.exit_code == 2
     assert "cannot run in state not-ready" in result.output
-    assert not (tmp_path / "migration").exists()
+    assert not (tmp_path / "migration" / "registry.yaml").exists()
     result = CliRunner().invoke(migrate, ["replicate", "registry", "--runtime", str(file)])
     assert result.exit_code == 2 and "needs a passed precheck" in result.output
 
@@ -150,3 +150,11 @@ def test_status_json_reads_the_record(tmp_path):
                                           str(tmp_path / "runtime-inventory.yaml")])
     status = json.loads(result.output)
     assert status["state"] == "not-ready" and status["cutover_downtime_seconds"] == 1.5
+
+
+def test_a_second_step_for_the_same_system_waits_its_turn(tmp_path):
+    file = tmp_path / "runtime-inventory.yaml"
+    runtime().save(file)
+    with RecordStore(tmp_path / "migration").exclusive("registry"):
+        result = CliRunner().invoke(migrate, ["precheck", "registry", "--runtime", str(file)])
+    assert result.exit_code == 2 and "another `tricenter migrate` step is running" in result.output

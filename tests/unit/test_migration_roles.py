@@ -45,16 +45,15 @@ def _defaults(tables: list[str]) -> dict:
     return context | {"env": env}
 
 
-def render_cutover(forward: int, reverse: int) -> str:
+def render_cutover() -> str:
     context = _defaults(["public.person", "public.marriage"])
     env = context.pop("env")
     template = env.from_string((ROLE / "templates" / "cutover.sh.j2").read_text())
-    return template.render(context | {"migration_forward": {"stdout": str(forward)},
-                                      "migration_reverse": {"stdout": str(reverse)}})
+    return template.render(context)
 
 
 def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
-    script = render_cutover(forward=1, reverse=0)
+    script = render_cutover()
     order = [script.index(marker) for marker in (
         "IN ACCESS EXCLUSIVE MODE", "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "
         "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn >=",
@@ -66,11 +65,15 @@ def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
     assert SECRET not in script and "password=$DST_PW" in script
 
 
-def test_a_resumed_cutover_skips_what_an_earlier_run_finished():
-    script = render_cutover(forward=0, reverse=1)
-    assert "confirmed_flush_lsn" not in script and "CREATE SUBSCRIPTION" not in script
-    assert "DROP SUBSCRIPTION" not in script
-    assert script.index("REVOKE") < script.index("GRANT")  # the fence is still re-asserted
+def test_a_rerun_cutover_waits_for_a_killed_one_and_sees_what_it_did():
+    script = render_cutover()
+    lock = script.index("flock 9")
+    assert lock < script.index("LOCK TABLE")
+    # what exists is looked up under the lock, and each change is guarded by it
+    assert lock < script.index("forward=$(") < script.index('if [ "$forward" = 1 ]')
+    assert lock < script.index("reverse=$(") < script.index('if [ "$reverse" = 0 ]') < \
+        script.index("CREATE SUBSCRIPTION")
+    assert "migration_forward" not in script and "{{" not in script
 
 
 def test_step_variables_carry_secret_references_only():
