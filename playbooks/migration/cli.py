@@ -106,13 +106,16 @@ def _step_command(step: Step) -> click.Command:
     @runtime_option
     @state_option
     @json_option
+    @click.option("--approved-by", default=None,
+                  help="Who approved this step (kept in the record; the wave report shows "
+                       "it for cutover).")
     def command(system: str, runtime_file: Path | None, state_dir: Path | None,
-                as_json: bool) -> None:
+                as_json: bool, approved_by: str | None) -> None:
         runtime_file = runtime_file or _default_runtime()
         runtime = _load_runtime(runtime_file)
         assert runtime is not None
         store = _store(state_dir, runtime_file)
-        result = run(step, system, runtime, store)
+        result = run(step, system, runtime, store, approved_by)
         record = store.load(system)
         if as_json:
             click.echo(json.dumps({"ok": True, "step": step.value, **record.status(),
@@ -122,22 +125,25 @@ def _step_command(step: Step) -> click.Command:
     return command
 
 
-def run(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore) -> dict:
+def run(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore,
+        approved_by: str | None = None) -> dict:
     """begin → act → finish, saving the record at each point; errors as exit codes."""
     try:
         endpoints(runtime, system)  # before the lock: a bad name must leave no folder
         with store.exclusive(system):
-            return _run_locked(step, system, runtime, store)
+            return _run_locked(step, system, runtime, store, approved_by)
     except (NotMigratable, RecordProblem) as exc:
         raise UserError(str(exc)) from None
 
 
-def _run_locked(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore) -> dict:
+def _run_locked(step: Step, system: str, runtime: RuntimeInventory, store: RecordStore,
+                approved_by: str | None) -> dict:
     try:
-        endpoints(runtime, system)
         record = store.load(system)
         _gate(step, record)
         record.begin(step)
+        if step == Step.cutover and approved_by:
+            record.approved_by = approved_by
     except (NotMigratable, OutOfOrder, RecordProblem) as exc:
         raise UserError(str(exc)) from None
     store.save(record)
@@ -161,6 +167,34 @@ def _gate(step: Step, record) -> None:
 
 for _step in ACTIONS:
     migrate.add_command(_step_command(_step))
+
+
+@migrate.command("report")
+@click.option("--wave", type=int, required=True, help="The wave to report on.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for wave-N.md and wave-N.html (default: the records' folder).")
+@click.option("--inventory", "inventory_root", type=click.Path(path_type=Path), default=None,
+              help="Topology with the systems' waves (default: the lab's).")
+@runtime_option
+@state_option
+def report_command(wave: int, out_dir: Path | None, inventory_root: Path | None,
+                   runtime_file: Path | None, state_dir: Path | None) -> None:
+    """Write the wave report (Markdown and HTML) from the systems' records."""
+    from inventory.loader import LAB_INVENTORY, load_topology
+    from playbooks.migration import report
+    store = _store(state_dir, runtime_file or _default_runtime())
+    names = planning.waves(load_topology(inventory_root or LAB_INVENTORY).systems, wave)
+    if not names:
+        raise UserError(f"wave {wave} has no system with a legacy source")
+    try:
+        records = [store.load(name) for name in names[wave]]
+    except RecordProblem as exc:
+        raise UserError(str(exc)) from None
+    folder = out_dir or store.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"wave-{wave}.md").write_text(report.markdown(wave, records))
+    (folder / f"wave-{wave}.html").write_text(report.html(wave, records))
+    click.echo(folder / f"wave-{wave}.md")
 
 
 @migrate.command("status")

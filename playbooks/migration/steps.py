@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from inventory.runtime import RuntimeInventory
 from playbooks.migration import source
-from playbooks.migration.lifecycle import Step
+from playbooks.migration.lifecycle import State, Step
 from playbooks.migration.record import MigrationRecord
 from playbooks.migration.runner import run_step
 
@@ -66,7 +66,11 @@ def _role(step: str) -> Callable[[RuntimeInventory, MigrationRecord], dict]:
 
 
 def replicate(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
-    result = _role("replicate")(runtime, record)
+    # After a rollback the source is authoritative again and the target's copy is stale:
+    # the role empties it before a new initial copy (else the copy collides with it).
+    restart = record.running is not None and record.running.from_state == State.rolled_back
+    result = run_step(runtime, record.system, "replicate", tables(record),
+                      extra={"migration_restart": restart})
     record.replication = result
     return result
 

@@ -158,3 +158,43 @@ def test_a_second_step_for_the_same_system_waits_its_turn(tmp_path):
     with RecordStore(tmp_path / "migration").exclusive("registry"):
         result = CliRunner().invoke(migrate, ["precheck", "registry", "--runtime", str(file)])
     assert result.exit_code == 2 and "another `tricenter migrate` step is running" in result.output
+
+
+def test_replicate_after_a_rollback_empties_the_stale_target_first(monkeypatch):
+    from playbooks.migration import steps
+    from playbooks.migration.lifecycle import Step
+    from playbooks.migration.record import MigrationRecord
+
+    calls = []
+    monkeypatch.setattr(steps, "run_step", lambda rt, name, step, tables, extra=None:
+                        calls.append(extra) or {"lag_bytes": 0})
+    record = MigrationRecord(system="registry", discovery={"database": {"tables": []}},
+                             precheck={"ok": True})
+    record.begin(Step.replicate)
+    steps.replicate(runtime(), record)
+    record.finish(Step.replicate)
+    record.state = record.state.__class__("rolled-back")
+    record.begin(Step.replicate)
+    steps.replicate(runtime(), record)
+    assert calls == [{"migration_restart": False}, {"migration_restart": True}]
+
+
+def test_wave_report_lists_downtime_rows_bytes_verification_and_approver(tmp_path):
+    store = RecordStore(tmp_path / "migration")
+    record = store.load("registry")
+    record.cutover_downtime_seconds, record.verified, record.approved_by = 1.234, True, "Li <ops>"
+    record.replication = {"bytes": 8297831}
+    record.verification = {"ok": True, "tables": [
+        {"table": "public.person", "source_rows": 2000, "target_rows": 2000, "match": True},
+        {"table": "public.marriage", "source_rows": 1000, "target_rows": 1000, "match": True}]}
+    store.save(record)
+    result = CliRunner().invoke(migrate, ["report", "--wave", "1", "--runtime",
+                                          str(tmp_path / "runtime-inventory.yaml")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "migration" / "wave-1.md").read_text()
+    assert "| registry | not-ready | 1.23 | 3000 | 8297831 | yes | Li <ops> |" in md
+    page = (tmp_path / "migration" / "wave-1.html").read_text()
+    assert "Li &lt;ops&gt;" in page and "<td>3000</td>" in page
+    missing = CliRunner().invoke(migrate, ["report", "--wave", "9", "--runtime",
+                                           str(tmp_path / "runtime-inventory.yaml")])
+    assert missing.exit_code == 2 and "wave 9 has no system" in missing.output
