@@ -9,6 +9,7 @@
 - A table without a primary key stops precheck (exit 1, the table and the fix named)
   until it has REPLICA IDENTITY FULL; sequences follow the data both ways (the writer's
   serial ids would collide otherwise).
+- No password appears in anything tricenter printed or recorded.
 - After a rollback, replicate starts the migration over on a fresh copy.
 - tricenter killed (SIGKILL, with its Ansible run) in the middle of replicate and of
   cutover: rerunning the same command finishes the step, nothing lost or duplicated.
@@ -153,9 +154,13 @@ def _argv(step: str, runtime_file: Path, state_dir: Path) -> list[str]:
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
+OUTPUTS: list[str] = []  # everything tricenter printed, searched for secrets at the end
+
+
 def migrate(step: str, runtime_file: Path, state_dir: Path, exit_code: int = 0) -> dict:
     done = subprocess.run(_argv(step, runtime_file, state_dir), capture_output=True, text=True,
                           cwd=ROOT, env=ENV)
+    OUTPUTS.append(done.stdout + done.stderr)
     assert done.returncode == exit_code, f"migrate {step}: {done.stdout}{done.stderr}"
     return json.loads(done.stdout)
 
@@ -237,6 +242,10 @@ def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path
                       a.at < min(b.at for b in writer.acks if b.side == "target"))
     first_target = min(a.at for a in writer.acks if a.side == "target")
     downtime = first_target - last_source
+    printed = "".join(OUTPUTS) + (tmp_path / f"{SYSTEM}.yaml").read_text()
+    for conninfo in (s.source, s.source_admin, s.target_admin):
+        assert conninfo["password"] not in printed, "a password reached the output or record"
+
     # Starting over after the rollback: the target's stale copy does not collide.
     assert migrate("replicate", runtime_file, tmp_path)["state"] == "ready-for-testing"
     count = "SELECT count(*) FROM person"
