@@ -134,9 +134,33 @@ class DatabaseCluster(_Model):
     members: list[DbMember]
     read_write: HostPort  # endpoint routed to the current primary
     read_only: HostPort  # endpoint routed to replicas
+    admin_user: str | None = None  # a superuser, for steps that need one (subscriptions)
+    admin_password: SecretRef | None = None
 
     def member(self, name: str) -> DbMember:
         return next(m for m in self.members if m.name == name)
+
+
+class PostgresAccess(_Model):
+    """A PostgreSQL server as a migration reaches it: an application login and, where a
+    step needs one (subscribing the source back to the target on rollback), a superuser."""
+
+    host: str
+    port: int = 5432
+    dbname: str
+    user: str
+    password: SecretRef
+    admin_user: str | None = None
+    admin_password: SecretRef | None = None
+
+
+class LegacyRuntime(_Model):
+    """Where a system runs before migration: the legacy host (a name in `hosts`), its
+    database and its file trees."""
+
+    host: str
+    database: PostgresAccess | None = None
+    paths: list[str] = Field(default_factory=list)
 
 
 class SystemRuntime(_Model):
@@ -147,6 +171,7 @@ class SystemRuntime(_Model):
     app_backends: dict[str, list[str]] = Field(default_factory=dict)  # center → instance URLs
     database: DatabaseCluster | None = None
     bucket: str | None = None
+    legacy: LegacyRuntime | None = None  # the source of the system's migration
 
 
 class CenterRuntime(_Model):

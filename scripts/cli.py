@@ -28,6 +28,7 @@ PLANE_COMMANDS = {
     "version": ("scripts.cli", "version"),
     "drill": ("dr.cli", "drill"),
     "exporter": ("monitoring.cli", "exporter"),
+    "migrate": ("playbooks.migration.cli", "migrate"),
 }
 
 

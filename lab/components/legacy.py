@@ -11,12 +11,15 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from psycopg import sql
+
 from inventory.names import path_under
 from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.pgsql import owner_sql, set_role_sql
 
 if TYPE_CHECKING:
+    from inventory.runtime import LegacyRuntime
     from lab.context import LabContext
 
 OS_USER = "postgres"
@@ -92,9 +95,17 @@ host replication all 172.31.0.0/16 scram-sha-256
 """
 
 
-def owner_statements(lab: "LabContext", password: str) -> str:
-    """The application's role, which logical replication will log in as, and its database."""
-    return owner_sql(db_user(lab), dbname(lab), password, replication=True)
+def admin_password_secret(lab: "LabContext") -> str:
+    return f"{lab.system.name}-legacy-admin-password"
+
+
+def owner_statements(lab: "LabContext", password: str, admin_password: str) -> str:
+    """The application's role, which logical replication will log in as, and its database;
+    a password for the superuser, which a migration's rollback needs to subscribe the source
+    to the target (CREATE SUBSCRIPTION is superuser-only in PostgreSQL 15)."""
+    admin = sql.SQL("ALTER ROLE {user} PASSWORD {password};\n").format(
+        user=sql.Identifier(OS_USER), password=sql.Literal(admin_password)).as_string(None)
+    return owner_sql(db_user(lab), dbname(lab), password, replication=True) + admin
 
 
 def schema_sql(user: str) -> str:
@@ -174,7 +185,8 @@ def prepare_database(lab: "LabContext") -> None:
     psql = [str(PG_BIN / "psql"), "-h", str(socket_dir(lab)), "-p", str(PORT), "-X",
             "-v", "ON_ERROR_STOP=1", "-q", "-d"]
     try:
-        _run_pg(*psql, "postgres", stdin=owner_statements(lab, lab.secret(password_secret(lab))),
+        _run_pg(*psql, "postgres", stdin=owner_statements(lab, lab.secret(password_secret(lab)),
+                                                      lab.secret(admin_password_secret(lab))),
                 cwd=home(lab))
         _run_pg(*psql, dbname(lab), stdin=schema_sql(db_user(lab)), cwd=home(lab))
     finally:
@@ -225,3 +237,14 @@ def source(lab: "LabContext") -> dict:
                      "password": {"file": str(lab.secret_file(password_secret(lab)))}},
         "paths": [str(files_dir(lab))],
     }
+
+
+def runtime(lab: "LabContext") -> "LegacyRuntime":
+    """The runtime inventory's view of the source, as the migration plane reads it."""
+    from inventory.runtime import LegacyRuntime, PostgresAccess, SecretRef
+
+    return LegacyRuntime(host=host_name(lab), paths=[str(files_dir(lab))], database=PostgresAccess(
+        host=address(lab), port=PORT, dbname=dbname(lab), user=db_user(lab),
+        password=SecretRef(file=str(lab.secret_file(password_secret(lab)))),
+        admin_user=OS_USER,
+        admin_password=SecretRef(file=str(lab.secret_file(admin_password_secret(lab))))))

@@ -117,7 +117,9 @@ def render_config(lab: LabContext, center: str, profile: str,
                     "use_pg_rewind": True,
                     "use_slots": True,
                     "parameters": {
-                        "wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on",
+                        # logical: a migration's rollback replicates from this cluster back
+                        # to the legacy source (publication on the target).
+                        "wal_level": "logical", "hot_standby": "on", "wal_log_hints": "on",
                         "max_connections": 100, "max_wal_senders": 10,
                         "max_replication_slots": 10, "wal_keep_size": "256MB",
                         "shared_buffers": "64MB",
@@ -335,6 +337,8 @@ class Patroni:
                               intended_role=INTENDED[c]) for c in CENTERS],
             read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
             read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
+            admin_user="postgres",
+            admin_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
         )
         for center in CENTERS:
             if not any(h.name == f"{center}-db" for h in runtime.hosts):

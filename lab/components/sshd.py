@@ -187,7 +187,7 @@ class SshHosts:
         return result
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        from inventory.runtime import Host, HostRole, SecretRef, SshAccess
+        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime
 
         for host in hosts(lab):
             access = SshAccess(host=host.address, port=PORT, user=LOGIN_USER,
@@ -204,6 +204,9 @@ class SshHosts:
             existing.root = str(host_root(lab, host))
             existing.service_manager = "supervisor"
             existing.service_user = users.SERVICE_USER
+        system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
+            name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
+        system.legacy = legacy.runtime(lab)
 
 
 def component() -> SshHosts:

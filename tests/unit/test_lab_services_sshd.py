@@ -98,8 +98,9 @@ def test_legacy_database_is_ready_for_logical_replication(lab):
     settings = legacy.server_settings(lab)
     assert settings["wal_level"] == "logical"
     assert settings["listen_addresses"] == f"'{legacy.address(lab)}'"
-    owner = legacy.owner_statements(lab, "pw'quote")
+    owner = legacy.owner_statements(lab, "pw'quote", "admin'pw")
     assert "PASSWORD 'pw''quote'" in owner  # quoted, not injected
+    assert "ALTER ROLE \"postgres\" PASSWORD 'admin''pw'" in owner
     assert 'CREATE ROLE "registry_legacy" LOGIN REPLICATION' in owner
     assert 'CREATE DATABASE "registry" OWNER "registry_legacy"' in owner
     assert legacy.source(lab)["database"]["password"] == {

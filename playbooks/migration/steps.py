@@ -1,0 +1,125 @@
+"""What each step does with the record: run its role, read what the role handed back,
+update the record. The CLI wraps these in begin/finish so every step is resumable."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from inventory.runtime import RuntimeInventory
+from playbooks.migration import source
+from playbooks.migration.lifecycle import State, Step
+from playbooks.migration.record import MigrationRecord
+from playbooks.migration.runner import run_step
+
+
+class PrecheckFailed(RuntimeError):
+    """The source or target cannot be migrated as they are; the record lists why."""
+
+
+def file_summary(file_sizes: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    return {path: {"files": len(sizes), "bytes": sum(int(s) for s in sizes)}
+            for path, sizes in file_sizes.items()}
+
+
+def target_problems(target: dict) -> list[dict[str, str]]:
+    found = []
+    if target.get("in_recovery"):
+        found.append({"check": "target_primary", "subject": "target",
+                      "problem": "the read-write entry reached a standby",
+                      "fix": "check the target cluster's leader and its read-write entry"})
+    if target.get("wal_level") != "logical":
+        found.append({"check": "target_wal_level", "subject": "target",
+                      "problem": f"wal_level is {target.get('wal_level')}: rollback cannot "
+                                 "replicate back to the source",
+                      "fix": "set wal_level = logical on the target cluster (Patroni "
+                             "parameters), then restart it"})
+    return found
+
+
+def discover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    found = run_step(runtime, record.system, "discover", [])
+    record.discovery = {"database": found["database"], "target": found["target"],
+                        "files": file_summary(found["file_sizes"])}
+    return source.summary(found["database"], record.discovery["files"])
+
+
+def precheck(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    summary = discover(runtime, record)
+    assert record.discovery is not None
+    problems = source.problems(record.discovery["database"])
+    problems += target_problems(record.discovery["target"])
+    record.precheck = {"ok": not problems, "problems": problems}
+    if problems:
+        raise PrecheckFailed("; ".join(f"{p['subject']}: {p['problem']} (fix: {p['fix']})"
+                                       for p in problems))
+    return {"ok": True, "problems": [], "discovery": summary}
+
+
+def tables(record: MigrationRecord) -> list[str]:
+    assert record.discovery is not None
+    return [t["name"] for t in record.discovery["database"]["tables"]]
+
+
+def _role(step: str) -> Callable[[RuntimeInventory, MigrationRecord], dict]:
+    def act(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+        return run_step(runtime, record.system, step, tables(record))
+    return act
+
+
+def replicate(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    # After a rollback the source is authoritative again and the target's copy is stale:
+    # the role empties it before a new initial copy (else the copy collides with it).
+    restart = record.running is not None and record.running.from_state == State.rolled_back
+    result = run_step(runtime, record.system, "replicate", tables(record),
+                      extra={"migration_restart": restart})
+    record.replication = result
+    return result
+
+
+def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    result = _role("cutover")(runtime, record)
+    record.replication = (record.replication or {}) | {"cutover": result}
+    # The fence window as the host saw it (source fenced → target open); the writer-seen
+    # downtime adds only the application's reconnect.
+    record.cutover_downtime_seconds = round(result["opened_at"] - result["fenced_at"], 3)
+    return result
+
+
+def verify(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    found = _role("verify")(runtime, record)
+    comparison = compare(found["source"], found["target"])
+    record.verification = comparison
+    record.verified = comparison["ok"]
+    if not comparison["ok"]:
+        differ = [r["table"] for r in comparison["tables"] if not r["match"]]
+        raise PrecheckFailed(f"tables differ between source and target: {', '.join(differ)}")
+    return comparison
+
+
+def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> dict:
+    """Per table: rows and checksum on each side, and whether they agree."""
+    rows = []
+    for name in sorted(set(source_tables) | set(target_tables)):
+        src, dst = source_tables.get(name), target_tables.get(name)
+        same = src is not None and dst is not None and src == dst
+        rows.append({"table": name, "source_rows": src and src["rows"],
+                     "target_rows": dst and dst["rows"], "match": same})
+    return {"ok": bool(rows) and all(r["match"] for r in rows), "tables": rows}
+
+
+def rollback(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    record.verified = False
+    return _role("rollback")(runtime, record)
+
+
+def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    if not record.verified:
+        raise PrecheckFailed("finalize needs a passed verify (`tricenter migrate verify "
+                             f"{record.system}`): after it, rollback is no longer possible")
+    return _role("finalize")(runtime, record)
+
+
+ACTIONS: dict[Step, Callable[[RuntimeInventory, MigrationRecord], dict]] = {
+    Step.discover: discover, Step.precheck: precheck, Step.replicate: replicate,
+    Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
+    Step.finalize: finalize,
+}

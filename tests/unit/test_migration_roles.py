@@ -1,0 +1,109 @@
+"""The migration role: lint-clean, its cutover critical section in the one safe order, and
+no secret in anything tricenter hands Ansible."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from playbooks.migration import runner
+from tests.unit.test_migration_plan import runtime
+
+ROLE = runner.PLAYBOOKS / "roles" / "migration"
+SECRET = "s3cret-never-printed"
+
+
+def _defaults(tables: list[str]) -> dict:
+    """The role's defaults rendered with Ansible's filters the script needs (plain Jinja
+    plus `quote` and `regex_replace`), so the test needs no Ansible run."""
+    values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    context = {"migration_system": "registry", "migration_tables": tables,
+               "migration_source": {"host": "127.0.9.1", "port": 5432, "dbname": "registry",
+                                    "user": "registry_legacy", "admin_user": "postgres"},
+               "migration_target": {"host": "127.0.0.5", "port": 5000, "dbname": "registry",
+                                    "app_user": "registry", "admin_user": "postgres"},
+               "migration_wait_retries": 600}
+    env = jinja2.Environment()
+    env.filters["quote"] = lambda s: "'" + str(s).replace("'", "'\\''") + "'"
+    env.filters["regex_replace"] = lambda s, pattern, repl: re.sub(pattern, repl, s)
+    env.globals["lookup"] = lambda kind, name: SECRET
+    for key in ("migration_psql", "migration_ident", "migration_publication",
+                "migration_subscription", "migration_back", "migration_table_list",
+                "migration_write_privileges", "migration_src_conninfo",
+                "migration_src_admin_conninfo", "migration_dst_conninfo"):
+        value = values[key]
+        context[key] = value if not isinstance(value, str) else env.from_string(value).render(
+            context)
+    return context | {"env": env}
+
+
+def render_cutover() -> str:
+    context = _defaults(["public.person", "public.marriage"])
+    env = context.pop("env")
+    template = env.from_string((ROLE / "templates" / "cutover.sh.j2").read_text())
+    return template.render(context)
+
+
+def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
+    script = render_cutover()
+    order = [script.index(marker) for marker in (
+        "IN ACCESS EXCLUSIVE MODE", "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "
+        "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn >=",
+        "setval", "DROP SUBSCRIPTION IF EXISTS tricenter_registry",
+        "CREATE SUBSCRIPTION tricenter_back_registry", "copy_data = false",
+        "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON TABLE public.person, public.marriage TO "
+        "registry")]
+    assert order == sorted(order)
+    assert SECRET not in script and "password=$DST_PW" in script
+
+
+def test_a_rerun_cutover_waits_for_a_killed_one_and_sees_what_it_did():
+    script = render_cutover()
+    lock = script.index("flock 9")
+    assert lock < script.index("LOCK TABLE")
+    # what exists is looked up under the lock, and each change is guarded by it
+    assert lock < script.index("forward=$(") < script.index('if [ "$forward" = 1 ]')
+    assert lock < script.index("reverse=$(") < script.index('if [ "$reverse" = 0 ]') < \
+        script.index("CREATE SUBSCRIPTION")
+    assert "migration_forward" not in script and "{{" not in script
+
+
+def test_step_variables_carry_secret_references_only():
+    variables = runner.step_vars(runtime(), "registry", "replicate", ["public.person"])
+    text = json.dumps(variables)
+    assert variables["migration_source"]["password"] == {"kind": "env", "name": "Y"}
+    assert variables["migration_target"]["admin_password"] == {"kind": "env", "name": "X"}
+    assert "password=" not in text
+
+
+def test_a_vault_reference_is_refused_by_name():
+    rt = runtime()
+    rt.systems["registry"].legacy.database.password.env = None
+    rt.systems["registry"].legacy.database.password.vault = "kv/x#y"
+    with pytest.raises(runner.NotMigratable, match="source password: only file and env"):
+        runner.step_vars(rt, "registry", "replicate", [])
+
+
+def test_failures_name_the_task_and_the_database_error():
+    stdout = ('TASK [migration : Publish the tables on the source] ****\n'
+              'fatal: [legacy-registry]: FAILED! => {"changed": false, "stderr": '
+              '"ERROR:  permission denied for table person"}\n')
+    assert runner._failure(stdout, "") == (
+        "migration : Publish the tables on the source: ERROR:  permission denied for table person")
+
+
+@pytest.mark.skipif(shutil.which("ansible-lint", path=str(Path(sys.executable).parent)) is None,
+                    reason="ansible-lint is not installed in this environment")
+def test_the_migration_playbook_passes_ansible_lint_production():
+    lint = str(Path(sys.executable).parent / "ansible-lint")
+    done = subprocess.run([lint, "--profile", "production", "--nocolor", "migrate.yml",
+                           "roles/migration"], cwd=runner.PLAYBOOKS, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
