@@ -171,7 +171,7 @@ class Lab:
                            "run `tricenter lab down` first")
         if use_netns and (reason := namespaces.available()):
             raise LabError(f"{reason}; run `tricenter lab up` without --netns")
-        shutil.rmtree(self.ctx.path("etcd"), ignore_errors=True)
+        etcd_component.forget_data(self.ctx)
         self.ctx.settings.netns = use_netns
 
     def wait_healthy(self, progress: Progress | None, deadline_seconds: float) -> dict:

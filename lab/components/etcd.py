@@ -2,7 +2,10 @@
 that still knows who the database primary is."""
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
+from pathlib import Path
 
 import requests
 
@@ -12,7 +15,7 @@ from lab import users
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
 
-CLUSTER_TOKEN = "tricenter-lab"
+HOST_FORMAT = "{center}-db"  # the lab host (lab/components/sshd.py) each member runs on
 
 
 def member_name(center: str) -> str:
@@ -23,28 +26,61 @@ def client_url(lab: LabContext, center: str) -> str:
     return f"http://{lab.address(center)}:{Ports.etcd_client}"
 
 
-def peer_url(lab: LabContext, center: str) -> str:
-    return f"http://{lab.address(center)}:{Ports.etcd_peer}"
+def host_name(center: str) -> str:
+    return HOST_FORMAT.format(center=center)
+
+
+def _root(lab: LabContext, center: str) -> Path:
+    return lab.path("hosts", host_name(center))
+
+
+def config_file(lab: LabContext, center: str) -> Path:
+    """Where the etcd role puts a member's config under its host's root (its defaults)."""
+    return _root(lab, center) / "etc/etcd/etcd.conf.yml"
+
+
+def data_dir(lab: LabContext, center: str) -> Path:
+    """The etcd role's data directory under the host's root (its defaults)."""
+    return _root(lab, center) / "var/lib/etcd"
+
+
+def legacy_data_dir(lab: LabContext, center: str) -> Path:
+    """Where labs before the etcd role kept a member's data."""
+    return lab.path("etcd", center, "data")
+
+
+def render_config(runtime: RuntimeInventory, center: str) -> str:
+    """etcd.conf.yml as the etcd role writes it on the member's host."""
+    from playbooks.render import renderer
+
+    return renderer(runtime, host_name(center), "etcd").template("etcd.conf.yml.j2")
 
 
 def command(lab: LabContext, center: str) -> list[str]:
-    initial_cluster = ",".join(f"{member_name(c)}={peer_url(lab, c)}" for c in CENTERS)
-    return [
-        binaries.path("etcd"),
-        "--name", member_name(center),
-        "--data-dir", str(lab.path("etcd", center, "data")),
-        "--listen-client-urls", client_url(lab, center),
-        "--advertise-client-urls", client_url(lab, center),
-        "--listen-peer-urls", peer_url(lab, center),
-        "--initial-advertise-peer-urls", peer_url(lab, center),
-        "--initial-cluster", initial_cluster,
-        "--initial-cluster-token", CLUSTER_TOKEN,
-        "--initial-cluster-state", "new",
-        # Small WAL/snapshot footprint: the lab's etcd holds a few Patroni keys.
-        "--snapshot-count", "10000",
-        "--quota-backend-bytes", str(256 * 1024 * 1024),
-        "--logger", "zap",
-    ]
+    return [binaries.path("etcd"), "--config-file", str(config_file(lab, center))]
+
+
+def adopt_legacy_data(lab: LabContext, center: str) -> None:
+    """A lab made before the etcd role keeps its member: its data moves to the role's
+    path (only while that holds nothing, so a member already there is never replaced).
+    Member names and peer URLs are unchanged, so the quorum resumes as it was."""
+    old, new = legacy_data_dir(lab, center), data_dir(lab, center)
+    if not old.is_dir() or (new.is_dir() and any(new.iterdir())):
+        return
+    new.parent.mkdir(parents=True, exist_ok=True)
+    if new.is_dir():
+        new.rmdir()
+    shutil.move(str(old), str(new))
+    shutil.rmtree(lab.path("etcd", center), ignore_errors=True)
+    with contextlib.suppress(OSError):  # the last member moved: nothing left there
+        lab.path("etcd").rmdir()
+
+
+def forget_data(lab: LabContext) -> None:
+    """Every member starts afresh (its peer URLs, kept in its data, are about to change)."""
+    for center in CENTERS:
+        shutil.rmtree(data_dir(lab, center), ignore_errors=True)
+    shutil.rmtree(lab.path("etcd"), ignore_errors=True)
 
 
 def member_status(lab: LabContext, center: str, timeout: float = 1.0) -> dict | None:
@@ -87,15 +123,21 @@ class Etcd:
     name = "etcd"
 
     def prepare(self, lab: LabContext) -> None:
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
         for center in CENTERS:
-            directory = lab.component_dir("etcd", center)
-            directory.chmod(0o700)
-            users.hand_over(directory, recursive=True)  # data an older, root-run lab wrote
+            adopt_legacy_data(lab, center)
+            config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
+            config_file(lab, center).write_text(render_config(runtime, center))
+            config_file(lab, center).chmod(0o644)
+            data = data_dir(lab, center)
+            data.mkdir(parents=True, exist_ok=True)
+            data.chmod(0o700)
+            users.hand_over(data, recursive=True)  # data an older, root-run lab wrote
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-etcd", center=center, component="etcd",
                         command=command(lab, center), user=users.SERVICE_USER,
-                        directory=lab.path("etcd", center), priority=100)
+                        directory=data_dir(lab, center), priority=100)
                 for center in CENTERS]
 
     def health(self, lab: LabContext) -> dict[str, dict]:

@@ -14,7 +14,7 @@ import yaml
 
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                PatroniTiming, RuntimeInventory, SecretRef, SystemRuntime)
-from lab import processes
+from lab import processes, users
 from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
@@ -343,7 +343,10 @@ class Patroni:
         for center in CENTERS:
             if not any(h.name == f"{center}-db" for h in runtime.hosts):
                 runtime.hosts.append(Host(name=f"{center}-db", center=center, role=HostRole.db,
-                                          address=lab.address(center)))
+                                          address=lab.address(center),
+                                          root=str(lab.path("hosts", f"{center}-db")),
+                                          service_manager="supervisor",
+                                          service_user=users.SERVICE_USER))
 
 
 def component() -> Patroni:

@@ -78,10 +78,45 @@ def test_postgres_and_patroni_run_as_the_postgres_user(ctx) -> None:
 
 
 def test_etcd_members_form_one_quorum_across_the_three_centers(ctx) -> None:
-    command = etcd.command(ctx, "samecity")
-    cluster = command[command.index("--initial-cluster") + 1].split(",")
+    config = yaml.safe_load(etcd.render_config(Lab(ctx).runtime_inventory(), "samecity"))
+    cluster = config["initial-cluster"].split(",")
     assert sorted(cluster) == sorted(f"etcd-{c}=http://{ctx.address(c)}:2380" for c in CENTERS)
-    assert command[command.index("--listen-client-urls") + 1] == "http://127.0.2.1:2379"
+    assert config["listen-client-urls"] == "http://127.0.2.1:2379"
+    # Patroni and the lab's health checks use the v3 JSON gateway, off by default in a file.
+    assert config["enable-grpc-gateway"] is True
+
+
+def test_etcd_runs_the_roles_config_and_keeps_data_under_its_hosts_root(ctx) -> None:
+    from playbooks.render import renderer
+
+    runtime = Lab(ctx).runtime_inventory()
+    role = renderer(runtime, etcd.host_name("remote"), "etcd")
+    assert role.var("etcd_config_file") == str(etcd.config_file(ctx, "remote"))
+    assert role.var("etcd_data_dir") == str(etcd.data_dir(ctx, "remote"))
+    assert yaml.safe_load(etcd.render_config(runtime, "remote"))["data-dir"] == str(
+        etcd.data_dir(ctx, "remote"))
+    assert etcd.command(ctx, "remote")[1:] == ["--config-file", str(etcd.config_file(ctx, "remote"))]
+
+
+def test_etcd_db_hosts_have_their_own_root_without_the_ssh_component(ctx) -> None:
+    # Only the core components: the db hosts come from Patroni and must still not be "/".
+    runtime = Lab(ctx, components=CORE).runtime_inventory()
+    roots = {h.name: h.root for h in runtime.hosts if h.role.value == "db"}
+    assert roots == {f"{c}-db": str(ctx.path("hosts", f"{c}-db")) for c in CENTERS}
+
+
+def test_an_older_labs_etcd_data_moves_to_the_roles_path_once(ctx) -> None:
+    old = etcd.legacy_data_dir(ctx, "main")
+    (old / "member").mkdir(parents=True)
+    (old / "member" / "wal").write_text("x")
+    etcd.adopt_legacy_data(ctx, "main")
+    assert (etcd.data_dir(ctx, "main") / "member" / "wal").read_text() == "x"
+    assert not ctx.path("etcd").exists()
+    # A member already at the role's path is never replaced by older data.
+    (old / "member").mkdir(parents=True)
+    (old / "member" / "wal").write_text("older")
+    etcd.adopt_legacy_data(ctx, "main")
+    assert (etcd.data_dir(ctx, "main") / "member" / "wal").read_text() == "x"
 
 
 # --- Patroni ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from inventory.runtime import (CenterRuntime, Host, HostRole, RuntimeInventory, SshAccess,
                                ansible_inventory)
 from lab import netns, users
+from lab.lab import Lab
 from lab.components import app, etcd, haproxy, prometheus, sshd, swift
 from lab.context import LabContext
 from lab.supervisor import render_conf
@@ -109,8 +110,12 @@ def test_data_an_older_root_run_lab_wrote_is_handed_over(ctx) -> None:
     old = ctx.path("etcd", "main", "data", "member", "wal")
     old.mkdir(parents=True)
     (old / "0.wal").write_text("x")
+    ctx.prepare_root()
+    Lab(ctx).write_runtime_files()  # the etcd role renders from the runtime inventory
     etcd.component().prepare(ctx)
-    assert (old / "0.wal").stat().st_uid == users.service_account().uid
+    # Moved to the role's data directory under the host's root, and handed over.
+    moved = etcd.data_dir(ctx, "main") / "member" / "wal" / "0.wal"
+    assert moved.stat().st_uid == users.service_account().uid
 
 
 @as_root
