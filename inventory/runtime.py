@@ -71,6 +71,16 @@ class HostDatabase(_Model):
     intended_role: DbIntendedRole
 
 
+class TlsFiles(_Model):
+    """A host's certificate, as paths on that host: the operator's own files in
+    production, the lab CA's in the lab. The key is readable by root only; each role
+    copies what its service needs, owned by that service's account."""
+
+    ca: str = Field(pattern=r"^/")
+    cert: str = Field(pattern=r"^/")
+    key: str = Field(pattern=r"^/")
+
+
 class Host(_Model):
     name: str
     center: str
@@ -90,6 +100,7 @@ class Host(_Model):
     # One account for every non-PostgreSQL service on the host (the lab's); None: each
     # role's own account (etcd, haproxy, prometheus, …).
     service_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
+    tls: TlsFiles | None = None
 
 
 
@@ -206,6 +217,9 @@ class RuntimeInventory(_Model):
     etcd: list[str] = Field(default_factory=list)  # client URLs, one member per center
     object_store: ObjectStore | None = None
     monitoring: Monitoring = Monitoring()
+    # The CA that signed the services' certificates, as a file where tricenter runs:
+    # drills, exporters and migrations verify every TLS server against it.
+    tls_ca_file: str | None = None
 
     def hosts_in(self, center: str) -> list[Host]:
         return [h for h in self.hosts if h.center == center]
@@ -287,6 +301,8 @@ def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
                    "tricenter_service_manager": host.service_manager}
     if host.service_user:
         vars_["tricenter_service_user"] = host.service_user
+    if host.tls is not None:
+        vars_["tricenter_tls"] = host.tls.model_dump()
     if host.database is not None:
         vars_.update({"tricenter_system": host.database.system,
                       "tricenter_cluster": host.database.cluster,

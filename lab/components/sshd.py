@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from inventory.names import path_under
-from lab import binaries
+from lab import binaries, pki
 from lab.component import Program
 from lab import users
 from lab.components import legacy
@@ -56,6 +56,16 @@ def hosts(lab: "LabContext") -> list[SshHost]:
 def host_root(lab: "LabContext", host: SshHost) -> Path:
     """Where the configuration plane puts this host's /etc and /var."""
     return lab.path("hosts", host.name)
+
+
+def certificate_authority(lab: "LabContext") -> pki.CertificateAuthority:
+    """The lab's CA (lab/pki.py); its certificate is public, its key root's alone."""
+    return pki.CertificateAuthority(lab.path("pki"))
+
+
+def host_certificate(lab: "LabContext", host: SshHost) -> pki.CertFiles:
+    """The host's certificate, for its address and its name, made on first use."""
+    return certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), host.name, [host.address])
 
 
 def home(lab: "LabContext") -> Path:
@@ -154,6 +164,7 @@ class SshHosts:
             host_dir(lab, host).mkdir(parents=True, exist_ok=True)
             host_root(lab, host).mkdir(parents=True, exist_ok=True)
             _keygen(host_key(lab, host), f"tricenter-lab {host.name}")
+            host_certificate(lab, host)
             (host_dir(lab, host) / "sshd_config").write_text(render_sshd_config(lab, host))
         known_hosts(lab).write_text("\n".join(known_hosts_lines(lab)) + "\n")
         legacy.prepare_database(lab)
@@ -187,7 +198,7 @@ class SshHosts:
         return result
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime
+        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime, TlsFiles
 
         for host in hosts(lab):
             access = SshAccess(host=host.address, port=PORT, user=LOGIN_USER,
@@ -204,6 +215,8 @@ class SshHosts:
             existing.root = str(host_root(lab, host))
             existing.service_manager = "supervisor"
             existing.service_user = users.SERVICE_USER
+            existing.tls = TlsFiles(**{k: str(v) for k, v in asdict(host_certificate(lab, host)).items()})
+        runtime.tls_ca_file = str(certificate_authority(lab).cert_file)
         system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
             name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
         system.legacy = legacy.runtime(lab)

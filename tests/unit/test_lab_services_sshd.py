@@ -82,6 +82,17 @@ def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
             assert str(sshd.known_hosts(lab)) in hostvars["ansible_ssh_common_args"]
             assert hostvars["tricenter_root"] == str(lab.path("hosts", name))
             assert hostvars["tricenter_service_manager"] == "supervisor"
+            _assert_host_certificate(hostvars["tricenter_tls"], name, runtime.tls_ca_file)
+
+
+def _assert_host_certificate(tls: dict, host: str, ca_file: str) -> None:
+    """Each host has its own certificate from the lab CA, the one clients verify with."""
+    import ssl
+
+    assert tls["ca"] == ca_file
+    assert Path(tls["cert"]).name == f"{host}.crt"
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(tls["cert"], tls["key"])
 
 
 def test_programs_make_each_host_part_of_its_center(lab):
