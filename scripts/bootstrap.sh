@@ -36,34 +36,29 @@ venv_lock=scripts/constraints/venv.txt
 patroni_lock=scripts/constraints/patroni.txt
 services_lock=scripts/constraints/services.txt
 
+# A venv of Debian's python at DIR holding exactly LOCK, rebuilt when LOCK changes
+# (root only: it lives under /opt for accounts that cannot reach the checkout).
+locked_venv() {
+  local dir="$1" lock="$2" what="$3"
+  local stamp="$dir/.tricenter-installed" want
+  want="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [ "$(id -u)" -ne 0 ] || [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  echo "bootstrap: installing $what from $lock into $dir"
+  rm -rf "$dir"
+  /usr/bin/python3 -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --no-deps -r "$lock"
+  "$dir/bin/python" -m pip check
+  echo "$want" > "$stamp"
+}
 # Patroni runs as the postgres user, so it lives outside the checkout (which postgres may
-# not be able to reach) in a venv of its own on Debian's python (a pyenv python under
-# /root is not executable by postgres). Why 3.1.2: lab/components/patroni.py.
-patroni_venv=/opt/tricenter/patroni
-patroni_stamp="$patroni_venv/.tricenter-installed"
-patroni_want="$(sha256sum "$patroni_lock" | cut -d' ' -f1)"
-if [ "$(id -u)" -eq 0 ] && [ "$(cat "$patroni_stamp" 2>/dev/null)" != "$patroni_want" ]; then
-  echo "bootstrap: installing Patroni from $patroni_lock into $patroni_venv"
-  rm -rf "$patroni_venv"
-  /usr/bin/python3 -m venv "$patroni_venv"
-  "$patroni_venv/bin/python" -m pip install -q --no-deps -r "$patroni_lock"
-  "$patroni_venv/bin/python" -m pip check
-  echo "$patroni_want" > "$patroni_stamp"
-fi
+# not be able to reach) on Debian's python (a pyenv python under /root is not executable
+# by postgres). Why 3.1.2: lab/components/patroni.py.
+locked_venv /opt/tricenter/patroni "$patroni_lock" "Patroni"
 # The lab's Python daemons (Swift, the sample app) run as the unprivileged tricenter-lab
-# user, which cannot run a .venv whose interpreter lives under /root: they get a venv of
-# their own on Debian's python (see lab/users.py).
-services_venv=/opt/tricenter/services
-services_stamp="$services_venv/.tricenter-installed"
-services_want="$(sha256sum "$services_lock" | cut -d' ' -f1)"
-if [ "$(id -u)" -eq 0 ] && [ "$(cat "$services_stamp" 2>/dev/null)" != "$services_want" ]; then
-  echo "bootstrap: installing the lab's Python daemons from $services_lock into $services_venv"
-  rm -rf "$services_venv"
-  /usr/bin/python3 -m venv "$services_venv"
-  "$services_venv/bin/python" -m pip install -q --no-deps -r "$services_lock"
-  "$services_venv/bin/python" -m pip check
-  echo "$services_want" > "$services_stamp"
-fi
+# user, which cannot run a .venv whose interpreter lives under /root (see lab/users.py).
+locked_venv /opt/tricenter/services "$services_lock" "the lab's Python daemons"
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$python" -m venv .venv
