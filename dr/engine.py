@@ -61,6 +61,7 @@ class DrillOutcome:
     checks: dict[str, bool] = field(default_factory=dict)
     check_details: dict[str, str] = field(default_factory=dict)
     findings: checker.Findings | None = None
+    rpo_verified: bool = False  # the ledger was read back after restore, so the RPO is measured
     app_rto_seconds: float | None = None
     rto_from_declaration_seconds: float | None = None
     failback_max_write_gap_seconds: float | None = None
@@ -476,7 +477,8 @@ class Drill:
             f.max_write_gap_seconds = checker.max_ack_gap(db_writes, start + 1.0, window_end)
         if fault_at is not None and f.rto_seconds is not None:
             out.markers["recovered"] = fault_at + f.rto_seconds
-        if readbacks == [] or final_present is None:
+        out.rpo_verified = readbacks != [] and final_present is not None
+        if not out.rpo_verified:
             out.left_to_do.append("the ledger could not be read back after restore: RPO unverified")
         out.findings = f
         declare = out.markers.get("declare")

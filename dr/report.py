@@ -16,7 +16,6 @@ from dr.levels import claimed_level
 from dr.paths import reports_dir
 from inventory.loader import load_gbt_table
 
-RPO_UNVERIFIED = "RPO unverified"  # the engine's left-to-do item when the ledger was not read back
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -49,7 +48,7 @@ def recovered_in(out: DrillOutcome) -> str | None:
 
 def _level(out: DrillOutcome, center: str | None, context: dict) -> dict:
     f = out.findings
-    rpo_measured = f is not None and not any(RPO_UNVERIFIED in item for item in out.left_to_do)
+    rpo_measured = f is not None and out.rpo_verified
     role = (context.get("center_roles") or {}).get(center, center)
     claim = claimed_level(load_gbt_table(), status=out.status,
                           rto_seconds=f.rto_seconds if f and out.markers.get("fault") else None,

@@ -43,6 +43,7 @@ def outcome() -> DrillOutcome:
     writes = out.ledger.writes
     present = Counter({w.id: 1 for w in writes if w.acked})
     out.findings = checker.check(writes, [], out.ledger.observations, present, 1010.0, 1018.0, 1020.0)
+    out.rpo_verified = True
     out.targets = combine(120, 0, None, 0, None, "critical", 6)
     out.criteria = evaluate(out.findings, out.targets, {"restored_original_layout": True},
                             out.findings.rto_seconds)

@@ -49,7 +49,7 @@ def test_no_level_without_a_fault_instead_of_a_made_up_rto(tmp_path: Path) -> No
 
 def test_no_level_when_rpo_was_not_verified(tmp_path: Path) -> None:
     out = with_database(outcome(), "remote")
-    out.left_to_do.append("the ledger could not be read back after restore: RPO unverified")
+    out.rpo_verified = False
     _, data = report(tmp_path, out)
     assert data["gbt20988_level"] is None and "RPO was not measured" in data["gbt20988_level_note"]
 
