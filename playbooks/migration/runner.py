@@ -6,19 +6,15 @@ role hands its result back as a JSON file on the controller."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from inventory.runtime import RuntimeInventory, SecretRef, SystemRuntime, ansible_inventory
+from playbooks import configure
 from playbooks.migration.source import discovery_query
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent
@@ -92,46 +88,25 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
     }
 
 
-def _environment(state: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_HOME": str(state / "home"), "ANSIBLE_LOCAL_TEMP": str(state / "tmp"),
-        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",  # known_hosts from the inventory, never TOFU
-        "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_DISPLAY_OK_HOSTS": "False",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False", "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=30s",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(state / "cp"),
-        "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_LOCALHOST_WARNING": "False",
-    })
-    return env
-
-
-@contextmanager
-def _state_dir() -> Iterator[Path]:
-    state = Path(tempfile.mkdtemp(prefix="tricenter-migrate-"))  # 0700
-    try:
-        for sub in ("home", "tmp", "cp"):
-            (state / sub).mkdir(mode=0o700)
-        yield state
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+# The step's result comes back as a file; the default callback's JSON lines name the
+# failing task for `_failure`.
+_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+             "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_DISPLAY_OK_HOSTS": "False",
+             "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False", "ANSIBLE_LOCALHOST_WARNING": "False"}
 
 
 def run_step(runtime: RuntimeInventory, name: str, step: str, tables: list[str],
              extra: dict | None = None) -> dict:
     """Run the step's role; return what it handed back (empty when it hands nothing)."""
     variables = step_vars(runtime, name, step, tables) | (extra or {})
-    with _state_dir() as state:
+    with configure.state_dir("tricenter-migrate-") as state:
         out = state / "out.json"
         variables["migration_out"] = str(out)
         (state / "inventory.yml").write_text(yaml.safe_dump(ansible_inventory(runtime)))
         (state / "vars.json").write_text(json.dumps(variables))
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i",
                 str(state / "inventory.yml"), "-e", f"@{state / 'vars.json'}", str(MIGRATE)]
-        done = subprocess.run(argv, capture_output=True, text=True, env=_environment(state),
+        done = subprocess.run(argv, capture_output=True, text=True, env=configure.environment(state, **_CALLBACK),
                               cwd=PLAYBOOKS)
         if done.returncode != 0:
             raise StepFailed(_failure(done.stdout, done.stderr))

@@ -13,6 +13,7 @@ import jinja2
 import pytest
 import yaml
 
+from playbooks import configure
 from playbooks.migration import runner
 from tests.unit.test_migration_plan import runtime
 
@@ -107,3 +108,21 @@ def test_the_migration_playbook_passes_ansible_lint_production():
                            "roles/migration"], cwd=runner.PLAYBOOKS, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_steps_run_with_the_configuration_planes_ansible_settings(monkeypatch, tmp_path):
+    """One environment builder for every Ansible run: migrate only swaps the callback."""
+    seen: dict = {}
+
+    def fake_run(argv, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    runner.run_step(runtime(), "registry", "discover", [])
+    expected = configure.environment(tmp_path)
+    for key in ("ANSIBLE_FILTER_PLUGINS", "ANSIBLE_ROLES_PATH", "ANSIBLE_HOST_KEY_CHECKING"):
+        assert seen[key] == expected[key]
+    assert seen["ANSIBLE_STDOUT_CALLBACK"] == "ansible.builtin.default"
+    assert Path(seen["ANSIBLE_HOME"]).name == "home"
+    assert Path(seen["ANSIBLE_HOME"]).parent.name.startswith("tricenter-migrate-")
