@@ -106,7 +106,9 @@ def test_plan_json_contract_on_the_lab_inventory(tmp_path):
     assert result.exit_code == 0, result.output
     waves = json.loads(result.output)["waves"]
     assert [{"wave": w["wave"], "systems": w["systems"]} for w in waves] == [
-        {"wave": 1, "systems": ["registry"]}]
+        {"wave": 1, "systems": ["registry"]}, {"wave": 2, "systems": ["subsidy"]}]
+    subsidy = waves[1]["details"][0]
+    assert not subsidy["ready"] and "target not provisioned" in subsidy["problems"][0]
 
 
 def test_a_step_out_of_order_exits_2_and_changes_nothing(tmp_path):
