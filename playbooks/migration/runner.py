@@ -60,7 +60,18 @@ def endpoints(runtime: RuntimeInventory, name: str) -> Endpoints:
     if host is None or host.ssh is None:
         raise NotMigratable(f"{name}: legacy host {system.legacy.host!r} has no SSH access in "
                             "the runtime inventory")
+    if system.legacy.paths and not file_hosts(runtime, system):
+        raise NotMigratable(f"{name}: the legacy host has file trees ({', '.join(system.legacy.paths)}) "
+                            "but no target host runs the system's app to receive them "
+                            "(app_backends with SSH in the runtime inventory)")
     return Endpoints(system=system, host=host.name)
+
+
+def file_hosts(runtime: RuntimeInventory, system: SystemRuntime) -> list[str]:
+    """The target hosts the system's files go to: those running its app instances."""
+    addresses = {url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")[0]
+                 for urls in system.app_backends.values() for url in urls}
+    return sorted(h.name for h in runtime.hosts if h.address in addresses and h.ssh)
 
 
 def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]) -> dict:
@@ -72,6 +83,7 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
     return {
         "migration_step": step, "migration_system": name, "migration_host": found.host,
         "migration_tables": tables, "migration_paths": legacy.paths,
+        "migration_file_hosts": file_hosts(runtime, found.system) if legacy.paths else [],
         "migration_discovery_sql": discovery_query(),
         "migration_source": {
             "host": source.host, "port": source.port, "dbname": source.dbname,

@@ -75,6 +75,17 @@ def replicate(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return result
 
 
+def test_cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    """Rehearse on a throwaway copy; every migrated table must be there and writable."""
+    found = _role("test-cutover")(runtime, record)
+    missing = sorted(set(tables(record)) - set(found.get("tables", {})))
+    ok = bool(found.get("writable")) and not missing
+    record.replication = (record.replication or {}) | {"test_cutover": found | {"ok": ok}}
+    if not ok:
+        raise PrecheckFailed(f"the throwaway copy lacks tables: {', '.join(missing)}")
+    return found
+
+
 def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     result = _role("cutover")(runtime, record)
     record.replication = (record.replication or {}) | {"cutover": result}
@@ -87,12 +98,50 @@ def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
 def verify(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     found = _role("verify")(runtime, record)
     comparison = compare(found["source"], found["target"])
+    files = compare_files(found.get("files", {}).get("source", []),
+                          found.get("files", {}).get("target", []))
+    comparison = comparison | {"ok": comparison["ok"] and files["ok"], "files": files}
     record.verification = comparison
     record.verified = comparison["ok"]
     if not comparison["ok"]:
         differ = [r["table"] for r in comparison["tables"] if not r["match"]]
-        raise PrecheckFailed(f"tables differ between source and target: {', '.join(differ)}")
+        differ += [f"{t['tree']} on {t['host']} ({t['problem']})" for t in files["trees"]
+                   if not t["match"]]
+        raise PrecheckFailed(f"source and target differ: {', '.join(differ)}")
     return comparison
+
+
+def _sums(listing: str) -> dict[str, str]:
+    """`sha256sum` lines → {relative path: digest}."""
+    found = {}
+    for line in listing.splitlines():
+        digest, _, path = line.partition("  ")
+        if path:
+            found[path.removeprefix("./")] = digest
+    return found
+
+
+def compare_files(source: list, target: list) -> dict:
+    """Every file of every source tree, by checksum, on every target host.
+
+    `source`: [tree, sha256sum lines]; `target`: [[tree, host], sha256sum lines]."""
+    wanted = {tree: _sums(listing) for tree, listing in source}
+    trees = []
+    for (tree, host), listing in target:
+        have, want = _sums(listing), wanted.get(tree, {})
+        missing = sorted(set(want) - set(have))
+        extra = sorted(set(have) - set(want))
+        differ = sorted(p for p in set(want) & set(have) if want[p] != have[p])
+        problem = "; ".join(f"{label}: {', '.join(paths[:5])}" + (" …" if len(paths) > 5 else "")
+                            for label, paths in (("missing", missing), ("extra", extra),
+                                                 ("differ", differ)) if paths)
+        trees.append({"tree": tree, "host": host, "files": len(want),
+                      "match": not problem, "problem": problem})
+    for tree in sorted(set(wanted) - {t["tree"] for t in trees}):
+        trees.append({"tree": tree, "host": "-", "files": len(wanted[tree]), "match": False,
+                      "problem": "no target host received it"})
+    return {"ok": all(t["match"] for t in trees), "files": sum(len(v) for v in wanted.values()),
+            "trees": trees}
 
 
 def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> dict:
@@ -120,6 +169,6 @@ def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
 
 ACTIONS: dict[Step, Callable[[RuntimeInventory, MigrationRecord], dict]] = {
     Step.discover: discover, Step.precheck: precheck, Step.replicate: replicate,
-    Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
+    Step.test_cutover: test_cutover, Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
     Step.finalize: finalize,
 }

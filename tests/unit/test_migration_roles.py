@@ -38,7 +38,8 @@ def _defaults(tables: list[str]) -> dict:
     for key in ("migration_psql", "migration_ident", "migration_publication",
                 "migration_subscription", "migration_back", "migration_table_list",
                 "migration_write_privileges", "migration_src_conninfo",
-                "migration_src_admin_conninfo", "migration_dst_conninfo"):
+                "migration_src_admin_conninfo", "migration_dst_server", "migration_dst_conninfo",
+                "migration_setval_sql"):
         value = values[key]
         context[key] = value if not isinstance(value, str) else env.from_string(value).render(
             context)
