@@ -84,6 +84,7 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
         "migration_step": step, "migration_system": name, "migration_host": found.host,
         "migration_tables": tables, "migration_paths": legacy.paths,
         "migration_file_hosts": file_hosts(runtime, found.system) if legacy.paths else [],
+        "migration_app_url": (found.system.app_url or "").rstrip("/"),
         "migration_discovery_sql": discovery_query(),
         "migration_source": {
             "host": source.host, "port": source.port, "dbname": source.dbname,

@@ -2,13 +2,17 @@
 update the record. The CLI wraps these in begin/finish so every step is resumable."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from inventory.runtime import RuntimeInventory
-from playbooks.migration import source
+from playbooks.migration import ledger, source
 from playbooks.migration.lifecycle import State, Step
 from playbooks.migration.record import MigrationRecord
 from playbooks.migration.runner import run_step
+
+
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class PrecheckFailed(RuntimeError):
@@ -95,18 +99,41 @@ def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return result
 
 
-def verify(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
-    found = _role("verify")(runtime, record)
+def acked_vars(record: MigrationRecord, acks: list[ledger.Ack]) -> dict:
+    """The ledger's acknowledged ids for the role, refused unless every table is a migrated
+    one and every key a plain column name (they end up in SQL)."""
+    found = ledger.acked_ids(acks)
+    for table, writes in found.items():
+        if table not in tables(record) or not IDENTIFIER.fullmatch(writes["key"]):
+            raise ledger.LedgerProblem(
+                f"ledger of {record.system}: {table}.{writes['key']} is not a key column of a "
+                f"migrated table ({', '.join(tables(record))})")
+    return {"migration_acked": found}
+
+
+def _lost(found: dict) -> int:
+    return sum(int(n) for n in found.get("lost", {}).values())
+
+
+def verify(runtime: RuntimeInventory, record: MigrationRecord,
+           acks: list[ledger.Ack] | None = None) -> dict:
+    found = run_step(runtime, record.system, "verify", tables(record),
+                     extra=acked_vars(record, acks or []))
+    record.lost_writes = _lost(found)
     comparison = compare(found["source"], found["target"])
     files = compare_files(found.get("files", {}).get("source", []),
                           found.get("files", {}).get("target", []))
-    comparison = comparison | {"ok": comparison["ok"] and files["ok"], "files": files}
+    comparison = comparison | {"ok": comparison["ok"] and files["ok"] and not record.lost_writes,
+                               "files": files, "app": found.get("app"),
+                               "lost_writes": record.lost_writes}
     record.verification = comparison
     record.verified = comparison["ok"]
     if not comparison["ok"]:
         differ = [r["table"] for r in comparison["tables"] if not r["match"]]
         differ += [f"{t['tree']} on {t['host']} ({t['problem']})" for t in files["trees"]
                    if not t["match"]]
+        if record.lost_writes:
+            differ.append(f"{record.lost_writes} acknowledged writes missing on the target")
         raise PrecheckFailed(f"source and target differ: {', '.join(differ)}")
     return comparison
 
@@ -155,9 +182,16 @@ def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> d
     return {"ok": bool(rows) and all(r["match"] for r in rows), "tables": rows}
 
 
-def rollback(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+def rollback(runtime: RuntimeInventory, record: MigrationRecord,
+             acks: list[ledger.Ack] | None = None) -> dict:
     record.verified = False
-    return _role("rollback")(runtime, record)
+    found = run_step(runtime, record.system, "rollback", tables(record),
+                     extra=acked_vars(record, acks or []))
+    record.lost_writes = _lost(found)
+    if record.lost_writes:
+        raise PrecheckFailed(f"{record.lost_writes} acknowledged writes are missing on the "
+                             "source after rollback")
+    return found
 
 
 def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
@@ -167,7 +201,9 @@ def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return _role("finalize")(runtime, record)
 
 
-ACTIONS: dict[Step, Callable[[RuntimeInventory, MigrationRecord], dict]] = {
+# Steps that look the writer's acknowledged writes up (the CLI passes them as `acks`).
+USES_LEDGER = {Step.verify, Step.rollback}
+ACTIONS: dict[Step, Callable[..., dict]] = {
     Step.discover: discover, Step.precheck: precheck, Step.replicate: replicate,
     Step.test_cutover: test_cutover, Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
     Step.finalize: finalize,
