@@ -106,7 +106,10 @@ def run_size(size: str, runtime_file: Path) -> dict:
     downtime = status["cutover_downtime_seconds"]
     return {"size": size, "database_bytes": grown.size_bytes,
             "cutover_downtime_seconds": downtime,
-            "fence_window_seconds": cut["result"]["opened_at"] - cut["result"]["fenced_at"],
+            "fence_window_seconds": round(cut["result"]["opened_at"] - cut["result"]["fenced_at"], 2),
+            # where the window goes: fence + drain, then sequences + the way back + open
+            "drain_seconds": round(cut["result"]["drained_at"] - cut["result"]["fenced_at"], 2),
+            "open_seconds": round(cut["result"]["opened_at"] - cut["result"]["drained_at"], 2),
             "dump_restore_seconds": round(dump_seconds, 2),
             "replicate_seconds": round(replicate_seconds, 1),
             "ratio": round(dump_seconds / downtime, 1) if downtime else None,
@@ -134,7 +137,8 @@ def main() -> None:
         return
     for r in results:
         print(f"{r['size']:>6} ({r['database_bytes'] / 1e6:.0f} MB): cutover write downtime "
-              f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s); "
+              f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s: drain "
+              f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s); "
               f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
               f"replicate {r['replicate_seconds']:.0f} s; {r['acknowledged_writes']} writes acknowledged")
 
