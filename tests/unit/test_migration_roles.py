@@ -57,7 +57,7 @@ def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
     script = render_cutover()
     order = [script.index(marker) for marker in (
         "IN ACCESS EXCLUSIVE MODE", "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "
-        "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn >=",
+        "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn <",
         "setval", "DROP SUBSCRIPTION IF EXISTS tricenter_registry",
         "CREATE SUBSCRIPTION tricenter_back_registry", "copy_data = false",
         "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON TABLE public.person, public.marriage TO "
