@@ -45,6 +45,7 @@ BINARIES: dict[str, Binary] = {b.name: b for b in (
     Binary("patronictl", PATRONI_BIN / "patronictl", "scripts/bootstrap.sh (Patroni virtualenv)"),
     Binary("haproxy", Path("/usr/sbin/haproxy"), "Debian package haproxy"),
     Binary("sshd", Path("/usr/sbin/sshd"), "Debian package openssh-server"),
+    Binary("rsync", Path("/usr/bin/rsync"), "Debian package rsync"),  # migration: file trees
     Binary("pgbackrest", Path("/usr/bin/pgbackrest"), "Debian package pgbackrest"),
     Binary("prometheus", Path("/usr/bin/prometheus"), "Debian package prometheus"),
     Binary("promtool", Path("/usr/bin/promtool"), "Debian package prometheus"),

@@ -204,6 +204,36 @@ def logs(component: str, center: str | None, lines: int, follow_: bool) -> None:
         click.echo("\n".join(file.read_text(errors="replace").splitlines()[-lines:]))
 
 
+@lab.command("legacy-data")
+@click.argument("system")
+@click.option("--size", required=True, help="Grow the source database to this size: 100MB, 1GB, 512MiB.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
+def legacy_data(system: str, size: str, as_json: bool) -> None:
+    """Grow SYSTEM's legacy database to SIZE by COPY (its large table, archive_record)."""
+    from lab import datagen
+    from lab.components import legacy
+
+    ctx = LabContext()
+    systems = {s.name: s for s in legacy.systems(ctx)}
+    if system not in systems:
+        _fail(f"no legacy system {system!r} in the lab (legacy systems: "
+              f"{', '.join(sorted(systems))})", 2, as_json)
+    try:
+        size_bytes = datagen.parse_size(size)
+    except datagen.BadSize as exc:
+        _fail(f"--size: {exc}", 2, as_json)
+    try:
+        grown = datagen.grow(legacy.app_conninfo(ctx, systems[system]), size_bytes)
+    except datagen.psycopg.OperationalError as exc:
+        _fail(f"the legacy database of {system} is not reachable (`tricenter lab up` "
+              f"first): {str(exc).strip().splitlines()[0]}", 1, as_json)
+    if as_json:
+        click.echo(json.dumps({"system": system, **grown.as_json()}))
+    else:
+        click.echo(f"{system}: {grown.rows_added} rows added to {grown.table}; database now "
+                   f"{grown.size_bytes / 1e6:.0f} MB")
+
+
 @lab.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON; needs --yes.")

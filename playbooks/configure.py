@@ -71,7 +71,9 @@ def load_runtime(file: Path) -> RuntimeInventory:
     return runtime
 
 
-def _environment(state: Path) -> dict[str, str]:
+def environment(state: Path, **overrides: str) -> dict[str, str]:
+    """Ansible's settings for one run whose state lives under `state`; `overrides` (e.g.
+    another stdout callback) win over the defaults."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_HOME": str(state / "home"),
@@ -91,12 +93,14 @@ def _environment(state: Path) -> dict[str, str]:
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
     })
+    env.update(overrides)
     return env
 
 
 @contextmanager
-def _state_dir() -> Iterator[Path]:
-    state = Path(tempfile.mkdtemp(prefix="tricenter-ansible-"))  # 0700
+def state_dir(prefix: str = "tricenter-ansible-") -> Iterator[Path]:
+    """A private (0700) folder for one Ansible run's home, temp and SSH sockets."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))  # 0700
     try:
         for sub in ("home", "tmp", "cp"):
             (state / sub).mkdir(mode=0o700)
@@ -122,7 +126,7 @@ def run(runtime: RuntimeInventory, *, check: bool = False, diff: bool = False,
         on_event: OnEvent | None = None) -> Recap:
     """Run the site playbook; each event goes to `on_event` as it happens."""
     recap = Recap()
-    with _state_dir() as state:
+    with state_dir() as state:
         inventory_file = state / "inventory.yml"
         inventory_file.write_text(yaml.safe_dump(ansible_inventory(runtime), sort_keys=False))
         stderr_file = state / "stderr"
@@ -130,7 +134,7 @@ def run(runtime: RuntimeInventory, *, check: bool = False, diff: bool = False,
         # stderr to a file: a pipe read only at the end could fill and stall Ansible.
         with stderr_file.open("w") as errors, subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=errors, text=True,
-                env=_environment(state), cwd=PLAYBOOKS) as proc:
+                env=environment(state), cwd=PLAYBOOKS) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 event = _parse(line)

@@ -50,7 +50,8 @@ def hosts(lab: "LabContext") -> list[SshHost]:
                     SshHost(f"{GLOBAL}-monitoring", GLOBAL, "monitoring",
                             lab.address(GLOBAL, "monitoring"))]
     return db_hosts + app_hosts + global_hosts + [
-        SshHost(legacy.host_name(lab), legacy.CENTER, "legacy", legacy.address(lab))]
+        SshHost(legacy.host_name(lab, s), legacy.CENTER, "legacy", legacy.host_address(lab, s))
+        for s in legacy.systems(lab)]
 
 
 def host_root(lab: "LabContext", host: SshHost) -> Path:
@@ -217,9 +218,12 @@ class SshHosts:
             existing.service_user = users.SERVICE_USER
             existing.tls = TlsFiles(**{k: str(v) for k, v in asdict(host_certificate(lab, host)).items()})
         runtime.tls_ca_file = str(certificate_authority(lab).cert_file)
-        system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
-            name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
-        system.legacy = legacy.runtime(lab)
+        # Every legacy system is named, so `migrate plan` lists them all; only the sample
+        # system has a target cluster in the lab (the others plan as not provisioned).
+        for found in legacy.systems(lab):
+            system = runtime.systems.setdefault(found.name, SystemRuntime(
+                name=found.name, department=found.department, tier=found.tier))
+            system.legacy = legacy.runtime(lab, found)
 
 
 def component() -> SshHosts:

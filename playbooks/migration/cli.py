@@ -20,7 +20,8 @@ from playbooks.migration import plan as planning
 from playbooks.migration.lifecycle import OutOfOrder, Step
 from playbooks.migration.record import RecordProblem, RecordStore
 from playbooks.migration.runner import NotMigratable, StepFailed, endpoints
-from playbooks.migration.steps import ACTIONS, PrecheckFailed
+from playbooks.migration import ledger
+from playbooks.migration.steps import ACTIONS, USES_LEDGER, PrecheckFailed
 
 
 class UserError(click.ClickException):
@@ -148,14 +149,28 @@ def _run_locked(step: Step, system: str, runtime: RuntimeInventory, store: Recor
         raise UserError(str(exc)) from None
     store.save(record)
     try:
-        result = ACTIONS[step](runtime, record)
-    except (StepFailed, PrecheckFailed, NotMigratable) as exc:
+        acks = ledger.read(ledger.ledger_file(store.folder, system))
+        extra = {"acks": acks} if step in USES_LEDGER else {}
+        result = ACTIONS[step](runtime, record, **extra)
+    except (StepFailed, PrecheckFailed, NotMigratable, ledger.LedgerProblem) as exc:
         record.fail(step, str(exc))
         store.save(record)
         raise Failed(f"{system}: {step.value} failed: {exc}") from None
     record.finish(step)
+    from_ledger(record, acks)
     store.save(record)
     return result
+
+
+def from_ledger(record, acks: list[ledger.Ack]) -> None:
+    """What the writer saw wins over what the host measured: acknowledged writes, and the
+    write downtime (last ack on the source → first ack on the target)."""
+    if not acks:
+        return
+    record.acknowledged_writes = len(acks)
+    seen = ledger.downtime(acks)
+    if seen is not None:
+        record.cutover_downtime_seconds = seen
 
 
 def _gate(step: Step, record) -> None:
@@ -208,7 +223,9 @@ def status(system: str | None, runtime_file: Path | None, state_dir: Path | None
     store = _store(state_dir, runtime_file or _default_runtime())
     try:
         records = [store.load(system)] if system else store.all()
-    except RecordProblem as exc:
+        for record in records:
+            from_ledger(record, ledger.read(ledger.ledger_file(store.folder, record.system)))
+    except (RecordProblem, ledger.LedgerProblem) as exc:
         raise UserError(str(exc)) from None
     if as_json:
         found = [r.status() | {"running": r.running.step.value if r.running else None,

@@ -6,19 +6,15 @@ role hands its result back as a JSON file on the controller."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from inventory.runtime import RuntimeInventory, SecretRef, SystemRuntime, ansible_inventory
+from playbooks import configure
 from playbooks.migration.source import discovery_query
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent
@@ -64,7 +60,18 @@ def endpoints(runtime: RuntimeInventory, name: str) -> Endpoints:
     if host is None or host.ssh is None:
         raise NotMigratable(f"{name}: legacy host {system.legacy.host!r} has no SSH access in "
                             "the runtime inventory")
+    if system.legacy.paths and not file_hosts(runtime, system):
+        raise NotMigratable(f"{name}: the legacy host has file trees ({', '.join(system.legacy.paths)}) "
+                            "but no target host runs the system's app to receive them "
+                            "(app_backends with SSH in the runtime inventory)")
     return Endpoints(system=system, host=host.name)
+
+
+def file_hosts(runtime: RuntimeInventory, system: SystemRuntime) -> list[str]:
+    """The target hosts the system's files go to: those running its app instances."""
+    addresses = {url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")[0]
+                 for urls in system.app_backends.values() for url in urls}
+    return sorted(h.name for h in runtime.hosts if h.address in addresses and h.ssh)
 
 
 def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]) -> dict:
@@ -76,6 +83,8 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
     return {
         "migration_step": step, "migration_system": name, "migration_host": found.host,
         "migration_tables": tables, "migration_paths": legacy.paths,
+        "migration_file_hosts": file_hosts(runtime, found.system) if legacy.paths else [],
+        "migration_app_url": (found.system.app_url or "").rstrip("/"),
         "migration_discovery_sql": discovery_query(),
         "migration_source": {
             "host": source.host, "port": source.port, "dbname": source.dbname,
@@ -92,46 +101,25 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
     }
 
 
-def _environment(state: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_HOME": str(state / "home"), "ANSIBLE_LOCAL_TEMP": str(state / "tmp"),
-        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",  # known_hosts from the inventory, never TOFU
-        "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_DISPLAY_OK_HOSTS": "False",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False", "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=30s",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(state / "cp"),
-        "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_LOCALHOST_WARNING": "False",
-    })
-    return env
-
-
-@contextmanager
-def _state_dir() -> Iterator[Path]:
-    state = Path(tempfile.mkdtemp(prefix="tricenter-migrate-"))  # 0700
-    try:
-        for sub in ("home", "tmp", "cp"):
-            (state / sub).mkdir(mode=0o700)
-        yield state
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+# The step's result comes back as a file; the default callback's JSON lines name the
+# failing task for `_failure`.
+_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+             "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_DISPLAY_OK_HOSTS": "False",
+             "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False", "ANSIBLE_LOCALHOST_WARNING": "False"}
 
 
 def run_step(runtime: RuntimeInventory, name: str, step: str, tables: list[str],
              extra: dict | None = None) -> dict:
     """Run the step's role; return what it handed back (empty when it hands nothing)."""
     variables = step_vars(runtime, name, step, tables) | (extra or {})
-    with _state_dir() as state:
+    with configure.state_dir("tricenter-migrate-") as state:
         out = state / "out.json"
         variables["migration_out"] = str(out)
         (state / "inventory.yml").write_text(yaml.safe_dump(ansible_inventory(runtime)))
         (state / "vars.json").write_text(json.dumps(variables))
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i",
                 str(state / "inventory.yml"), "-e", f"@{state / 'vars.json'}", str(MIGRATE)]
-        done = subprocess.run(argv, capture_output=True, text=True, env=_environment(state),
+        done = subprocess.run(argv, capture_output=True, text=True, env=configure.environment(state, **_CALLBACK),
                               cwd=PLAYBOOKS)
         if done.returncode != 0:
             raise StepFailed(_failure(done.stdout, done.stderr))

@@ -2,13 +2,17 @@
 update the record. The CLI wraps these in begin/finish so every step is resumable."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from inventory.runtime import RuntimeInventory
-from playbooks.migration import source
+from playbooks.migration import ledger, source
 from playbooks.migration.lifecycle import State, Step
 from playbooks.migration.record import MigrationRecord
 from playbooks.migration.runner import run_step
+
+
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class PrecheckFailed(RuntimeError):
@@ -75,6 +79,17 @@ def replicate(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return result
 
 
+def test_cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+    """Rehearse on a throwaway copy; every migrated table must be there and writable."""
+    found = _role("test-cutover")(runtime, record)
+    missing = sorted(set(tables(record)) - set(found.get("tables", {})))
+    ok = bool(found.get("writable")) and not missing
+    record.replication = (record.replication or {}) | {"test_cutover": found | {"ok": ok}}
+    if not ok:
+        raise PrecheckFailed(f"the throwaway copy lacks tables: {', '.join(missing)}")
+    return found
+
+
 def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     result = _role("cutover")(runtime, record)
     record.replication = (record.replication or {}) | {"cutover": result}
@@ -84,15 +99,76 @@ def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return result
 
 
-def verify(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
-    found = _role("verify")(runtime, record)
+def acked_vars(record: MigrationRecord, acks: list[ledger.Ack]) -> dict:
+    """The ledger's acknowledged ids for the role, refused unless every table is a migrated
+    one and every key a plain column name (they end up in SQL)."""
+    found = ledger.acked_ids(acks)
+    for table, writes in found.items():
+        if table not in tables(record) or not IDENTIFIER.fullmatch(writes["key"]):
+            raise ledger.LedgerProblem(
+                f"ledger of {record.system}: {table}.{writes['key']} is not a key column of a "
+                f"migrated table ({', '.join(tables(record))})")
+    return {"migration_acked": found}
+
+
+def _lost(found: dict) -> int:
+    return sum(int(n) for n in found.get("lost", {}).values())
+
+
+def verify(runtime: RuntimeInventory, record: MigrationRecord,
+           acks: list[ledger.Ack] | None = None) -> dict:
+    found = run_step(runtime, record.system, "verify", tables(record),
+                     extra=acked_vars(record, acks or []))
+    record.lost_writes = _lost(found)
     comparison = compare(found["source"], found["target"])
+    files = compare_files(found.get("files", {}).get("source", []),
+                          found.get("files", {}).get("target", []))
+    comparison = comparison | {"ok": comparison["ok"] and files["ok"] and not record.lost_writes,
+                               "files": files, "app": found.get("app"),
+                               "lost_writes": record.lost_writes}
     record.verification = comparison
     record.verified = comparison["ok"]
     if not comparison["ok"]:
         differ = [r["table"] for r in comparison["tables"] if not r["match"]]
-        raise PrecheckFailed(f"tables differ between source and target: {', '.join(differ)}")
+        differ += [f"{t['tree']} on {t['host']} ({t['problem']})" for t in files["trees"]
+                   if not t["match"]]
+        if record.lost_writes:
+            differ.append(f"{record.lost_writes} acknowledged writes missing on the target")
+        raise PrecheckFailed(f"source and target differ: {', '.join(differ)}")
     return comparison
+
+
+def _sums(listing: str) -> dict[str, str]:
+    """`sha256sum` lines → {relative path: digest}."""
+    found = {}
+    for line in listing.splitlines():
+        digest, _, path = line.partition("  ")
+        if path:
+            found[path.removeprefix("./")] = digest
+    return found
+
+
+def compare_files(source: list, target: list) -> dict:
+    """Every file of every source tree, by checksum, on every target host.
+
+    `source`: [tree, sha256sum lines]; `target`: [[tree, host], sha256sum lines]."""
+    wanted = {tree: _sums(listing) for tree, listing in source}
+    trees = []
+    for (tree, host), listing in target:
+        have, want = _sums(listing), wanted.get(tree, {})
+        missing = sorted(set(want) - set(have))
+        extra = sorted(set(have) - set(want))
+        differ = sorted(p for p in set(want) & set(have) if want[p] != have[p])
+        problem = "; ".join(f"{label}: {', '.join(paths[:5])}" + (" …" if len(paths) > 5 else "")
+                            for label, paths in (("missing", missing), ("extra", extra),
+                                                 ("differ", differ)) if paths)
+        trees.append({"tree": tree, "host": host, "files": len(want),
+                      "match": not problem, "problem": problem})
+    for tree in sorted(set(wanted) - {t["tree"] for t in trees}):
+        trees.append({"tree": tree, "host": "-", "files": len(wanted[tree]), "match": False,
+                      "problem": "no target host received it"})
+    return {"ok": all(t["match"] for t in trees), "files": sum(len(v) for v in wanted.values()),
+            "trees": trees}
 
 
 def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> dict:
@@ -106,9 +182,16 @@ def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> d
     return {"ok": bool(rows) and all(r["match"] for r in rows), "tables": rows}
 
 
-def rollback(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
+def rollback(runtime: RuntimeInventory, record: MigrationRecord,
+             acks: list[ledger.Ack] | None = None) -> dict:
     record.verified = False
-    return _role("rollback")(runtime, record)
+    found = run_step(runtime, record.system, "rollback", tables(record),
+                     extra=acked_vars(record, acks or []))
+    record.lost_writes = _lost(found)
+    if record.lost_writes:
+        raise PrecheckFailed(f"{record.lost_writes} acknowledged writes are missing on the "
+                             "source after rollback")
+    return found
 
 
 def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
@@ -118,8 +201,10 @@ def finalize(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     return _role("finalize")(runtime, record)
 
 
-ACTIONS: dict[Step, Callable[[RuntimeInventory, MigrationRecord], dict]] = {
+# Steps that look the writer's acknowledged writes up (the CLI passes them as `acks`).
+USES_LEDGER = {Step.verify, Step.rollback}
+ACTIONS: dict[Step, Callable[..., dict]] = {
     Step.discover: discover, Step.precheck: precheck, Step.replicate: replicate,
-    Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
+    Step.test_cutover: test_cutover, Step.cutover: cutover, Step.verify: verify, Step.rollback: rollback,
     Step.finalize: finalize,
 }

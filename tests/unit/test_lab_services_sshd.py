@@ -28,6 +28,8 @@ def test_every_lab_host_has_ssh_and_its_own_root(lab):
         ("main", "db"), ("samecity", "db"), ("remote", "db"),
         ("main", "app"), ("samecity", "app"), ("global", "lb"), ("global", "monitoring"),
         ("legacy", "legacy")}
+    assert {n for n, h in hosts.items() if h.role == "legacy"} == {"legacy-registry",
+                                                                    "legacy-subsidy"}
     assert hosts["main-app"].address == lab.address("main", "app")
     assert hosts["remote-db"].address == lab.address("remote", "db")
     assert hosts["global-lb"].address == lab.entry_address
@@ -70,7 +72,7 @@ def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
     assert sorted(h.name for h in runtime.hosts) == sorted(h.name for h in sshd.hosts(lab))
     inventory = ansible_inventory(runtime)
     groups = inventory["all"]["children"]
-    assert set(groups["legacy"]["hosts"]) == {legacy.host_name(lab)}
+    assert set(groups["legacy"]["hosts"]) == {"legacy-registry", "legacy-subsidy"}
     assert set(groups["db"]["hosts"]) == {"main-db", "samecity-db", "remote-db"}
     assert set(groups["lb"]["hosts"]) == {"global-lb"}
     assert set(groups["monitoring"]["hosts"]) == {"global-monitoring"}
@@ -116,3 +118,30 @@ def test_legacy_database_is_ready_for_logical_replication(lab):
     assert 'CREATE DATABASE "registry" OWNER "registry_legacy"' in owner
     assert legacy.source(lab)["database"]["password"] == {
         "file": str(lab.secret_file(legacy.password_secret(lab)))}
+
+
+def test_every_legacy_system_of_the_lab_is_named_in_the_runtime_inventory(lab):
+    """Two legacy systems, one database server: each system has its own legacy host (where
+    migration steps run), database, login and file share; only the sample system has a
+    target in the lab."""
+    runtime = RuntimeInventory(source="lab", cloud="lab", centers={})
+    sshd.SshHosts().add_to_runtime(lab, runtime)
+    registry, subsidy = runtime.systems["registry"].legacy, runtime.systems["subsidy"].legacy
+    assert (registry.host, subsidy.host) == ("legacy-registry", "legacy-subsidy")
+    assert registry.database.host == subsidy.database.host == legacy.address(lab)
+    assert (registry.database.dbname, subsidy.database.dbname) == ("registry", "subsidy")
+    assert subsidy.database.user == "subsidy_legacy"
+    assert subsidy.database.password.file != registry.database.password.file
+    assert subsidy.database.admin_password == registry.database.admin_password
+    assert subsidy.paths == [str(lab.root / "legacy" / "files" / "subsidy")]
+    addresses = {h.name: h.address for h in runtime.hosts}
+    assert addresses["legacy-subsidy"] == lab.address("legacy", "app")
+    assert runtime.systems["subsidy"].database is None
+
+
+def test_the_second_legacy_system_has_what_precheck_must_catch():
+    schema = legacy.subsidy_schema_sql("subsidy_legacy")
+    assert schema.startswith('SET ROLE "subsidy_legacy";')
+    assert "bigserial PRIMARY KEY" in schema  # sequences to carry over
+    audit = schema.split("CREATE TABLE audit_log")[1].split(");")[0]
+    assert "PRIMARY KEY" not in audit and "UNIQUE" not in audit

@@ -106,7 +106,9 @@ def test_plan_json_contract_on_the_lab_inventory(tmp_path):
     assert result.exit_code == 0, result.output
     waves = json.loads(result.output)["waves"]
     assert [{"wave": w["wave"], "systems": w["systems"]} for w in waves] == [
-        {"wave": 1, "systems": ["registry"]}]
+        {"wave": 1, "systems": ["registry"]}, {"wave": 2, "systems": ["subsidy"]}]
+    subsidy = waves[1]["details"][0]
+    assert not subsidy["ready"] and "target not provisioned" in subsidy["problems"][0]
 
 
 def test_a_step_out_of_order_exits_2_and_changes_nothing(tmp_path):
@@ -198,3 +200,35 @@ def test_wave_report_lists_downtime_rows_bytes_verification_and_approver(tmp_pat
     missing = CliRunner().invoke(migrate, ["report", "--wave", "9", "--runtime",
                                            str(tmp_path / "runtime-inventory.yaml")])
     assert missing.exit_code == 2 and "wave 9 has no system" in missing.output
+
+
+SUMS = "aaa  ./a.txt\nbbb  ./docs/b.txt\n"
+
+
+def test_verify_compares_every_file_by_checksum_on_every_target_host():
+    from playbooks.migration.steps import compare_files
+    same = compare_files([["/srv/x", SUMS]], [[["/srv/x", "main-app"], SUMS],
+                                              [["/srv/x", "samecity-app"], SUMS]])
+    assert same["ok"] and same["files"] == 2 and len(same["trees"]) == 2
+    changed = compare_files([["/srv/x", SUMS]], [
+        [["/srv/x", "main-app"], "aaa  ./a.txt\nccc  ./docs/b.txt\nddd  ./new.txt\n"],
+        [["/srv/x", "samecity-app"], "aaa  ./a.txt\n"]])
+    assert not changed["ok"]
+    assert changed["trees"][0]["problem"] == "extra: new.txt; differ: docs/b.txt"
+    assert changed["trees"][1]["problem"] == "missing: docs/b.txt"
+    nowhere = compare_files([["/srv/x", SUMS]], [])
+    assert not nowhere["ok"] and nowhere["trees"][0]["problem"] == "no target host received it"
+
+
+def test_files_go_to_the_hosts_running_the_systems_app():
+    rt = runtime()
+    rt.systems["registry"].app_backends = {"main": ["http://127.0.1.22:8080"]}
+    rt.hosts.append(Host(name="main-app", center="main", role=HostRole.app, address="127.0.1.22",
+                         ssh=SshAccess(host="127.0.1.22", port=2222, user="root")))
+    from playbooks.migration import runner
+    assert runner.file_hosts(rt, rt.systems["registry"]) == ["main-app"]
+    rt.systems["registry"].legacy.paths = ["/srv/registry"]
+    assert runner.step_vars(rt, "registry", "replicate", [])["migration_file_hosts"] == ["main-app"]
+    rt.systems["registry"].app_backends = {}
+    with pytest.raises(runner.NotMigratable, match="no target host runs the system's app"):
+        runner.endpoints(rt, "registry")

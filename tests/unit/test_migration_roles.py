@@ -13,6 +13,7 @@ import jinja2
 import pytest
 import yaml
 
+from playbooks import configure
 from playbooks.migration import runner
 from tests.unit.test_migration_plan import runtime
 
@@ -37,7 +38,8 @@ def _defaults(tables: list[str]) -> dict:
     for key in ("migration_psql", "migration_ident", "migration_publication",
                 "migration_subscription", "migration_back", "migration_table_list",
                 "migration_write_privileges", "migration_src_conninfo",
-                "migration_src_admin_conninfo", "migration_dst_conninfo"):
+                "migration_src_admin_conninfo", "migration_dst_server", "migration_dst_conninfo",
+                "migration_setval_sql"):
         value = values[key]
         context[key] = value if not isinstance(value, str) else env.from_string(value).render(
             context)
@@ -55,7 +57,7 @@ def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
     script = render_cutover()
     order = [script.index(marker) for marker in (
         "IN ACCESS EXCLUSIVE MODE", "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE "
-        "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn >=",
+        "public.person, public.marriage FROM registry_legacy", "confirmed_flush_lsn <",
         "setval", "DROP SUBSCRIPTION IF EXISTS tricenter_registry",
         "CREATE SUBSCRIPTION tricenter_back_registry", "copy_data = false",
         "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON TABLE public.person, public.marriage TO "
@@ -107,3 +109,62 @@ def test_the_migration_playbook_passes_ansible_lint_production():
                            "roles/migration"], cwd=runner.PLAYBOOKS, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_steps_run_with_the_configuration_planes_ansible_settings(monkeypatch, tmp_path):
+    """One environment builder for every Ansible run: migrate only swaps the callback."""
+    seen: dict = {}
+
+    def fake_run(argv, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    runner.run_step(runtime(), "registry", "discover", [])
+    expected = configure.environment(tmp_path)
+    for key in ("ANSIBLE_FILTER_PLUGINS", "ANSIBLE_ROLES_PATH", "ANSIBLE_HOST_KEY_CHECKING"):
+        assert seen[key] == expected[key]
+    assert seen["ANSIBLE_STDOUT_CALLBACK"] == "ansible.builtin.default"
+    assert Path(seen["ANSIBLE_HOME"]).name == "home"
+    assert Path(seen["ANSIBLE_HOME"]).parent.name.startswith("tricenter-migrate-")
+
+
+def test_the_targets_connection_string_is_built_in_one_place():
+    """Switching the target to TLS (sslmode=verify-full) must be one edit: every step, the
+    critical section and the throwaway copy derive from `migration_dst_server`."""
+    texts = {p.relative_to(ROLE): p.read_text() for p in ROLE.rglob("*") if p.is_file()}
+    built = [str(p) for p, text in texts.items() if "migration_target.host" in text]
+    assert built == ["defaults/main.yml"]
+    defaults = yaml.safe_load(texts[Path("defaults/main.yml")])
+    assert "migration_target.host" in defaults["migration_dst_server"]
+    for derived in ("migration_dst_conninfo", "migration_test_conninfo"):
+        assert defaults[derived].startswith("{{ migration_dst_server }} ")
+
+
+def _render(key: str, **extra) -> object:
+    context = _defaults(["public.person", "public.marriage"]) | extra
+    env = context.pop("env")
+    env.filters["int"] = int  # Ansible's int filter; Python's raises on a non-number
+    values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    context["migration_table_array"] = "ARRAY['public.person', 'public.marriage']::text[]"
+    value = values[key]
+    if isinstance(value, list):
+        return [env.from_string(v).render(context) for v in value]
+    return env.from_string(value).render(context)
+
+
+def test_the_rehearsal_checks_as_the_app_and_rolls_its_writes_back():
+    statements = _render("migration_test_sql")
+    assert statements[0] == "SET ROLE registry" and statements[1] == "BEGIN"
+    assert "UPDATE %s SET %s = %s" in statements[2] and "public.person" in statements[2]
+    assert statements[4] == "ROLLBACK" and statements[5].startswith("SELECT json_build_object(")
+    assert "(SELECT count(*) FROM public.marriage)" in statements[5]
+
+
+def test_lost_writes_are_looked_up_by_integer_ids_only():
+    found = _render("migration_lost_sql",
+                    migration_acked={"public.person": {"key": "id", "ids": [1, "2"]}})
+    assert "'{1,2}'::bigint[]" in found and "FROM public.person AS r WHERE r.id = a.id" in found
+    with pytest.raises(ValueError):
+        _render("migration_lost_sql",
+                migration_acked={"public.person": {"key": "id", "ids": ["1}; DROP"]}})

@@ -1,0 +1,147 @@
+"""Benchmark: cutover write downtime against `pg_dump | pg_restore` of the same database.
+
+    .venv/bin/python benchmarks/migrate.py [--sizes 100MB,1GB] [--json]
+
+Needs a running lab (`tricenter lab up`). For each size, in the same run: grows the lab's
+legacy registry to that size (`lab.datagen`, the `tricenter lab legacy-data` generator),
+times `pg_dump -Fc | pg_restore` of it into a scratch database on the target cluster,
+then migrates it with a writer at work (precheck, replicate, cutover through the CLI) and
+reads the write downtime from the writer's ledger (`migrate status`: last acknowledged
+write on the source → first on the target). Undoes the migration and drops the generated
+table afterwards, so the lab is left as found.
+Targets (issue 10): downtime ≤ 5 s at each size; ≥ 20× shorter than dump/restore at 1 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lab import datagen  # noqa: E402
+from lab.context import LabContext  # noqa: E402
+from lab.migration_writer import Writer, reset, sides  # noqa: E402
+from inventory.runtime import RuntimeInventory  # noqa: E402
+from playbooks.migration import ledger  # noqa: E402
+
+SYSTEM = "registry"
+CLI = [sys.executable, "-m", "scripts.cli"]
+SCRATCH = "registry_dump_bench"
+
+
+def migrate(step: str, runtime_file: Path, state: Path) -> dict:
+    done = subprocess.run(CLI + ["migrate", step, SYSTEM, "--json", "--runtime",
+                                 str(runtime_file), "--state-dir", str(state)],
+                          capture_output=True, text=True, cwd=REPO, timeout=3600)
+    if done.returncode != 0:
+        sys.exit(f"migrate {step} failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
+                 f"{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _libpq_env(conninfo: dict) -> dict[str, str]:
+    return dict(os.environ, PGHOST=conninfo["host"], PGPORT=str(conninfo["port"]),
+                PGUSER=conninfo["user"], PGPASSWORD=conninfo["password"],
+                PGDATABASE=conninfo["dbname"])
+
+
+def dump_restore_seconds(source: dict, target_admin: dict) -> float:
+    """`pg_dump -Fc | pg_restore` of the whole source database into a fresh scratch
+    database on the target's read-write entry."""
+    admin = _libpq_env(target_admin)
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+    subprocess.run(psql + [f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)"], env=admin,
+                   check=True)
+    subprocess.run(psql + [f"CREATE DATABASE {SCRATCH}"], env=admin, check=True)
+    try:
+        began = time.monotonic()
+        dump = subprocess.Popen(["pg_dump", "-Fc", "--no-owner"], env=_libpq_env(source),
+                                stdout=subprocess.PIPE)
+        restored = subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "-d", SCRATCH],
+                                  env=admin, stdin=dump.stdout, capture_output=True, text=True)
+        assert dump.stdout is not None
+        dump.stdout.close()
+        if dump.wait() != 0 or restored.returncode != 0:
+            sys.exit(f"pg_dump | pg_restore failed: {restored.stderr[-2000:]}")
+        return time.monotonic() - began
+    finally:
+        subprocess.run(psql + [f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)"], env=admin,
+                       check=False)
+
+
+def run_size(size: str, runtime_file: Path) -> dict:
+    runtime = RuntimeInventory.load(runtime_file)
+    s = sides(runtime, SYSTEM)
+    reset(s, SYSTEM)
+    grown = datagen.grow(s.source, datagen.parse_size(size))
+    dump_seconds = dump_restore_seconds(s.source, s.target_admin)
+    with tempfile.TemporaryDirectory(prefix="tricenter-migrate-bench-") as folder:
+        state = Path(folder)
+        writer = Writer(s, base=10**12 + time.time_ns() // 10**6 % 10**11,
+                        book=ledger.Ledger(ledger.ledger_file(state, SYSTEM)))
+        thread = threading.Thread(target=writer.run, daemon=True)
+        thread.start()
+        try:
+            began = time.monotonic()
+            migrate("precheck", runtime_file, state)
+            migrate("replicate", runtime_file, state)
+            replicate_seconds = time.monotonic() - began
+            writer.wait_for("source", 5)
+            cut = migrate("cutover", runtime_file, state)
+            writer.wait_for("target", 5)
+        finally:
+            writer.stop.set()
+            thread.join(timeout=30)
+        status = migrate("status", runtime_file, state)
+    reset(s, SYSTEM)
+    _drop_generated(s)
+    downtime = status["cutover_downtime_seconds"]
+    return {"size": size, "database_bytes": grown.size_bytes,
+            "cutover_downtime_seconds": downtime,
+            "fence_window_seconds": round(cut["result"]["opened_at"] - cut["result"]["fenced_at"], 2),
+            # where the window goes: fence + drain, then sequences + the way back + open
+            "drain_seconds": round(cut["result"]["drained_at"] - cut["result"]["fenced_at"], 2),
+            "open_seconds": round(cut["result"]["opened_at"] - cut["result"]["drained_at"], 2),
+            "dump_restore_seconds": round(dump_seconds, 2),
+            "replicate_seconds": round(replicate_seconds, 1),
+            "ratio": round(dump_seconds / downtime, 1) if downtime else None,
+            "acknowledged_writes": status["acknowledged_writes"]}
+
+
+def _drop_generated(s) -> None:
+    import psycopg
+    for conninfo in (s.source, s.target_admin):
+        with psycopg.connect(**conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {datagen.TABLE}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100MB,1GB")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    runtime_file = LabContext().runtime_inventory_file
+    if not runtime_file.exists():
+        sys.exit(f"no lab runtime inventory at {runtime_file}: `tricenter lab up` first")
+    results = [run_size(size, runtime_file) for size in args.sizes.split(",")]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(f"{r['size']:>6} ({r['database_bytes'] / 1e6:.0f} MB): cutover write downtime "
+              f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s: drain "
+              f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s); "
+              f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
+              f"replicate {r['replicate_seconds']:.0f} s; {r['acknowledged_writes']} writes acknowledged")
+
+
+if __name__ == "__main__":
+    main()
