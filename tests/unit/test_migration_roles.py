@@ -66,6 +66,20 @@ def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
     assert SECRET not in script and "password=$DST_PW" in script
 
 
+def test_passwords_never_reach_a_command_line():
+    """Every account on the host can read a process's arguments (ps): a statement that
+    holds a password goes to psql on stdin."""
+    script = render_cutover()
+    at = script.index("password=$DST_PW")
+    printf, pipe = script.rindex("printf", 0, at), script.index("|", at)
+    assert "psql" not in script[printf:pipe]  # the statement is printf's, psql reads it
+    assert " -c " not in script[pipe:script.index("\n", script.index("psql", pipe))]
+    tasks = yaml.safe_load((ROLE / "tasks" / "replicate.yml").read_text())
+    subscribe = next(t for t in tasks if "CREATE SUBSCRIPTION" in str(t.get("vars", {})))
+    assert "-c" not in subscribe["ansible.builtin.command"]["argv"]
+    assert subscribe["ansible.builtin.command"]["stdin"] == "{{ migration_sql }}"
+
+
 def test_a_rerun_cutover_waits_for_a_killed_one_and_sees_what_it_did():
     script = render_cutover()
     lock = script.index("flock 9")
