@@ -6,7 +6,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 debian_packages=(etcd-server etcd-client haproxy openssh-server prometheus pgbackrest iproute2
-                 python3-venv prometheus-alertmanager)
+                 python3-venv prometheus-alertmanager prometheus-postgres-exporter)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || debian_packages+=(postgresql-15)
 
 missing=()
