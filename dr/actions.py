@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from dr import silences
 from dr.faults import FaultInjector
 from dr.patroni import ClusterState, PatroniCluster
 from dr.runbook import DatabaseCopy, Runbook
@@ -103,9 +104,25 @@ def _switchover(world: World, step: Step) -> str:
                                    _sync_ready(world, candidate), step.timeout_seconds)
     if state.leader == candidate:
         return f"{candidate} already leads: nothing to switch"
+    silenced = _silence_handover(world, step, candidate)
     message = world.cluster.switchover(state.leader, candidate, timeout=step.timeout_seconds)
     world.cluster.wait_for(f"{candidate} leads", lambda s: s.leader == candidate, step.timeout_seconds)
-    return message
+    return f"{message}; {silenced}"
+
+
+def _silence_handover(world: World, step: Step, candidate: str) -> str:
+    """Planned: silence what the handover raises by design (dr/silences.py). Monitoring
+    being unreachable does not stop a planned switchover: the step says so instead."""
+    seconds = step.timeout_seconds + silences.AFTERGLOW_SECONDS
+    try:
+        member, silence_id = silences.silence_planned_handover(
+            world.runtime.monitoring.alertmanagers, world.system.name, seconds,
+            f"planned switchover of {world.system.name} to {candidate}")
+    except silences.SilenceFailed as exc:
+        return f"not silenced, it may page: {exc}"
+    world.extra.setdefault("silences", []).append(silence_id)
+    return f"{', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced for {seconds:.0f} s " \
+           f"(silence {silence_id} at {member})"
 
 
 def _healthy(world: World) -> Callable[[ClusterState], bool]:
