@@ -104,16 +104,20 @@ def _switchover(world: World, step: Step) -> str:
                                    _sync_ready(world, candidate), step.timeout_seconds)
     if state.leader == candidate:
         return f"{candidate} already leads: nothing to switch"
-    silenced = _silence_handover(world, step, candidate)
+    silence = _silence_handover(world, step, candidate)
     message = world.cluster.switchover(state.leader, candidate, timeout=step.timeout_seconds)
     world.cluster.wait_for(f"{candidate} leads", lambda s: s.leader == candidate, step.timeout_seconds)
-    return f"{message}; {silenced}"
+    if isinstance(silence, str):
+        return f"{message}; {silence}"
+    member, silence_id = silence
+    lifted = silences.lift_when_quiet(member, silence_id, world.system.name, world.stop)
+    return f"{message}; {', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced ({lifted})"
 
 
-def _silence_handover(world: World, step: Step, candidate: str) -> str:
-    """Planned: silence what the handover raises by design (dr/silences.py). Monitoring
-    being unreachable does not stop a planned switchover: the step says so instead."""
-    seconds = step.timeout_seconds + silences.AFTERGLOW_SECONDS
+def _silence_handover(world: World, step: Step, candidate: str) -> tuple[str, str] | str:
+    """Planned: silence what the handover raises by design (dr/silences.py); (member, id).
+    Monitoring being unreachable does not stop a planned switchover: the step says so."""
+    seconds = step.timeout_seconds + silences.LOOK_BACK_SECONDS + silences.QUIET_DEADLINE_SECONDS
     try:
         member, silence_id = silences.silence_planned_handover(
             world.runtime.monitoring.alertmanagers, world.system.name, seconds,
@@ -121,8 +125,7 @@ def _silence_handover(world: World, step: Step, candidate: str) -> str:
     except silences.SilenceFailed as exc:
         return f"not silenced, it may page: {exc}"
     world.extra.setdefault("silences", []).append(silence_id)
-    return f"{', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced for {seconds:.0f} s " \
-           f"(silence {silence_id} at {member})"
+    return member, silence_id
 
 
 def _healthy(world: World) -> Callable[[ClusterState], bool]:

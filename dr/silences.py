@@ -12,6 +12,7 @@ it to the others, so it holds whichever member notifies.
 from __future__ import annotations
 
 import datetime
+import time
 
 import requests
 
@@ -19,10 +20,13 @@ import requests
 # (writes blocked, RTO) and every other alert (etcd, replication, backups) still pages.
 PLANNED_HANDOVER_ALERTS = ("TricenterPrimaryLost", "TricenterLayoutNotAsIntended",
                            "TricenterNoSyncStandby")
-# After the switch, TricenterPrimaryLost still fires while the 30 s look-back of its
-# leaderless-episode counter holds the episode, plus a scrape, an evaluation and a
-# notification group interval.
-AFTERGLOW_SECONDS = 60
+# After the switch, TricenterPrimaryLost can still fire while its 30 s look-back at the
+# exporter's leaderless-episode counter holds the episode, plus a scrape (5 s) and an
+# evaluation (5 s): the silence is held that long after the switch before it is lifted.
+LOOK_BACK_SECONDS = 40
+# Lifted only once Alertmanager holds none of the silenced alerts for the system; if one
+# still does after this, the silence is left to end by itself (its endsAt).
+QUIET_DEADLINE_SECONDS = 60
 
 
 class SilenceFailed(Exception):
@@ -50,6 +54,10 @@ def silence_body(system: str, seconds: float, comment: str,
     }
 
 
+def _filters(system: str) -> list[str]:
+    return [f'system="{system}"', f'alertname=~"{"|".join(PLANNED_HANDOVER_ALERTS)}"']
+
+
 def silence_planned_handover(alertmanagers: dict[str, str], system: str, seconds: float,
                              comment: str, timeout: float = 3) -> tuple[str, str]:
     """(member URL, silence id) from the first member that accepts it."""
@@ -65,3 +73,32 @@ def silence_planned_handover(alertmanagers: dict[str, str], system: str, seconds
         except (requests.RequestException, ValueError, KeyError) as exc:
             refused.append(f"{center} ({url}): {type(exc).__name__}")
     raise SilenceFailed("no Alertmanager member accepted the silence: " + "; ".join(refused))
+
+
+def handover_alerts_active(member: str, system: str, timeout: float = 3) -> list[str]:
+    """The silenced alerts Alertmanager still holds unresolved for the system."""
+    reply = requests.get(member.rstrip("/") + "/api/v2/alerts", timeout=timeout,
+                         params={"active": "true", "silenced": "true", "inhibited": "true",
+                                 "unprocessed": "true", "filter": _filters(system)})
+    reply.raise_for_status()
+    return sorted({a["labels"]["alertname"] for a in reply.json()})
+
+
+def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float = 1) -> str:
+    """Hold the silence over the rules' look-back, then lift it once none of its alerts is
+    still active — so the next fault pages. `stop` (a threading.Event) ends the waits early
+    on abort; then, as when the alerts stay active, the silence ends at its own endsAt."""
+    if stop.wait(LOOK_BACK_SECONDS):
+        return f"silence {silence_id} left to expire (drill stopping)"
+    deadline = time.monotonic() + QUIET_DEADLINE_SECONDS
+    while True:
+        try:
+            still = handover_alerts_active(member, system)
+            if not still:
+                requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
+                                timeout=3).raise_for_status()
+                return f"silence {silence_id} lifted"
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            return f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
+        if time.monotonic() > deadline or stop.wait(poll):
+            return f"silence {silence_id} left to expire: still active {', '.join(still)}"

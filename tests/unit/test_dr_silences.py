@@ -20,16 +20,28 @@ from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, D
 
 
 class FakeAlertmanager:
-    """Answers POST /api/v2/silences as Alertmanager does; records the bodies."""
+    """Answers the silence and alert calls as Alertmanager's API v2 does; records them.
+    `active` is what GET /api/v2/alerts returns (the alerts it still holds)."""
 
-    def __init__(self, calls: list) -> None:
-        recorded = calls
+    def __init__(self, calls: list, active: list[dict] | None = None) -> None:
+        recorded, held = calls, active or []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 recorded.append(("silence", self.path, body))
-                reply = json.dumps({"silenceID": "sil-1"}).encode()
+                self._reply({"silenceID": "sil-1"})
+
+            def do_GET(self) -> None:  # noqa: N802
+                recorded.append(("alerts", self.path, None))
+                self._reply(held)
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                recorded.append(("lift", self.path, None))
+                self._reply({})
+
+            def _reply(self, data) -> None:
+                reply = json.dumps(data).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
@@ -45,6 +57,13 @@ class FakeAlertmanager:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_look_back(monkeypatch):
+    """The rules' look-back is a wait on the real lab; here only the order matters."""
+    monkeypatch.setattr(silences, "LOOK_BACK_SECONDS", 0)
+    monkeypatch.setattr(silences, "QUIET_DEADLINE_SECONDS", 0.5)
 
 
 def closed_port_url() -> str:
@@ -102,7 +121,11 @@ def test_the_switchover_silences_its_systems_handover_alerts_first(calls, member
     # main's member is gone (as after a center loss): the next one takes the silence.
     w = world({"main": closed_port_url(), "samecity": member.url}, calls)
     detail = run_step(w, Step(action="switchover", to="samecity", timeout_seconds=30))
-    assert [c[0] for c in calls] == ["silence", "switchover"]
+    # Silenced before Patroni is asked; lifted once Alertmanager holds none of its alerts,
+    # so the next fault pages.
+    assert [c[0] for c in calls] == ["silence", "switchover", "alerts", "lift"]
+    assert calls[3][1] == "/api/v2/silence/sil-1"
+    assert "system%3D%22registry%22" in calls[2][1]
     _, path, body = calls[0]
     assert path == "/api/v2/silences"
     assert {"name": "system", "value": "registry", "isRegex": False, "isEqual": True} in body["matchers"]
@@ -111,8 +134,20 @@ def test_the_switchover_silences_its_systems_handover_alerts_first(calls, member
         "TricenterPrimaryLost", "TricenterLayoutNotAsIntended", "TricenterNoSyncStandby"}
     starts, ends = (datetime.datetime.fromisoformat(body[k].replace("Z", "+00:00"))
                     for k in ("startsAt", "endsAt"))
-    assert (ends - starts).total_seconds() == 30 + silences.AFTERGLOW_SECONDS
-    assert "sil-1" in detail and w.extra["silences"] == ["sil-1"]
+    assert (ends - starts).total_seconds() == 30 + silences.LOOK_BACK_SECONDS + silences.QUIET_DEADLINE_SECONDS
+    assert "sil-1 lifted" in detail and w.extra["silences"] == ["sil-1"]
+
+
+def test_a_silence_whose_alert_is_still_active_is_left_to_expire_by_itself(calls):
+    held = [{"labels": {"alertname": "TricenterPrimaryLost", "system": "registry"}}]
+    member = FakeAlertmanager(calls, active=held)
+    try:
+        detail = run_step(world({"samecity": member.url}, calls),
+                          Step(action="switchover", to="samecity", timeout_seconds=30))
+    finally:
+        member.close()
+    assert "lift" not in [c[0] for c in calls]
+    assert "left to expire: still active TricenterPrimaryLost" in detail
 
 
 def test_unreachable_monitoring_does_not_stop_a_planned_switchover(calls):
