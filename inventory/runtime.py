@@ -213,6 +213,15 @@ class RuntimeInventory(_Model):
     object_store: ObjectStore | None = None
     monitoring: Monitoring = Monitoring()
 
+    @model_validator(mode="after")
+    def _monitoring_in_known_centers(self) -> "RuntimeInventory":
+        for field_name in ("prometheus", "alertmanagers"):
+            unknown = sorted(set(getattr(self.monitoring, field_name)) - set(self.centers))
+            if unknown:
+                raise ValueError(f"monitoring.{field_name}: {', '.join(unknown)} not in centers "
+                                 f"({', '.join(sorted(self.centers))}); key each by its center")
+        return self
+
     def hosts_in(self, center: str) -> list[Host]:
         return [h for h in self.hosts if h.center == center]
 
@@ -368,19 +377,23 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
 
 def _prometheus_servers(runtime: RuntimeInventory) -> list[dict]:
     """Every Prometheus: `center` scope scrapes its center and alerts; `global` federates."""
-    servers = [{"center": center, "scope": "center", "url": url,
-                "address": _url_host_port(url)[0], "netloc": url.split("://", 1)[-1].rstrip("/")}
+    def server(center: str | None, scope: str, url: str) -> dict:
+        return {"center": center, "scope": scope, "url": url, "address": _url_host_port(url)[0],
+                "netloc": _netloc(url)}
+
+    servers = [server(center, "center", url)
                for center, url in sorted(runtime.monitoring.prometheus.items())]
     if runtime.monitoring.prometheus_url:
-        url = runtime.monitoring.prometheus_url
-        servers.append({"center": None, "scope": "global", "url": url,
-                        "address": _url_host_port(url)[0],
-                        "netloc": url.split("://", 1)[-1].rstrip("/")})
+        servers.append(server(None, "global", runtime.monitoring.prometheus_url))
     return servers
 
 
+def _netloc(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
 def _alertmanagers(runtime: RuntimeInventory) -> list[dict]:
-    return [{"center": center, "url": url, "netloc": url.split("://", 1)[-1].rstrip("/")}
+    return [{"center": center, "url": url, "netloc": _netloc(url)}
             for center, url in sorted(runtime.monitoring.alertmanagers.items())]
 
 

@@ -177,3 +177,10 @@ def test_the_lab_runs_on_the_files_the_role_writes(lab, site):
     assert role.var("prometheus_data_dir") == str(prometheus.data_dir(lab, site))
     assert role.var("prometheus_drop_in_dir") == str(prometheus.drop_in_dir(lab, site))
     assert role.var("prometheus_listen") == prometheus.listen_address(lab, site)
+
+
+def test_a_monitoring_entry_for_an_unknown_center_is_refused_naming_the_field():
+    data = json.loads(_runtime().model_dump_json())
+    data["monitoring"]["alertmanagers"] = {"mian": "http://127.0.1.5:9093"}
+    with pytest.raises(ValueError, match=r"monitoring.alertmanagers: mian not in centers"):
+        RuntimeInventory.model_validate(data)
