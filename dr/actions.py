@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from dr import silences
 from dr.faults import FaultInjector
 from dr.patroni import ClusterState, PatroniCluster
 from dr.runbook import DatabaseCopy, Runbook
@@ -103,9 +104,28 @@ def _switchover(world: World, step: Step) -> str:
                                    _sync_ready(world, candidate), step.timeout_seconds)
     if state.leader == candidate:
         return f"{candidate} already leads: nothing to switch"
+    silence = _silence_handover(world, step, candidate)
     message = world.cluster.switchover(state.leader, candidate, timeout=step.timeout_seconds)
     world.cluster.wait_for(f"{candidate} leads", lambda s: s.leader == candidate, step.timeout_seconds)
-    return message
+    if isinstance(silence, str):
+        return f"{message}; {silence}"
+    member, silence_id = silence
+    lifted = silences.lift_when_quiet(member, silence_id, world.system.name, world.stop)
+    return f"{message}; {', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced ({lifted})"
+
+
+def _silence_handover(world: World, step: Step, candidate: str) -> tuple[str, str] | str:
+    """Planned: silence what the handover raises by design (dr/silences.py); (member, id).
+    Monitoring being unreachable does not stop a planned switchover: the step says so."""
+    seconds = step.timeout_seconds + silences.LOOK_BACK_SECONDS + silences.QUIET_DEADLINE_SECONDS
+    try:
+        member, silence_id = silences.silence_planned_handover(
+            world.runtime.monitoring.alertmanagers, world.system.name, seconds,
+            f"planned switchover of {world.system.name} to {candidate}")
+    except silences.SilenceFailed as exc:
+        return f"not silenced, it may page: {exc}"
+    world.extra.setdefault("silences", []).append(silence_id)
+    return member, silence_id
 
 
 def _healthy(world: World) -> Callable[[ClusterState], bool]:

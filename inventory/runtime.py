@@ -202,9 +202,15 @@ class ObjectStore(_Model):
 
 
 class Monitoring(_Model):
-    prometheus_url: str | None = None
+    """Monitoring that survives what it watches: each center has a Prometheus that scrapes
+    that center's targets and evaluates the rules, and an Alertmanager member clustered
+    with the other centers'; every Prometheus notifies every member, the cluster delivers
+    each alert once."""
+
+    prometheus_url: str | None = None  # the global view: federates the per-center ones
+    prometheus: dict[str, str] = Field(default_factory=dict)  # center → its Prometheus URL
     exporters: dict[str, str] = Field(default_factory=dict)  # name → /metrics URL
-    alertmanager_url: str | None = None
+    alertmanagers: dict[str, str] = Field(default_factory=dict)  # center → member URL
     alert_receiver_url: str | None = None  # records what Alertmanager delivers (drills read it)
 
 
@@ -220,6 +226,15 @@ class RuntimeInventory(_Model):
     # The CA that signed the services' certificates, as a file where tricenter runs:
     # drills, exporters and migrations verify every TLS server against it.
     tls_ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _monitoring_in_known_centers(self) -> "RuntimeInventory":
+        for field_name in ("prometheus", "alertmanagers"):
+            unknown = sorted(set(getattr(self.monitoring, field_name)) - set(self.centers))
+            if unknown:
+                raise ValueError(f"monitoring.{field_name}: {', '.join(unknown)} not in centers "
+                                 f"({', '.join(sorted(self.centers))}); key each by its center")
+        return self
 
     def hosts_in(self, center: str) -> list[Host]:
         return [h for h in self.hosts if h.center == center]
@@ -363,10 +378,8 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
         "tricenter_databases": _databases(runtime),
         "tricenter_etcd_members": _etcd_members(runtime),
         "tricenter_apps": _apps(runtime),
-        "tricenter_prometheus_url": runtime.monitoring.prometheus_url,
-        "tricenter_alertmanagers": ([_url_host_port(runtime.monitoring.alertmanager_url)[0] + ":"
-                                     + str(_url_host_port(runtime.monitoring.alertmanager_url)[1])]
-                                    if runtime.monitoring.alertmanager_url else []),
+        "tricenter_prometheus_servers": _prometheus_servers(runtime),
+        "tricenter_alertmanagers": _alertmanagers(runtime),
         "tricenter_prometheus_targets": prometheus_targets(runtime),
     }
     if runtime.object_store is not None:
@@ -378,20 +391,36 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
     return {"all": {"children": groups, "vars": all_vars}}
 
 
+def _prometheus_servers(runtime: RuntimeInventory) -> list[dict]:
+    """Every Prometheus: `center` scope scrapes its center and alerts; `global` federates."""
+    def server(center: str | None, scope: str, url: str) -> dict:
+        return {"center": center, "scope": scope, "url": url, "address": _url_host_port(url)[0],
+                "netloc": _netloc(url)}
+
+    servers = [server(center, "center", url)
+               for center, url in sorted(runtime.monitoring.prometheus.items())]
+    if runtime.monitoring.prometheus_url:
+        servers.append(server(None, "global", runtime.monitoring.prometheus_url))
+    return servers
+
+
+def _netloc(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _alertmanagers(runtime: RuntimeInventory) -> list[dict]:
+    return [{"center": center, "url": url, "netloc": _netloc(url)}
+            for center, url in sorted(runtime.monitoring.alertmanagers.items())]
+
+
 def prometheus_targets(runtime: RuntimeInventory) -> list[dict]:
-    """file_sd target groups: one per exporter and per Patroni member."""
+    """file_sd target groups of the exporters every Prometheus scrapes. Patroni and etcd,
+    scraped by their own center's Prometheus, have scrape jobs of their own in the role's
+    template (their scheme and TLS settings live there)."""
     targets: list[dict] = []
     for name, url in sorted(runtime.monitoring.exporters.items()):
         hostport = url.split("://", 1)[-1].split("/", 1)[0]
         targets.append({"targets": [hostport], "labels": {"job": "tricenter", "exporter": name}})
-    for system in runtime.systems.values():
-        if system.database is None:
-            continue
-        for member in system.database.members:
-            hostport = member.api_url.split("://", 1)[-1].rstrip("/")
-            targets.append({"targets": [hostport], "labels": {
-                "job": "patroni", "system": system.name, "center": member.center,
-                "member": member.name}})
     return targets
 
 

@@ -6,7 +6,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 debian_packages=(etcd-server etcd-client haproxy openssh-server prometheus pgbackrest iproute2
-                 python3-venv prometheus-alertmanager rsync)
+                 python3-venv prometheus-alertmanager prometheus-postgres-exporter
+                 rsync)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || debian_packages+=(postgresql-15)
 
 missing=()

@@ -1,8 +1,12 @@
-"""Alertmanager for the lab, and the receiver that records what it delivers.
+"""Alertmanager for the lab, clustered across the three centers, and the receiver that
+records what it delivers.
 
-Beside Prometheus at the global entry site, outside every center, so a drill that kills
-a center still gets its alerts delivered. Not clustered yet: one instance (its gossip
-port is off). Notifications go to monitoring/alert_receiver.py, which drills read back.
+One member per center on that center's monitoring host, gossiping with the others
+(--cluster.listen-address / --cluster.peer), so losing any one center leaves two members
+that still deliver. Every center's Prometheus notifies every member; the members share
+their notification log, so an alert goes out once. Notifications go to
+monitoring/alert_receiver.py at the global site (the pager's stand-in, outside every
+center), which drills read back.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import yaml
 from lab import binaries
 from lab import users
 from lab.component import Program
+from lab.components import monitoring_host
+from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
@@ -23,32 +29,46 @@ if TYPE_CHECKING:
 
 BIN = binaries.path("alertmanager")
 AMTOOL = binaries.path("amtool")
-SITE = "global"
-HOST = "monitoring"
 PORT = 9093
+CLUSTER_PORT = 9094
 RECEIVER_PORT = 9649
-PROGRAM = f"{SITE}-alertmanager"
-RECEIVER_PROGRAM = f"{SITE}-alert-receiver"
+RECEIVER_PROGRAM = f"{GLOBAL}-alert-receiver"
+# A member waits position × this before notifying, to let an earlier one's notice reach
+# it by gossip. The default 15 s would, while a lost member is not yet declared dead,
+# hold back the alert about that very loss; gossip on one machine takes milliseconds.
+PEER_TIMEOUT = "2s"
 
 
-def home(lab: "LabContext") -> Path:
-    return lab.path("alertmanager")
+def program(center: str) -> str:
+    return f"{center}-alertmanager"
 
 
-def config_file(lab: "LabContext") -> Path:
-    return home(lab) / "alertmanager.yml"
+def config_file(lab: "LabContext", center: str) -> Path:
+    return monitoring_host.home(lab, center) / "etc/alertmanager/alertmanager.yml"
 
 
-def listen_address(lab: "LabContext") -> str:
-    return f"{lab.address(SITE, HOST)}:{PORT}"
+def data_dir(lab: "LabContext", center: str) -> Path:
+    return monitoring_host.home(lab, center) / "var/lib/alertmanager"
+
+
+def listen_address(lab: "LabContext", center: str) -> str:
+    return monitoring_host.endpoint(lab, center, PORT)
+
+
+def url(lab: "LabContext", center: str) -> str:
+    return f"http://{listen_address(lab, center)}"
+
+
+def cluster_address(lab: "LabContext", center: str) -> str:
+    return monitoring_host.endpoint(lab, center, CLUSTER_PORT)
 
 
 def receiver_url(lab: "LabContext") -> str:
-    return f"http://{lab.address(SITE, HOST)}:{RECEIVER_PORT}"
+    return f"http://{monitoring_host.endpoint(lab, GLOBAL, RECEIVER_PORT)}"
 
 
 def record_file(lab: "LabContext") -> Path:
-    return home(lab) / "received.jsonl"
+    return monitoring_host.home(lab, GLOBAL) / "var/lib/alert-receiver/received.jsonl"
 
 
 def render_config(receiver: str) -> dict:
@@ -68,44 +88,81 @@ def check_config(file: Path) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
+def member_command(lab: "LabContext", center: str) -> list[str]:
+    peers = [f"--cluster.peer={cluster_address(lab, other)}" for other in CENTERS if other != center]
+    return [BIN, f"--config.file={config_file(lab, center)}",
+            f"--storage.path={data_dir(lab, center)}",
+            f"--web.listen-address={listen_address(lab, center)}",
+            f"--cluster.listen-address={cluster_address(lab, center)}",
+            f"--cluster.advertise-address={cluster_address(lab, center)}",
+            *peers, f"--cluster.peer-timeout={PEER_TIMEOUT}", "--log.level=info"]
+
+
+def cluster_peers(lab: "LabContext", center: str) -> int | None:
+    """How many members this member sees (itself included); None if it does not answer."""
+    try:
+        reply = requests.get(f"{url(lab, center)}/api/v2/status", timeout=1)
+        reply.raise_for_status()
+        return len(reply.json()["cluster"].get("peers") or [])
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+
+
 class Alertmanager:
     name = "alertmanager"
 
     def prepare(self, lab: "LabContext") -> None:
-        (home(lab) / "data").mkdir(parents=True, exist_ok=True)
-        config_file(lab).write_text(yaml.safe_dump(render_config(receiver_url(lab)), sort_keys=False))
-        users.hand_over(home(lab), recursive=True)
+        config = yaml.safe_dump(render_config(receiver_url(lab)), sort_keys=False)
+        for center in CENTERS:
+            config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
+            config_file(lab, center).write_text(config)
+            data_dir(lab, center).mkdir(parents=True, exist_ok=True)
+            users.hand_over(data_dir(lab, center), recursive=True)
+        record_file(lab).parent.mkdir(parents=True, exist_ok=True)
+        users.hand_over(record_file(lab).parent, recursive=True)
 
     def programs(self, lab: "LabContext") -> list[Program]:
-        return [
-            Program(name=PROGRAM, center=SITE, component="alertmanager",
-                    command=[BIN, f"--config.file={config_file(lab)}",
-                             f"--storage.path={home(lab) / 'data'}",
-                             f"--web.listen-address={listen_address(lab)}",
-                             "--cluster.listen-address=", "--log.level=info"],
-                    user=users.SERVICE_USER, directory=home(lab), priority=400),
-            # Standard library only: it runs unprivileged from the lab's code copy with the
-            # services' Python (lab/users.py), like the sample app.
-            Program(name=RECEIVER_PROGRAM, center=SITE, component="alertmanager",
-                    command=[users.python(), "-m", "monitoring.alert_receiver",
-                             "--listen", f"{lab.address(SITE, HOST)}:{RECEIVER_PORT}",
-                             "--record", str(record_file(lab))],
-                    user=users.SERVICE_USER, directory=users.code_dir(lab),
-                    environment={"PYTHONPATH": str(users.code_dir(lab))}, priority=400),
-        ]
+        members = [Program(name=program(center), center=center, component="alertmanager",
+                           command=member_command(lab, center), user=users.SERVICE_USER,
+                           directory=data_dir(lab, center), priority=400)
+                   for center in CENTERS]
+        # Standard library only: it runs unprivileged from the lab's code copy with the
+        # services' Python (lab/users.py), like the sample app.
+        receiver = Program(
+            name=RECEIVER_PROGRAM, center=GLOBAL, component="alertmanager",
+            command=[users.python(), "-m", "monitoring.alert_receiver",
+                     "--listen", monitoring_host.endpoint(lab, GLOBAL, RECEIVER_PORT),
+                     "--record", str(record_file(lab))],
+            user=users.SERVICE_USER, directory=users.code_dir(lab),
+            environment={"PYTHONPATH": str(users.code_dir(lab))}, priority=400)
+        return [*members, receiver]
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
+        result = {center: self._member_health(lab, center) for center in CENTERS}
         try:
-            ready = requests.get(f"http://{listen_address(lab)}/-/ready", timeout=1).status_code == 200
-            recorder = requests.get(f"{receiver_url(lab)}/alerts?since=0", timeout=1).status_code == 200
+            answers = requests.get(f"{receiver_url(lab)}/alerts?since=0", timeout=1).status_code == 200
         except requests.RequestException as exc:
-            return {SITE: {"healthy": False, "detail": f"alertmanager: {type(exc).__name__}"}}
-        return {SITE: {"healthy": ready and recorder,
-                       "detail": f"alertmanager ready: {ready}, receiver answers: {recorder}"}}
+            answers, reason = False, type(exc).__name__
+        else:
+            reason = "answers" if answers else "refuses"
+        result[GLOBAL] = {"healthy": answers, "detail": f"alert receiver {reason}"}
+        return result
+
+    @staticmethod
+    def _member_health(lab: "LabContext", center: str) -> dict:
+        try:
+            ready = requests.get(f"{url(lab, center)}/-/ready", timeout=1).status_code == 200
+        except requests.RequestException as exc:
+            return {"healthy": False, "detail": f"alertmanager: {type(exc).__name__}"}
+        peers = cluster_peers(lab, center)
+        return {"healthy": ready, "detail": f"alertmanager ready: {ready}, "
+                                            f"cluster members seen: {peers}"}
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        runtime.monitoring.alertmanager_url = f"http://{listen_address(lab)}"
+        runtime.monitoring.alertmanagers = {center: url(lab, center) for center in CENTERS}
         runtime.monitoring.alert_receiver_url = receiver_url(lab)
+        for center in CENTERS:
+            monitoring_host.add_host(lab, runtime, center)
 
 
 def component() -> Alertmanager:

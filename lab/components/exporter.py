@@ -37,15 +37,17 @@ def rules_source(lab: "LabContext") -> Path:
 
 
 def install_rules(lab: "LabContext") -> list[Path]:
-    """Copy monitoring/rules/*.yml where Prometheus reads its rules (it re-reads on reload)."""
+    """Copy monitoring/rules/*.yml where every Prometheus reads its rules (each re-reads
+    them on reload): each center's evaluates them alone, so losing one loses no alert."""
     from lab.components import prometheus
 
-    target = prometheus.rules_dir(lab)
-    target.mkdir(parents=True, exist_ok=True)
     copied = []
-    for rules in sorted(rules_source(lab).glob("*.yml")):
-        copied.append(Path(shutil.copyfile(rules, target / rules.name)))
-        copied[-1].chmod(0o644)
+    for site in prometheus.SITES:
+        target = prometheus.rules_dir(lab, site)
+        target.mkdir(parents=True, exist_ok=True)
+        for rules in sorted(rules_source(lab).glob("*.yml")):
+            copied.append(Path(shutil.copyfile(rules, target / rules.name)))
+            copied[-1].chmod(0o644)
     return copied
 
 

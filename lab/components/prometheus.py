@@ -1,16 +1,19 @@
-"""Prometheus for the lab, configured from the runtime inventory.
+"""Prometheus for the lab, one per center plus a global view, configured from the runtime
+inventory by the prometheus role's templates.
 
-It sits at the global entry site, outside every center, so a drill that kills a center
-keeps its observer. What to scrape comes from files, not from this config: the targets
-file the lab writes from the runtime inventory (Patroni members and declared exporters),
-and a drop-in directory the monitoring plane may fill; Prometheus re-reads both live.
-It re-reads its config and rules on SIGHUP (see `reload`): the HTTP lifecycle API
-(`/-/reload`, `/-/quit`) stays off, since anyone who reaches the port could use it.
+Monitoring must survive what it watches: each center's Prometheus scrapes that center's
+Patroni and etcd and the tricenter exporter (at the global site, it sees every center),
+evaluates the rules and notifies every Alertmanager member, and dies with its center. The
+global view, at the entry site outside every center, federates the centers' ones and
+scrapes the exporter itself, for dashboards and people; it sends no alerts. What to scrape
+comes from files Prometheus re-reads live (the targets file the role writes from the
+runtime inventory, and a drop-in directory the monitoring plane may fill). Each re-reads
+its config and rules on SIGHUP (see `reload`): the HTTP lifecycle API (`/-/reload`,
+`/-/quit`) stays off, since anyone who reaches the port could use it.
 """
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -21,6 +24,8 @@ import requests
 from lab import binaries
 from lab import users
 from lab.component import Program
+from lab.components import monitoring_host
+from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
@@ -28,58 +33,58 @@ if TYPE_CHECKING:
 
 BIN = binaries.path("prometheus")
 PROMTOOL = binaries.path("promtool")
-SITE = "global"
-HOST = "monitoring"
+SITES = monitoring_host.SITES
 PORT = 9090
 SCRAPE_INTERVAL = "5s"  # drills measure seconds; the default 1m would hide a failover
 RETENTION = "2d"
-PROGRAM = f"{SITE}-prometheus"
 
 
-HOST_NAME = f"{SITE}-{HOST}"  # the lab host (lab/components/sshd.py) it runs on
+def program(site: str) -> str:
+    return f"{site}-prometheus"
 
 
-def home(lab: "LabContext") -> Path:
-    """The monitoring host's root: the prometheus role writes under it as under /."""
-    return lab.path("hosts", HOST_NAME)
+def home(lab: "LabContext", site: str = GLOBAL) -> Path:
+    return monitoring_host.home(lab, site)
 
 
-def config_file(lab: "LabContext") -> Path:
-    return home(lab) / "etc/prometheus/prometheus.yml"
+def config_file(lab: "LabContext", site: str = GLOBAL) -> Path:
+    return home(lab, site) / "etc/prometheus/prometheus.yml"
 
 
-def targets_file(lab: "LabContext") -> Path:
+def targets_file(lab: "LabContext", site: str = GLOBAL) -> Path:
     """file_sd targets from the runtime inventory, as the role writes them."""
-    return home(lab) / "etc/prometheus/inventory-targets.json"
+    return home(lab, site) / "etc/prometheus/inventory-targets.json"
 
 
-def drop_in_dir(lab: "LabContext") -> Path:
+def drop_in_dir(lab: "LabContext", site: str = GLOBAL) -> Path:
     """file_sd JSON/YAML files the monitoring plane may add (e.g. exporters-*.json)."""
-    return home(lab) / "etc/prometheus/targets"
+    return home(lab, site) / "etc/prometheus/targets"
 
 
-def rules_dir(lab: "LabContext") -> Path:
-    return home(lab) / "etc/prometheus/rules"
+def rules_dir(lab: "LabContext", site: str = GLOBAL) -> Path:
+    return home(lab, site) / "etc/prometheus/rules"
 
 
-def data_dir(lab: "LabContext") -> Path:
-    return home(lab) / "var/lib/prometheus"
+def data_dir(lab: "LabContext", site: str = GLOBAL) -> Path:
+    return home(lab, site) / "var/lib/prometheus"
 
 
-def listen_address(lab: "LabContext") -> str:
-    return f"{lab.address(SITE, HOST)}:{PORT}"
+def listen_address(lab: "LabContext", site: str = GLOBAL) -> str:
+    return monitoring_host.endpoint(lab, site, PORT)
 
 
-def url(lab: "LabContext") -> str:
-    return f"http://{listen_address(lab)}"
+def url(lab: "LabContext", site: str = GLOBAL) -> str:
+    """The global view by default; a center's Prometheus with `site`."""
+    return f"http://{listen_address(lab, site)}"
 
 
-def render_config(lab: "LabContext", runtime: "RuntimeInventory") -> tuple[str, str]:
-    """(prometheus.yml, the targets file) as the prometheus role writes them."""
+def render_config(lab: "LabContext", runtime: "RuntimeInventory",
+                  site: str = GLOBAL) -> tuple[str, str]:
+    """(prometheus.yml, the targets file) as the prometheus role writes them on `site`."""
     from inventory.runtime import prometheus_targets
     from playbooks.render import renderer
 
-    role = renderer(runtime, HOST_NAME, "prometheus")
+    role = renderer(runtime, monitoring_host.host_name(site), "prometheus")
     # The role's copy task writes `tricenter_prometheus_targets | to_nice_json` plus a newline.
     targets = json.dumps(prometheus_targets(runtime), indent=4, sort_keys=True) + "\n"
     return role.template("prometheus.yml.j2"), targets
@@ -101,9 +106,9 @@ def etcd_targets(runtime: "RuntimeInventory") -> dict[str, str]:
     return targets
 
 
-def targets_health(lab: "LabContext") -> dict[str, dict[str, int]]:
+def targets_health(lab: "LabContext", site: str = GLOBAL) -> dict[str, dict[str, int]]:
     """Per job: how many active targets are up, of how many."""
-    response = requests.get(f"{url(lab)}/api/v1/targets?state=active", timeout=2)
+    response = requests.get(f"{url(lab, site)}/api/v1/targets?state=active", timeout=2)
     response.raise_for_status()
     result: dict[str, dict[str, int]] = {}
     for target in response.json()["data"]["activeTargets"]:
@@ -119,56 +124,54 @@ class Prometheus:
     def prepare(self, lab: "LabContext") -> None:
         from inventory.runtime import RuntimeInventory
 
-        for directory in (drop_in_dir(lab), rules_dir(lab), data_dir(lab)):
-            directory.mkdir(parents=True, exist_ok=True)
-        config, targets = render_config(lab, RuntimeInventory.load(lab.runtime_inventory_file))
-        config_file(lab).write_text(config)
-        targets_file(lab).write_text(targets)
-        # Its TSDB and the drop-in directory the monitoring plane fills.
-        users.hand_over(drop_in_dir(lab), data_dir(lab), recursive=True)
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+        for site in SITES:
+            for directory in (drop_in_dir(lab, site), rules_dir(lab, site), data_dir(lab, site)):
+                directory.mkdir(parents=True, exist_ok=True)
+            config, targets = render_config(lab, runtime, site)
+            config_file(lab, site).write_text(config)
+            targets_file(lab, site).write_text(targets)
+            # Its TSDB and the drop-in directory the monitoring plane fills.
+            users.hand_over(drop_in_dir(lab, site), data_dir(lab, site), recursive=True)
 
     def reload(self, lab: "LabContext") -> None:
-        """Make a running Prometheus re-read prometheus.yml and its rules (SIGHUP)."""
-        from lab.supervisor import Supervisor
-
-        for info in Supervisor(lab).processes():
-            if info["name"] == PROGRAM and info["statename"] == "RUNNING" and info["pid"]:
-                os.kill(info["pid"], signal.SIGHUP)
+        """Make running Prometheus servers re-read prometheus.yml and their rules (SIGHUP)."""
+        monitoring_host.signal_running(lab, {program(site) for site in SITES}, signal.SIGHUP)
 
     def programs(self, lab: "LabContext") -> list[Program]:
         return [Program(
-            name=PROGRAM, center=SITE, component="prometheus",
-            command=[BIN, f"--config.file={config_file(lab)}",
-                     f"--storage.tsdb.path={data_dir(lab)}",
+            name=program(site), center=site, component="prometheus",
+            command=[BIN, f"--config.file={config_file(lab, site)}",
+                     f"--storage.tsdb.path={data_dir(lab, site)}",
                      f"--storage.tsdb.retention.time={RETENTION}",
-                     f"--web.listen-address={listen_address(lab)}",
+                     f"--web.listen-address={listen_address(lab, site)}",
                      "--log.level=info"],
-            user=users.SERVICE_USER, directory=home(lab), priority=400)]
+            user=users.SERVICE_USER, directory=home(lab, site), priority=400)
+            for site in SITES]
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
+        return {site: self._health(lab, site) for site in SITES}
+
+    @staticmethod
+    def _health(lab: "LabContext", site: str) -> dict:
         try:
-            ready = requests.get(f"{url(lab)}/-/ready", timeout=1).status_code == 200
+            ready = requests.get(f"{url(lab, site)}/-/ready", timeout=1).status_code == 200
         except requests.RequestException as exc:
-            return {SITE: {"healthy": False, "detail": f"prometheus: {type(exc).__name__}"}}
+            return {"healthy": False, "detail": f"prometheus: {type(exc).__name__}"}
         if not ready:
-            return {SITE: {"healthy": False, "detail": "prometheus: not ready"}}
+            return {"healthy": False, "detail": "prometheus: not ready"}
         try:
-            jobs = targets_health(lab)
+            jobs = targets_health(lab, site)
             detail = ", ".join(f"{job} {c['up']}/{c['total']} up" for job, c in sorted(jobs.items()))
         except (requests.RequestException, ValueError, KeyError):
             detail = "targets unknown"
-        return {SITE: {"healthy": True, "detail": f"prometheus ready; {detail}"}}
+        return {"healthy": True, "detail": f"prometheus ready; {detail}"}
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        from inventory.runtime import Host, HostRole
-
-        runtime.monitoring.prometheus_url = url(lab)
-        # Listed so the prometheus role has a host to render for.
-        if not any(h.name == HOST_NAME for h in runtime.hosts):
-            runtime.hosts.append(Host(name=HOST_NAME, center=SITE, role=HostRole.monitoring,
-                                      address=lab.address(SITE, HOST), root=str(home(lab)),
-                                      service_manager="supervisor",
-                                      service_user=users.SERVICE_USER))
+        runtime.monitoring.prometheus_url = url(lab, GLOBAL)
+        runtime.monitoring.prometheus = {center: url(lab, center) for center in CENTERS}
+        for site in SITES:
+            monitoring_host.add_host(lab, runtime, site)
 
 
 def component() -> Prometheus:

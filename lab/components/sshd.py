@@ -1,6 +1,7 @@
 """OpenSSH hosts for Ansible: every host of the lab — the database host of each center
 (etcd, Patroni, pgBackRest), an app host in each active center, the entry (HAProxy) and
-the monitoring host (Prometheus) at the global site, and the legacy IDC host.
+the monitoring hosts (Prometheus, Alertmanager) of each center and of the global site,
+and the legacy IDC host.
 
 Each host is a private `sshd -D -f CONFIG` on port 2222 of its own address, with its own
 host key. The runtime inventory points Ansible at a known_hosts file holding exactly those
@@ -22,7 +23,7 @@ from inventory.names import path_under
 from lab import binaries, pki
 from lab.component import Program
 from lab import users
-from lab.components import legacy
+from lab.components import legacy, monitoring_host
 from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
@@ -46,10 +47,11 @@ class SshHost:
 def hosts(lab: "LabContext") -> list[SshHost]:
     db_hosts = [SshHost(f"{c}-db", c, "db", lab.address(c, "db")) for c in CENTERS]
     app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app")) for c in APP_CENTERS]
-    global_hosts = [SshHost(f"{GLOBAL}-lb", GLOBAL, "lb", lab.entry_address),
-                    SshHost(f"{GLOBAL}-monitoring", GLOBAL, "monitoring",
-                            lab.address(GLOBAL, "monitoring"))]
-    return db_hosts + app_hosts + global_hosts + [
+    monitoring_hosts = [SshHost(monitoring_host.host_name(site), site, "monitoring",
+                                monitoring_host.address(lab, site))
+                        for site in monitoring_host.SITES]
+    global_hosts = [SshHost(f"{GLOBAL}-lb", GLOBAL, "lb", lab.entry_address)]
+    return db_hosts + app_hosts + global_hosts + monitoring_hosts + [
         SshHost(legacy.host_name(lab, s), legacy.CENTER, "legacy", legacy.host_address(lab, s))
         for s in legacy.systems(lab)]
 

@@ -20,7 +20,7 @@ import pytest
 
 from inventory.runtime import RuntimeInventory
 from lab.components import legacy, pgbackrest, prometheus, swift
-from lab.context import LabContext
+from lab.context import CENTERS, LabContext
 
 pytestmark = pytest.mark.lab
 
@@ -231,12 +231,16 @@ def test_backups_restore_in_the_remote_center_with_the_citys_object_store_lost(c
         faults.start_component("main", "swift")
 
 
-def test_prometheus_scrapes_the_three_patroni_members(ctx, runtime):
+def test_each_centers_prometheus_scrapes_its_patroni_member_and_the_global_view_all(ctx, runtime):
     assert runtime.monitoring.prometheus_url == prometheus.url(ctx)
+    for center in CENTERS:
+        def patroni_up():
+            jobs = prometheus.targets_health(ctx, center)
+            return jobs.get("patroni", {}).get("up") == 1 and jobs
+        jobs = _wait(patroni_up, timeout=60, every=2, what=f"{center}'s Patroni target up")
+        assert jobs["patroni"]["total"] == 1 and jobs["prometheus"]["up"] == 1
 
-    def patroni_up():
+    def federation_up():
         jobs = prometheus.targets_health(ctx)
-        return jobs.get("patroni", {}).get("up") == 3 and jobs
-    jobs = _wait(patroni_up, timeout=60, every=2, what="3 Patroni targets up")
-    assert jobs["patroni"]["total"] == 3
-    assert jobs["prometheus"]["up"] == 1
+        return jobs.get("federate", {}).get("up") == len(CENTERS) and jobs
+    _wait(federation_up, timeout=60, every=2, what="the global view federating every center")

@@ -1,6 +1,7 @@
 """On the lab: the tricenter exporter says what Patroni's REST API and `pgbackrest info`
-say at the same moment, Prometheus scrapes it with the rules loaded, and Alertmanager
-is wired to the receiver drills read."""
+say at the same moment; each center's Prometheus scrapes it with the rules loaded and
+notifies every member of the Alertmanager cluster, which still delivers, once, with
+main's Prometheus and Alertmanager gone."""
 from __future__ import annotations
 
 import time
@@ -10,8 +11,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.runtime import RuntimeInventory
+from dr import alerts
 from lab.components import alertmanager, exporter, pgbackrest, prometheus
-from lab.context import LabContext
+from lab.context import CENTERS, LabContext
 
 pytestmark = pytest.mark.lab
 
@@ -99,15 +101,71 @@ def test_backups_match_pgbackrest_info(ctx, runtime):
     _until(exported_equals_info, 90, "exporter agreeing with pgbackrest info")
 
 
-def test_prometheus_scrapes_the_exporter_with_the_rules_and_alertmanager(ctx):
-    base = prometheus.url(ctx)
-    targets = requests.get(f"{base}/api/v1/targets?state=active", timeout=5).json()["data"]
-    tricenter = [t for t in targets["activeTargets"] if t["labels"].get("job") == "tricenter"]
-    assert tricenter and all(t["health"] == "up" for t in tricenter)
-    rules = requests.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    names = {r["name"] for g in rules for r in g["rules"]}
+def _get(url: str, **params) -> dict:
+    reply = requests.get(url, params=params, timeout=5)
+    reply.raise_for_status()
+    return reply.json()["data"]
+
+
+@pytest.mark.parametrize("center", CENTERS)
+def test_each_center_scrapes_the_exporter_evaluates_the_rules_and_notifies_every_member(ctx, center):
+    base = prometheus.url(ctx, center)
+
+    def exporter_up():
+        targets = _get(f"{base}/api/v1/targets", state="active")["activeTargets"]
+        tricenter = [t for t in targets if t["labels"].get("job") == "tricenter"]
+        return tricenter and all(t["health"] == "up" for t in tricenter)
+
+    _until(exporter_up, 30, f"{center}'s Prometheus scraping the exporter")
+    names = {r["name"] for g in _get(f"{base}/api/v1/rules")["groups"] for r in g["rules"]}
     assert {"TricenterPrimaryLost", "TricenterEtcdNoQuorum", "tricenter:backup_age_seconds"} <= names
-    managers = requests.get(f"{base}/api/v1/alertmanagers", timeout=5).json()["data"]
-    assert [m["url"] for m in managers["activeAlertmanagers"]] == [
-        f"http://{alertmanager.listen_address(ctx)}/api/v2/alerts"]
+    managers = _get(f"{base}/api/v1/alertmanagers")["activeAlertmanagers"]
+    assert sorted(m["url"] for m in managers) == sorted(
+        f"{alertmanager.url(ctx, c)}/api/v2/alerts" for c in CENTERS)
     assert requests.get(f"{alertmanager.receiver_url(ctx)}/alerts?since=0", timeout=5).ok
+
+
+def test_the_global_view_federates_every_centers_patroni(ctx):
+    def centers_seen():
+        series = _get(f"{prometheus.url(ctx)}/api/v1/query", query='up{job="patroni"}')["result"]
+        return {s["metric"]["center"] for s in series} == set(CENTERS)
+
+    _until(centers_seen, 60, "Patroni of every center in the global view")
+
+
+def test_alertmanager_members_form_one_cluster(ctx):
+    _until(lambda: all(alertmanager.cluster_peers(ctx, c) == len(CENTERS) for c in CENTERS),
+           60, "every Alertmanager member seeing all three")
+
+
+def _records(ctx: LabContext, since: float, alert: str, center: str) -> list[dict]:
+    return [r for r in alerts.fetch(alertmanager.receiver_url(ctx), since)
+            if r["name"] == alert and r["labels"].get("center") == center]
+
+
+def test_with_mains_prometheus_and_alertmanager_gone_an_alert_is_still_delivered_once(lab, ctx):
+    """As main-center-loss leaves it: main's Prometheus and Alertmanager member stopped,
+    then an etcd member fails. The other centers' Prometheus still evaluate the rules,
+    the two surviving members still deliver — and only once, though both were told by
+    both Prometheus servers."""
+    _until(lambda: all(alertmanager.cluster_peers(ctx, c) == len(CENTERS) for c in CENTERS),
+           60, "every Alertmanager member seeing all three")
+    monitoring = [prometheus.program("main"), alertmanager.program("main")]
+    victim, alert = "main-etcd", "TricenterEtcdMemberDown"
+    since = time.time()
+    lab.supervisor.stop_programs(monitoring)
+    try:
+        lab.supervisor.stop_programs([victim])
+        fired = _until(lambda: [r for r in _records(ctx, since, alert, "main")
+                                if r["status"] == "firing"], 180, f"{alert} delivered")
+        assert len(fired) == 1, fired
+        lab.supervisor.start_programs([victim])
+        # Resolution bounds the window: a duplicate would have followed the first
+        # notification within the members' peer timeouts, long before this.
+        records = _until(lambda: (got := _records(ctx, since, alert, "main"))
+                         and got[-1]["status"] == "resolved" and got, 180, f"{alert} resolved")
+        assert [r["status"] for r in records] == ["firing", "resolved"], records
+    finally:
+        lab.supervisor.start_programs([victim, *monitoring])
+    _until(lambda: all(alertmanager.cluster_peers(ctx, c) == len(CENTERS) for c in CENTERS),
+           60, "main's Alertmanager member back in the cluster")

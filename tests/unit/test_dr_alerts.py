@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -98,3 +99,37 @@ def test_the_receiver_records_what_alertmanager_posts(receiver: str) -> None:
     assert alerts.fetch(receiver, since=got[0]["received_at"] + 1) == []
     with pytest.raises(alerts.ReceiverUnavailable):
         alerts.fetch(receiver + "/nothing-here", since=0)
+
+
+def _drill(fault_steps: list, markers: dict, status: str = "finished") -> SimpleNamespace:
+    monitoring = SimpleNamespace(alert_receiver_url="http://receiver")
+    return SimpleNamespace(runtime=SimpleNamespace(monitoring=monitoring),
+                           outcome=SimpleNamespace(markers=markers, started_at=1000.0, extra={},
+                                                   status=status),
+                           scenario=SimpleNamespace(fault=fault_steps, alerts=[]),
+                           system=SimpleNamespace(name="registry"))
+
+
+def _paged(monkeypatch) -> None:
+    records = [{"received_at": 1030.0, "name": "TricenterBackupTooOld", "status": "firing",
+                "labels": {"system": "registry"}}]
+    monkeypatch.setattr(alerts, "fetch", lambda url, since: records)
+
+
+def test_a_drill_without_a_fault_still_reports_what_paged_from_its_start(monkeypatch) -> None:
+    from dr.engine import Drill
+
+    _paged(monkeypatch)
+    drill = _drill([], {})
+    Drill._alerts(drill)
+    assert drill.outcome.extra["alerts"] == [
+        {"name": "TricenterBackupTooOld", "fired_after_s": 30.0, "resolved_after_s": None}]
+
+
+def test_a_drill_whose_fault_never_came_times_nothing(monkeypatch) -> None:
+    from dr.engine import Drill
+
+    _paged(monkeypatch)
+    drill = _drill(["kill_center main"], {}, status="skipped")
+    Drill._alerts(drill)
+    assert "alerts" not in drill.outcome.extra

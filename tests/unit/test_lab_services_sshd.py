@@ -27,6 +27,7 @@ def test_every_lab_host_has_ssh_and_its_own_root(lab):
     assert {(h.center, h.role) for h in hosts.values()} == {
         ("main", "db"), ("samecity", "db"), ("remote", "db"),
         ("main", "app"), ("samecity", "app"), ("global", "lb"), ("global", "monitoring"),
+        ("main", "monitoring"), ("samecity", "monitoring"), ("remote", "monitoring"),
         ("legacy", "legacy")}
     assert {n for n, h in hosts.items() if h.role == "legacy"} == {"legacy-registry",
                                                                     "legacy-subsidy"}
@@ -75,7 +76,9 @@ def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
     assert set(groups["legacy"]["hosts"]) == {"legacy-registry", "legacy-subsidy"}
     assert set(groups["db"]["hosts"]) == {"main-db", "samecity-db", "remote-db"}
     assert set(groups["lb"]["hosts"]) == {"global-lb"}
-    assert set(groups["monitoring"]["hosts"]) == {"global-monitoring"}
+    # A Prometheus (and an Alertmanager member) per center, the global view at the entry.
+    assert set(groups["monitoring"]["hosts"]) == {
+        "global-monitoring", "main-monitoring", "samecity-monitoring", "remote-monitoring"}
     for group in ("app", "legacy", "db", "lb", "monitoring"):
         for name, hostvars in groups[group]["hosts"].items():
             assert hostvars["ansible_port"] == sshd.PORT

@@ -74,20 +74,26 @@ def test_python_daemons_import_the_lab_code_from_the_copy_under_the_lab_dir(ctx)
 
 
 def test_prometheus_opens_no_lifecycle_endpoint(ctx) -> None:
-    (program,) = prometheus.component().programs(ctx)
-    assert not [arg for arg in program.command if "lifecycle" in arg or "admin-api" in arg]
+    programs = prometheus.component().programs(ctx)
+    assert len(programs) == 4  # one per center and the global view
+    for program in programs:
+        assert not [arg for arg in program.command if "lifecycle" in arg or "admin-api" in arg]
 
 
 def test_prometheus_reload_is_a_sighup_to_its_own_pid(ctx, monkeypatch) -> None:
     from lab import supervisor
 
+    from lab.components import monitoring_host
+
     infos = [{"name": "global-prometheus", "statename": "RUNNING", "pid": 4242},
+             {"name": "main-prometheus", "statename": "RUNNING", "pid": 4244},
+             {"name": "remote-prometheus", "statename": "STOPPED", "pid": 0},
              {"name": "global-haproxy", "statename": "RUNNING", "pid": 4343}]
     monkeypatch.setattr(supervisor.Supervisor, "processes", lambda self: infos)
     sent = []
-    monkeypatch.setattr(prometheus.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(monitoring_host.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     prometheus.component().reload(ctx)
-    assert sent == [(4242, signal.SIGHUP)]
+    assert sent == [(4242, signal.SIGHUP), (4244, signal.SIGHUP)]
 
 
 @as_root

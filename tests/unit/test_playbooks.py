@@ -122,9 +122,11 @@ def test_pgbackrest_verifies_tls_and_reads_keys_by_reference(hostvars, secrets) 
 def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
     config = render("prometheus", "prometheus.yml.j2", hostvars("main-monitoring"))
     data = yaml.safe_load(config)
-    etcd = next(job for job in data["scrape_configs"] if job["job_name"] == "etcd")
-    assert [g["targets"][0] for g in etcd["static_configs"]] == [
-        "10.1.0.11:2379", "10.2.0.11:2379", "10.3.0.11:2379"]
+    jobs = {job["job_name"]: job for job in data["scrape_configs"]}
+    # main's Prometheus scrapes main's etcd member and Patroni, and alerts.
+    assert [g["targets"][0] for g in jobs["etcd"]["static_configs"]] == ["10.1.0.11:2379"]
+    assert [g["targets"][0] for g in jobs["patroni"]["static_configs"]] == ["10.1.0.11:8008"]
+    assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.1.0.41:9093"]
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     if Path(promtool).exists():
         file = tmp_path / "prometheus.yml"

@@ -1,0 +1,104 @@
+"""A planned switchover does not page: the runbook silences, for its own system only, the
+alerts a handover raises by design, for as long as the rules can still see it.
+
+Why a silence rather than rules that tell planned from unplanned: the rules see the same
+thing in both (a few seconds without a confirmed leader, roles off their intended
+centers), and a switchover on a loaded machine blocks writes for longer than the 3 s
+leader-watch threshold. A silence is the team's own, visible, time-bounded statement that
+this is planned (`amtool silence query` lists it); other systems and every other alert
+still page. It is created through one member of the Alertmanager cluster, which gossips
+it to the others, so it holds whichever member notifies.
+"""
+from __future__ import annotations
+
+import datetime
+import time
+
+import requests
+
+# What a handover raises by design; a stuck switchover still shows in the drill report
+# (writes blocked, RTO) and every other alert (etcd, replication, backups) still pages.
+PLANNED_HANDOVER_ALERTS = ("TricenterPrimaryLost", "TricenterLayoutNotAsIntended",
+                           "TricenterNoSyncStandby")
+# After the switch, TricenterPrimaryLost can still fire while its 30 s look-back at the
+# exporter's leaderless-episode counter holds the episode, plus a scrape (5 s) and an
+# evaluation (5 s): the silence is held that long after the switch before it is lifted.
+LOOK_BACK_SECONDS = 40
+# Lifted only once Alertmanager holds none of the silenced alerts for the system; if one
+# still does after this, the silence is left to end by itself (its endsAt).
+QUIET_DEADLINE_SECONDS = 60
+
+
+class SilenceFailed(Exception):
+    """No Alertmanager member accepted the silence; the message names each one's answer."""
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def silence_body(system: str, seconds: float, comment: str,
+                 now: datetime.datetime | None = None) -> dict:
+    """Alertmanager API v2 silence: this system's planned-handover alerts, `seconds` long."""
+    start = now or datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "matchers": [
+            {"name": "system", "value": system, "isRegex": False, "isEqual": True},
+            {"name": "alertname", "value": "|".join(PLANNED_HANDOVER_ALERTS), "isRegex": True,
+             "isEqual": True},
+        ],
+        "startsAt": _iso(start),
+        "endsAt": _iso(start + datetime.timedelta(seconds=seconds)),
+        "createdBy": "tricenter runbook",
+        "comment": comment,
+    }
+
+
+def _filters(system: str) -> list[str]:
+    return [f'system="{system}"', f'alertname=~"{"|".join(PLANNED_HANDOVER_ALERTS)}"']
+
+
+def silence_planned_handover(alertmanagers: dict[str, str], system: str, seconds: float,
+                             comment: str, timeout: float = 3) -> tuple[str, str]:
+    """(member URL, silence id) from the first member that accepts it."""
+    if not alertmanagers:
+        raise SilenceFailed("the runtime inventory lists no Alertmanager (monitoring.alertmanagers)")
+    body = silence_body(system, seconds, comment)
+    refused = []
+    for center, url in sorted(alertmanagers.items()):
+        try:
+            reply = requests.post(url.rstrip("/") + "/api/v2/silences", json=body, timeout=timeout)
+            reply.raise_for_status()
+            return url, reply.json()["silenceID"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            refused.append(f"{center} ({url}): {type(exc).__name__}")
+    raise SilenceFailed("no Alertmanager member accepted the silence: " + "; ".join(refused))
+
+
+def handover_alerts_active(member: str, system: str, timeout: float = 3) -> list[str]:
+    """The silenced alerts Alertmanager still holds unresolved for the system."""
+    reply = requests.get(member.rstrip("/") + "/api/v2/alerts", timeout=timeout,
+                         params={"active": "true", "silenced": "true", "inhibited": "true",
+                                 "unprocessed": "true", "filter": _filters(system)})
+    reply.raise_for_status()
+    return sorted({a["labels"]["alertname"] for a in reply.json()})
+
+
+def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float = 1) -> str:
+    """Hold the silence over the rules' look-back, then lift it once none of its alerts is
+    still active — so the next fault pages. `stop` (a threading.Event) ends the waits early
+    on abort; then, as when the alerts stay active, the silence ends at its own endsAt."""
+    if stop.wait(LOOK_BACK_SECONDS):
+        return f"silence {silence_id} left to expire (drill stopping)"
+    deadline = time.monotonic() + QUIET_DEADLINE_SECONDS
+    while True:
+        try:
+            still = handover_alerts_active(member, system)
+            if not still:
+                requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
+                                timeout=3).raise_for_status()
+                return f"silence {silence_id} lifted"
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            return f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
+        if time.monotonic() > deadline or stop.wait(poll):
+            return f"silence {silence_id} left to expire: still active {', '.join(still)}"
