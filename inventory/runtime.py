@@ -201,6 +201,16 @@ class ObjectStore(_Model):
     backup_bucket: str | None = None
 
 
+class EtcdAuth(_Model):
+    """etcd's RBAC: `root` administers; Patroni's user may read and write only under its
+    namespace, so a leaked Patroni password cannot touch another tenant's keys."""
+
+    root_password: SecretRef
+    patroni_user: str = Field(default="patroni", pattern=r"^[a-z_][a-z0-9_-]*$")
+    patroni_password: SecretRef
+    patroni_prefix: str = Field(default="/tricenter/", pattern=r"^/.*/$")  # Patroni's namespace
+
+
 class Monitoring(_Model):
     prometheus_url: str | None = None
     exporters: dict[str, str] = Field(default_factory=dict)  # name → /metrics URL
@@ -215,11 +225,15 @@ class RuntimeInventory(_Model):
     hosts: list[Host] = Field(default_factory=list)
     systems: dict[str, SystemRuntime] = Field(default_factory=dict)
     etcd: list[str] = Field(default_factory=list)  # client URLs, one member per center
+    etcd_auth: EtcdAuth | None = None
     object_store: ObjectStore | None = None
     monitoring: Monitoring = Monitoring()
     # The CA that signed the services' certificates, as a file where tricenter runs:
     # drills, exporters and migrations verify every TLS server against it.
     tls_ca_file: str | None = None
+    # The certificate tricenter's own tools (exporter, lab, drills) present where a service
+    # demands one: etcd accepts only clients with a certificate from that CA.
+    client_tls: TlsFiles | None = None
 
     def hosts_in(self, center: str) -> list[Host]:
         return [h for h in self.hosts if h.center == center]
@@ -369,6 +383,11 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
                                     if runtime.monitoring.alertmanager_url else []),
         "tricenter_prometheus_targets": prometheus_targets(runtime),
     }
+    if runtime.etcd_auth is not None:
+        auth = runtime.etcd_auth
+        all_vars["tricenter_etcd_auth"] = {
+            "root_password": _ref(auth.root_password), "patroni_user": auth.patroni_user,
+            "patroni_password": _ref(auth.patroni_password), "patroni_prefix": auth.patroni_prefix}
     if runtime.object_store is not None:
         store = runtime.object_store
         all_vars["tricenter_object_store"] = {

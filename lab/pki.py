@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,19 @@ class CertificateAuthority:
         _write_private(files.key, _key_pem(key))
         _write_public(files.cert, cert.public_bytes(serialization.Encoding.PEM))
         return files
+
+
+def install(source: CertFiles, target: CertFiles, owner: str | None = None) -> CertFiles:
+    """Copy certificate files where a service reads them, owned by its account: what a
+    role's copy tasks do on a host (CA and certificate 0644, the key 0600, never wider)."""
+    for kind in ("ca", "cert"):
+        _write_public(getattr(target, kind), getattr(source, kind).read_bytes())
+    _write_private(target.key, source.key.read_bytes())
+    if owner is not None and os.geteuid() == 0:
+        account = pwd.getpwnam(owner)
+        for kind in ("ca", "cert", "key"):
+            os.chown(getattr(target, kind), account.pw_uid, account.pw_gid)
+    return target
 
 
 def _subject_alt_names(name: str, addresses: list[str], dns_names: tuple[str, ...]) -> list[x509.GeneralName]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 from dr.patroni import ClusterState, PatroniCluster, PatroniUnavailable
-from inventory.runtime import DatabaseCluster, DbMember, ObjectStore
+from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,15 @@ def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
             for r in rows if r.get("svname") not in (None, "FRONTEND", "BACKEND")]
 
 
-def etcd_member(url: str, timeout: float = 0.5) -> EtcdMemberStatus:
-    """A member's own view: /health, and the leader id from the v3 JSON gateway."""
+def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 0.5) -> EtcdMemberStatus:
+    """A member's own view: /health, and the leader id from the v3 JSON gateway. `tls`:
+    the client certificate etcd demands and the CA its certificate is checked against."""
     base = url.rstrip("/")
+    client = {"verify": tls.ca, "cert": (tls.cert, tls.key)} if tls is not None else {}
     try:
-        health = _session().get(base + "/health", timeout=timeout).json()
-        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout).json()
+        health = _session().get(base + "/health", timeout=timeout, **client).json()
+        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout,
+                                 **client).json()
     except (requests.RequestException, ValueError):
         return EtcdMemberStatus(url=url, healthy=False, member_id=None, leader_id=None)
     return EtcdMemberStatus(url=url, healthy=str(health.get("health")) == "true",

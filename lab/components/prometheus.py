@@ -85,6 +85,30 @@ def render_config(lab: "LabContext", runtime: "RuntimeInventory") -> tuple[str, 
     return role.template("prometheus.yml.j2"), targets
 
 
+def install_etcd_client_tls(lab: "LabContext") -> None:
+    """The monitoring host's certificate where the role copies it for Prometheus, which
+    presents it when it scrapes etcd."""
+    from lab import pki
+    from lab.components import sshd
+
+    role_tls = renderer_for(lab)
+    host = next(h for h in sshd.hosts(lab) if h.name == HOST_NAME)
+    target = pki.CertFiles(ca=Path(str(role_tls.var("prometheus_etcd_ca_file"))),
+                           cert=Path(str(role_tls.var("prometheus_etcd_cert_file"))),
+                           key=Path(str(role_tls.var("prometheus_etcd_key_file"))))
+    target.key.parent.mkdir(parents=True, exist_ok=True)
+    target.key.parent.chmod(0o700)
+    users.hand_over(target.key.parent)
+    pki.install(sshd.host_certificate(lab, host), target, str(role_tls.var("prometheus_user")))
+
+
+def renderer_for(lab: "LabContext"):
+    from inventory.runtime import RuntimeInventory
+    from playbooks.render import renderer
+
+    return renderer(RuntimeInventory.load(lab.runtime_inventory_file), HOST_NAME, "prometheus")
+
+
 def check_config(file: Path) -> subprocess.CompletedProcess:
     """`promtool check config FILE`; returncode 0 when Prometheus would accept it."""
     return subprocess.run([PROMTOOL, "check", "config", str(file)], capture_output=True,
@@ -124,6 +148,7 @@ class Prometheus:
         config, targets = render_config(lab, RuntimeInventory.load(lab.runtime_inventory_file))
         config_file(lab).write_text(config)
         targets_file(lab).write_text(targets)
+        install_etcd_client_tls(lab)
         # Its TSDB and the drop-in directory the monitoring plane fills.
         users.hand_over(drop_in_dir(lab), data_dir(lab), recursive=True)
 

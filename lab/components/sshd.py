@@ -68,6 +68,15 @@ def host_certificate(lab: "LabContext", host: SshHost) -> pki.CertFiles:
     return certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), host.name, [host.address])
 
 
+TOOLS_CLIENT = "tricenter-tools"
+
+
+def tools_certificate(lab: "LabContext") -> pki.CertFiles:
+    """The client certificate tricenter's own tools (exporter, lab, drills) present to etcd,
+    which accepts no client without one. Its key is root's: the tools run as root here."""
+    return certificate_authority(lab).ensure().issue(lab.path("pki", "clients"), TOOLS_CLIENT, [])
+
+
 def home(lab: "LabContext") -> Path:
     return lab.path("sshd")
 

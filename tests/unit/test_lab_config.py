@@ -80,8 +80,8 @@ def test_postgres_and_patroni_run_as_the_postgres_user(ctx) -> None:
 def test_etcd_members_form_one_quorum_across_the_three_centers(ctx) -> None:
     config = yaml.safe_load(etcd.render_config(Lab(ctx).runtime_inventory(), "samecity"))
     cluster = config["initial-cluster"].split(",")
-    assert sorted(cluster) == sorted(f"etcd-{c}=http://{ctx.address(c)}:2380" for c in CENTERS)
-    assert config["listen-client-urls"] == "http://127.0.2.1:2379"
+    assert sorted(cluster) == sorted(f"etcd-{c}=https://{ctx.address(c)}:2380" for c in CENTERS)
+    assert config["listen-client-urls"] == "https://127.0.2.1:2379"
     # Patroni and the lab's health checks use the v3 JSON gateway, off by default in a file.
     assert config["enable-grpc-gateway"] is True
 
