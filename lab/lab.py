@@ -49,7 +49,8 @@ def _issue_certificates(ctx: LabContext, runtime: RuntimeInventory) -> None:
     ca = sshd.certificate_authority(ctx).ensure()
     for host in runtime.hosts:
         if host.tls is None:
-            host.tls = files(ca.issue(ctx.path("pki", "hosts"), host.name, [host.address]))
+            host.tls = files(ca.issue(ctx.path("pki", "hosts"), host.name,
+                                      sshd.certificate_addresses(ctx, host.address)))
     runtime.tls_ca_file = str(ca.cert_file)
     runtime.client_tls = files(sshd.tools_certificate(ctx))
 
