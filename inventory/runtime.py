@@ -199,6 +199,9 @@ class ObjectStore(_Model):
     secret_key: SecretRef
     verify_tls: bool = True
     backup_bucket: str | None = None
+    # Encrypts the backup repository (pgBackRest repo cipher): a copy of the bucket alone
+    # restores nothing.
+    backup_cipher_password: SecretRef | None = None
 
 
 class EtcdAuth(_Model):
@@ -393,7 +396,8 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
         all_vars["tricenter_object_store"] = {
             "endpoint": store.endpoint, "regions": store.regions,
             "access_key": _ref(store.access_key), "secret_key": _ref(store.secret_key),
-            "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket}
+            "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket,
+            "backup_cipher_password": _ref(store.backup_cipher_password)}
     return {"all": {"children": groups, "vars": all_vars}}
 
 

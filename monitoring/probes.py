@@ -208,11 +208,13 @@ def pgbackrest_info(config: Path, stanza: str, run_as: str | None = None,
 
 
 def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
-                           write_center: str, timeout: float = 2
+                           write_center: str, timeout: float = 2,
+                           ca_file: str | None = None
                            ) -> tuple[float, dict[str, float | None]]:
     """Write a timestamp through the writing center's region, read it back through every
     region: (written, center → the timestamp that region serves; None: absent or unreachable).
-    The difference to what was written is the replication lag between regions."""
+    The difference to what was written is the replication lag between regions. `ca_file`:
+    the CA the store's certificate is checked against (the runtime inventory's)."""
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
@@ -220,7 +222,7 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
     def client(region: str):
         return boto3.client("s3", endpoint_url=store.endpoint, region_name=region,
                             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            verify=store.verify_tls,
+                            verify=(ca_file or True) if store.verify_tls else False,
                             config=Config(connect_timeout=timeout, read_timeout=timeout,
                                           retries={"max_attempts": 1}))
 

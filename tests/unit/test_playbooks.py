@@ -31,6 +31,7 @@ SECRETS = {
     "TRICENTER_SAMPLE_S3_SECRET_KEY": "s3-secret-5",
     "TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD": "etcd-root-pw-6",
     "TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD": "etcd-patroni-pw-7",
+    "TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD": "backup-cipher-8",
 }
 ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "app")
 
@@ -147,6 +148,25 @@ def test_pgbackrest_verifies_tls_and_reads_keys_by_reference(hostvars, secrets) 
     assert "repo1-s3-endpoint=s3.main.example.gov.cn" in config
     assert f"repo1-s3-key-secret={secrets['TRICENTER_SAMPLE_S3_SECRET_KEY']}" in config
     assert "[registry]\npg1-path=/var/lib/postgresql/15/registry" in config
+    # The store's certificate is checked against the host's CA; the repository is encrypted.
+    assert "repo1-storage-ca-file=/etc/tricenter/tls/ca.crt" in config
+    assert "repo1-cipher-type=aes-256-cbc" in config
+    assert f"repo1-cipher-pass={secrets['TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD']}" in config
+
+
+def test_pgbackrest_refuses_a_store_without_encryption_or_verification(hostvars) -> None:
+    runtime = sample_runtime()
+    runtime.object_store.backup_cipher_password = None
+    errors = validate("pgbackrest", host_variables(runtime, "main-db"))
+    assert any("backup_cipher_password" in e for e in errors), errors
+    runtime = sample_runtime()
+    runtime.object_store.verify_tls = False
+    variables = host_variables(runtime, "main-db")
+    assert validate("pgbackrest", variables) == []  # the spec allows it; the precheck does not
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/pgbackrest/tasks/precheck.yml").read_text())
+    checks = next(t for t in tasks if "backup_cipher_password" in json.dumps(t))["ansible.builtin.assert"]["that"]
+    assert [RoleRenderer("pgbackrest", variables).var(f"({c})") for c in checks] == [True, False]
+    assert all(RoleRenderer("pgbackrest", hostvars("main-db")).var(f"({c})") for c in checks)
 
 
 def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
