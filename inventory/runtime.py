@@ -195,6 +195,9 @@ class CenterRuntime(_Model):
 class ObjectStore(_Model):
     endpoint: str  # S3 API URL
     regions: dict[str, str] = Field(default_factory=dict)  # center → region name
+    # The region S3 requests are signed for (Swift s3api's `location`): one per endpoint,
+    # whichever center the client is in.
+    s3_region: str = "us-east-1"
     access_key: SecretRef
     secret_key: SecretRef
     verify_tls: bool = True
@@ -394,7 +397,7 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
     if runtime.object_store is not None:
         store = runtime.object_store
         all_vars["tricenter_object_store"] = {
-            "endpoint": store.endpoint, "regions": store.regions,
+            "endpoint": store.endpoint, "regions": store.regions, "s3_region": store.s3_region,
             "access_key": _ref(store.access_key), "secret_key": _ref(store.secret_key),
             "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket,
             "backup_cipher_password": _ref(store.backup_cipher_password)}

@@ -10,6 +10,7 @@ keeps memory low.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -85,11 +86,13 @@ def ca_file(lab: "LabContext") -> Path:
 
 def proxy_certificate(lab: "LabContext"):
     """Both proxies' certificate, from the lab CA, for their addresses (which change with
-    the network mode); reissued when they change."""
+    the network mode); reissued when they change. The addresses are also written as DNS
+    names: pgBackRest (2.45) matches the host it connects to against DNS names only."""
     from lab.components import sshd
 
     proxies = [lab.address(c, HOST) for c in REGIONS]
-    return sshd.certificate_authority(lab).ensure().issue(_tls_dir(lab), "swift-proxy", proxies)
+    return sshd.certificate_authority(lab).ensure().issue(_tls_dir(lab), "swift-proxy", proxies,
+                                                          dns_names=tuple(proxies))
 
 
 def _access_key_file(lab: "LabContext") -> Path:
@@ -288,6 +291,10 @@ def build_ring(lab: "LabContext", kind: str) -> Path:
 # ---------------------------------------------------------------- TLS
 
 
+def _fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
 def cert_addresses(cert_path: Path) -> list[str]:
     """The IP addresses a certificate names; [] when there is no certificate."""
     from cryptography import x509
@@ -394,7 +401,10 @@ class Swift:
                 name=f"{center}-swift-proxy", center=center, component="swift",
                 command=[users.python_bin("swift-proxy-server"), str(proxy_conf(lab, center)),
                          "-v"],
-                user=users.SERVICE_USER, directory=users.code_dir(lab), priority=130))
+                user=users.SERVICE_USER, directory=users.code_dir(lab), priority=130,
+                # The proxy reads its certificate once: a new one (rotated, or new addresses)
+                # changes the program, so `lab up` restarts it.
+                environment={"TRICENTER_CERT_SHA256": _fingerprint(cert_file(lab))}))
         return programs
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
@@ -431,6 +441,7 @@ class Swift:
         runtime.object_store = ObjectStore(
             endpoint=endpoint(lab),
             regions={center: f"r{region}" for center, region in REGIONS.items()},
+            s3_region=S3_REGION,
             access_key=SecretRef(file=str(_access_key_file(lab))),
             secret_key=SecretRef(file=str(_secret_key_file(lab))),
             verify_tls=True,  # the lab CA signed it: clients verify against tls_ca_file
