@@ -2,7 +2,6 @@
 that still knows who the database primary is."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -48,11 +47,6 @@ def config_file(lab: LabContext, center: str) -> Path:
 def data_dir(lab: LabContext, center: str) -> Path:
     """The etcd role's data directory under the host's root (its defaults)."""
     return _root(lab, center) / "var/lib/etcd"
-
-
-def legacy_data_dir(lab: LabContext, center: str) -> Path:
-    """Where labs before the etcd role kept a member's data."""
-    return lab.path("etcd", center, "data")
 
 
 def _role(runtime: RuntimeInventory, center: str):
@@ -106,22 +100,6 @@ def etcdctl_environment(lab: LabContext, endpoints: list[str]) -> dict[str, str]
 
 def command(lab: LabContext, center: str) -> list[str]:
     return [binaries.path("etcd"), "--config-file", str(config_file(lab, center))]
-
-
-def adopt_legacy_data(lab: LabContext, center: str) -> None:
-    """A lab made before the etcd role keeps its member: its data moves to the role's
-    path (only while that holds nothing, so a member already there is never replaced).
-    Member names and peer URLs are unchanged, so the quorum resumes as it was."""
-    old, new = legacy_data_dir(lab, center), data_dir(lab, center)
-    if not old.is_dir() or (new.is_dir() and any(new.iterdir())):
-        return
-    new.parent.mkdir(parents=True, exist_ok=True)
-    if new.is_dir():
-        new.rmdir()
-    shutil.move(str(old), str(new))
-    shutil.rmtree(lab.path("etcd", center), ignore_errors=True)
-    with contextlib.suppress(OSError):  # the last member moved: nothing left there
-        lab.path("etcd").rmdir()
 
 
 def _peer_scheme_file(lab: LabContext) -> Path:
@@ -207,9 +185,8 @@ class Etcd:
     def prepare(self, lab: LabContext) -> None:
         runtime = RuntimeInventory.load(lab.runtime_inventory_file)
         if not _peer_scheme_file(lab).exists() or _peer_scheme_file(lab).read_text() != PEER_SCHEME:
-            forget_data(lab)
+            forget_data(lab)  # also the data of labs older than the etcd role (lab/etcd)
         for center in CENTERS:
-            adopt_legacy_data(lab, center)
             install_tls(runtime, center)
             config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
             config_file(lab, center).write_text(render_config(runtime, center))
