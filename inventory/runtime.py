@@ -195,10 +195,26 @@ class CenterRuntime(_Model):
 class ObjectStore(_Model):
     endpoint: str  # S3 API URL
     regions: dict[str, str] = Field(default_factory=dict)  # center → region name
+    # The region S3 requests are signed for (Swift s3api's `location`): one per endpoint,
+    # whichever center the client is in.
+    s3_region: str = "us-east-1"
     access_key: SecretRef
     secret_key: SecretRef
     verify_tls: bool = True
     backup_bucket: str | None = None
+    # Encrypts the backup repository (pgBackRest repo cipher): a copy of the bucket alone
+    # restores nothing.
+    backup_cipher_password: SecretRef | None = None
+
+
+class EtcdAuth(_Model):
+    """etcd's RBAC: `root` administers; Patroni's user may read and write only under its
+    namespace, so a leaked Patroni password cannot touch another tenant's keys."""
+
+    root_password: SecretRef
+    patroni_user: str = Field(default="patroni", pattern=r"^[a-z_][a-z0-9_-]*$")
+    patroni_password: SecretRef
+    patroni_prefix: str = Field(default="/tricenter/", pattern=r"^/.*/$")  # Patroni's namespace
 
 
 class Monitoring(_Model):
@@ -221,11 +237,15 @@ class RuntimeInventory(_Model):
     hosts: list[Host] = Field(default_factory=list)
     systems: dict[str, SystemRuntime] = Field(default_factory=dict)
     etcd: list[str] = Field(default_factory=list)  # client URLs, one member per center
+    etcd_auth: EtcdAuth | None = None
     object_store: ObjectStore | None = None
     monitoring: Monitoring = Monitoring()
     # The CA that signed the services' certificates, as a file where tricenter runs:
     # drills, exporters and migrations verify every TLS server against it.
     tls_ca_file: str | None = None
+    # The certificate tricenter's own tools (exporter, lab, drills) present where a service
+    # demands one: etcd accepts only clients with a certificate from that CA.
+    client_tls: TlsFiles | None = None
 
     @model_validator(mode="after")
     def _monitoring_in_known_centers(self) -> "RuntimeInventory":
@@ -382,12 +402,18 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
         "tricenter_alertmanagers": _alertmanagers(runtime),
         "tricenter_prometheus_targets": prometheus_targets(runtime),
     }
+    if runtime.etcd_auth is not None:
+        auth = runtime.etcd_auth
+        all_vars["tricenter_etcd_auth"] = {
+            "root_password": _ref(auth.root_password), "patroni_user": auth.patroni_user,
+            "patroni_password": _ref(auth.patroni_password), "patroni_prefix": auth.patroni_prefix}
     if runtime.object_store is not None:
         store = runtime.object_store
         all_vars["tricenter_object_store"] = {
-            "endpoint": store.endpoint, "regions": store.regions,
+            "endpoint": store.endpoint, "regions": store.regions, "s3_region": store.s3_region,
             "access_key": _ref(store.access_key), "secret_key": _ref(store.secret_key),
-            "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket}
+            "verify_tls": store.verify_tls, "backup_bucket": store.backup_bucket,
+            "backup_cipher_password": _ref(store.backup_cipher_password)}
     return {"all": {"children": groups, "vars": all_vars}}
 
 

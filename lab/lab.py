@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import requests
@@ -34,6 +35,24 @@ Progress = Callable[[dict], None]
 INTENDED_LEADER = "main"
 INTENDED_SYNC = "samecity"
 
+
+
+def _issue_certificates(ctx: LabContext, runtime: RuntimeInventory) -> None:
+    """Every host gets its certificate from the lab CA, and tricenter's tools theirs: etcd
+    accepts no client without one, also in a lab run without the SSH hosts."""
+    from inventory.runtime import TlsFiles
+    from lab.components import sshd
+
+    def files(certificate) -> TlsFiles:
+        return TlsFiles(**{k: str(v) for k, v in asdict(certificate).items()})
+
+    ca = sshd.certificate_authority(ctx).ensure()
+    for host in runtime.hosts:
+        if host.tls is None:
+            host.tls = files(ca.issue(ctx.path("pki", "hosts"), host.name,
+                                      sshd.certificate_addresses(ctx, host.address)))
+    runtime.tls_ca_file = str(ca.cert_file)
+    runtime.client_tls = files(sshd.tools_certificate(ctx))
 
 class LabError(RuntimeError):
     """The lab could not reach the state asked for; the message says what is missing."""
@@ -74,6 +93,7 @@ class Lab:
         runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers)
         for component in self.components:
             component.add_to_runtime(ctx, runtime)
+        _issue_certificates(ctx, runtime)
         return runtime
 
     def write_runtime_files(self) -> RuntimeInventory:
@@ -197,6 +217,9 @@ class Lab:
         if database["leader"] is None:
             return
         try:
+            # Once Patroni has bootstrapped (it logs in as soon as auth is on): RBAC, by the
+            # etcd role's own tasks.
+            etcd_component.ensure_auth(self.ctx)
             wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
             if database["timing"] and any(database["timing"].get(k) != v
                                           for k, v in wanted.items()):

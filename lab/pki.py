@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,30 +125,62 @@ class CertificateAuthority:
         wanted = _subject_alt_names(name, addresses, dns_names)
         current = _load_cert(files.cert)
         if not force and _fresh(current) and files.key.exists() and _covers(current, wanted) \
-                and _issued_by(current, self):
+                and _issued_by(current, self) and not current.subject:
             return files
+        return self._sign(files, wanted, [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+
+    def issue_client(self, directory: Path, name: str, force: bool = False) -> CertFiles:
+        """A client-only certificate for a tool that connects from wherever it runs: named
+        by a URI (`urn:tricenter:client:<name>`), with no address or DNS name, which etcd
+        would check against the client's address."""
+        files = CertFiles(ca=self.cert_file, cert=directory / f"{name}.crt", key=directory / f"{name}.key")
+        wanted: list[x509.GeneralName] = [x509.UniformResourceIdentifier(f"urn:tricenter:client:{name}")]
+        current = _load_cert(files.cert)
+        if not force and _fresh(current) and files.key.exists() and _covers(current, wanted) \
+                and _issued_by(current, self) and not current.subject:
+            return files
+        return self._sign(files, wanted, [ExtendedKeyUsageOID.CLIENT_AUTH])
+
+    def _sign(self, files: CertFiles, alt_names: list[x509.GeneralName],
+              usages: list[x509.ObjectIdentifier]) -> CertFiles:
+        """Sign a certificate named only by its subject alternative names: its subject
+        stays empty because etcd refuses any request to its JSON gateway (Patroni's way
+        in) from a client certificate with a CommonName. RFC 5280 then wants the
+        alternative names critical."""
         ca_cert, ca_key = self._signing()
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name([]))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(min(now + CERT_LIFETIME, ca_cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)
-            .sign(ca_key, hashes.SHA256())
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=True)
         )
+        cert = builder.sign(ca_key, hashes.SHA256())
         _write_private(files.key, _key_pem(key))
         _write_public(files.cert, cert.public_bytes(serialization.Encoding.PEM))
         return files
+
+
+def install(source: CertFiles, target: CertFiles, owner: str | None = None) -> CertFiles:
+    """Copy certificate files where a service reads them, owned by its account: what a
+    role's copy tasks do on a host (CA and certificate 0644, the key 0600, never wider)."""
+    for kind in ("ca", "cert"):
+        _write_public(getattr(target, kind), getattr(source, kind).read_bytes())
+    _write_private(target.key, source.key.read_bytes())
+    if owner is not None and os.geteuid() == 0:
+        account = pwd.getpwnam(owner)
+        for kind in ("ca", "cert", "key"):
+            os.chown(getattr(target, kind), account.pw_uid, account.pw_gid)
+    return target
 
 
 def _subject_alt_names(name: str, addresses: list[str], dns_names: tuple[str, ...]) -> list[x509.GeneralName]:

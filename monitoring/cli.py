@@ -5,6 +5,7 @@ listen address, an unknown tier), nothing started.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -66,8 +67,10 @@ def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
                       pgbackrest_user=pgbackrest_user,
                       pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
-                      heartbeat=probes.Background(probes.object_store_heartbeat, max_age=15),
+                      heartbeat=probes.Background(functools.partial(
+                          probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=15),
                       tls=probes.Background(probes.tls_not_after, max_age=3600),
+                      etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),
                       drill_history=drill_history, secret_base=runtime_file.parent)
     return TricenterCollector(runtime, sources, targets)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 from dr.patroni import ClusterState, PatroniCluster, PatroniUnavailable
-from inventory.runtime import DatabaseCluster, DbMember, ObjectStore
+from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,15 @@ def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
             for r in rows if r.get("svname") not in (None, "FRONTEND", "BACKEND")]
 
 
-def etcd_member(url: str, timeout: float = 0.5) -> EtcdMemberStatus:
-    """A member's own view: /health, and the leader id from the v3 JSON gateway."""
+def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 0.5) -> EtcdMemberStatus:
+    """A member's own view: /health, and the leader id from the v3 JSON gateway. `tls`:
+    the client certificate etcd demands and the CA its certificate is checked against."""
     base = url.rstrip("/")
+    client = {"verify": tls.ca, "cert": (tls.cert, tls.key)} if tls is not None else {}
     try:
-        health = _session().get(base + "/health", timeout=timeout).json()
-        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout).json()
+        health = _session().get(base + "/health", timeout=timeout, **client).json()
+        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout,
+                                 **client).json()
     except (requests.RequestException, ValueError):
         return EtcdMemberStatus(url=url, healthy=False, member_id=None, leader_id=None)
     return EtcdMemberStatus(url=url, healthy=str(health.get("health")) == "true",
@@ -205,11 +208,13 @@ def pgbackrest_info(config: Path, stanza: str, run_as: str | None = None,
 
 
 def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
-                           write_center: str, timeout: float = 2
+                           write_center: str, timeout: float = 2,
+                           ca_file: str | None = None
                            ) -> tuple[float, dict[str, float | None]]:
     """Write a timestamp through the writing center's region, read it back through every
     region: (written, center → the timestamp that region serves; None: absent or unreachable).
-    The difference to what was written is the replication lag between regions."""
+    The difference to what was written is the replication lag between regions. `ca_file`:
+    the CA the store's certificate is checked against (the runtime inventory's)."""
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
@@ -217,7 +222,7 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
     def client(region: str):
         return boto3.client("s3", endpoint_url=store.endpoint, region_name=region,
                             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            verify=store.verify_tls,
+                            verify=(ca_file or True) if store.verify_tls else False,
                             config=Config(connect_timeout=timeout, read_timeout=timeout,
                                           retries={"max_attempts": 1}))
 

@@ -2,20 +2,25 @@
 that still knows who the database primary is."""
 from __future__ import annotations
 
-import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import requests
 
-from inventory.runtime import RuntimeInventory
-from lab import binaries
+from inventory.runtime import EtcdAuth, RuntimeInventory, SecretRef
+from lab import binaries, pki
 from lab import users
 from lab.component import Program
 from lab.context import CENTERS, LabContext, Ports
 
 HOST_FORMAT = "{center}-db"  # the lab host (lab/components/sshd.py) each member runs on
+ROOT_PASSWORD = "etcd-root"  # secret files (LabContext.secret_file)
+PATRONI_PASSWORD = "etcd-patroni"
+# Members whose data was made with these peer URLs' scheme: etcd keeps its peers' URLs in
+# its data, so a member made with http peers would never reach an https quorum.
+PEER_SCHEME = "https"
 
 
 def member_name(center: str) -> str:
@@ -23,7 +28,7 @@ def member_name(center: str) -> str:
 
 
 def client_url(lab: LabContext, center: str) -> str:
-    return f"http://{lab.address(center)}:{Ports.etcd_client}"
+    return f"https://{lab.address(center)}:{Ports.etcd_client}"
 
 
 def host_name(center: str) -> str:
@@ -44,36 +49,61 @@ def data_dir(lab: LabContext, center: str) -> Path:
     return _root(lab, center) / "var/lib/etcd"
 
 
-def legacy_data_dir(lab: LabContext, center: str) -> Path:
-    """Where labs before the etcd role kept a member's data."""
-    return lab.path("etcd", center, "data")
+def _role(runtime: RuntimeInventory, center: str):
+    from playbooks.render import renderer
+
+    return renderer(runtime, host_name(center), "etcd")
 
 
 def render_config(runtime: RuntimeInventory, center: str) -> str:
     """etcd.conf.yml as the etcd role writes it on the member's host."""
-    from playbooks.render import renderer
+    return _role(runtime, center).template("etcd.conf.yml.j2")
 
-    return renderer(runtime, host_name(center), "etcd").template("etcd.conf.yml.j2")
+
+def install_tls(runtime: RuntimeInventory, center: str) -> pki.CertFiles:
+    """The host's certificate where the etcd role copies it, for the etcd account."""
+    role = _role(runtime, center)
+    host = next(h for h in runtime.hosts if h.name == host_name(center))
+    if host.tls is None:
+        raise RuntimeError(f"host {host.name} has no tls files in the runtime inventory")
+    source = pki.CertFiles(ca=Path(host.tls.ca), cert=Path(host.tls.cert), key=Path(host.tls.key))
+    target = pki.CertFiles(ca=Path(str(role.var("etcd_tls_ca_file"))),
+                           cert=Path(str(role.var("etcd_tls_cert_file"))),
+                           key=Path(str(role.var("etcd_tls_key_file"))))
+    target.key.parent.mkdir(parents=True, exist_ok=True)
+    target.key.parent.chmod(0o700)
+    users.hand_over(target.key.parent)
+    return pki.install(source, target, str(role.var("etcd_user")))
+
+
+def client_tls(lab: LabContext) -> pki.CertFiles:
+    """What the lab's own etcd clients present and verify with (the tools' certificate)."""
+    from lab.components import sshd
+
+    return sshd.tools_certificate(lab)
+
+
+def _requests_tls(lab: LabContext) -> dict:
+    files = client_tls(lab)
+    return {"verify": str(files.ca), "cert": (str(files.cert), str(files.key))}
+
+
+def etcdctl_environment(lab: LabContext, endpoints: list[str]) -> dict[str, str]:
+    """etcdctl's settings as root: certificate and password in its environment, never on
+    its command line (which every user can read in ps)."""
+    files = client_tls(lab)
+    return {**os.environ, "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": ",".join(endpoints),
+            "ETCDCTL_CACERT": str(files.ca), "ETCDCTL_CERT": str(files.cert),
+            "ETCDCTL_KEY": str(files.key), "ETCDCTL_USER": "root",
+            "ETCDCTL_PASSWORD": lab.secret(ROOT_PASSWORD)}
 
 
 def command(lab: LabContext, center: str) -> list[str]:
     return [binaries.path("etcd"), "--config-file", str(config_file(lab, center))]
 
 
-def adopt_legacy_data(lab: LabContext, center: str) -> None:
-    """A lab made before the etcd role keeps its member: its data moves to the role's
-    path (only while that holds nothing, so a member already there is never replaced).
-    Member names and peer URLs are unchanged, so the quorum resumes as it was."""
-    old, new = legacy_data_dir(lab, center), data_dir(lab, center)
-    if not old.is_dir() or (new.is_dir() and any(new.iterdir())):
-        return
-    new.parent.mkdir(parents=True, exist_ok=True)
-    if new.is_dir():
-        new.rmdir()
-    shutil.move(str(old), str(new))
-    shutil.rmtree(lab.path("etcd", center), ignore_errors=True)
-    with contextlib.suppress(OSError):  # the last member moved: nothing left there
-        lab.path("etcd").rmdir()
+def _peer_scheme_file(lab: LabContext) -> Path:
+    return lab.path("etcd-peer-scheme")
 
 
 def forget_data(lab: LabContext) -> None:
@@ -87,7 +117,7 @@ def member_status(lab: LabContext, center: str, timeout: float = 1.0) -> dict | 
     """etcd's own status through its gRPC gateway; None when the member does not answer."""
     try:
         response = requests.post(f"{client_url(lab, center)}/v3/maintenance/status",
-                                 json={}, timeout=timeout)
+                                 json={}, timeout=timeout, **_requests_tls(lab))
         response.raise_for_status()
         return response.json()
     except (requests.RequestException, ValueError):
@@ -115,8 +145,38 @@ def move_leader(lab: LabContext, to_center: str) -> None:
     if target is None:
         raise RuntimeError(f"etcd member of {to_center} does not answer; cannot move the leader")
     target_hex = format(int(target["header"]["member_id"]), "x")
-    subprocess.run([binaries.path("etcdctl"), "--endpoints", client_url(lab, current), "move-leader", target_hex],
-                   check=True, capture_output=True, text=True, timeout=15)
+    subprocess.run([binaries.path("etcdctl"), "move-leader", target_hex], check=True,
+                   capture_output=True, text=True, timeout=15,
+                   env=etcdctl_environment(lab, [client_url(lab, current)]))
+
+
+def auth_enabled(lab: LabContext, center: str, timeout: float = 2.0) -> bool | None:
+    """Whether etcd enforces authentication (root's password opens it); None: no answer."""
+    try:
+        response = requests.post(f"{client_url(lab, center)}/v3/auth/authenticate",
+                                 json={"name": "root", "password": lab.secret(ROOT_PASSWORD)},
+                                 timeout=timeout, **_requests_tls(lab))
+    except requests.RequestException:
+        return None
+    if response.status_code == 200:
+        return True
+    # gRPC FailedPrecondition: "authentication is not enabled"
+    return False if "not enabled" in response.text else None
+
+
+def ensure_auth(lab: LabContext) -> bool:
+    """Turn RBAC on as the etcd role does (its auth tasks, through Ansible, from the first
+    member's host) unless it is on already; True when it is on."""
+    from playbooks import configure
+
+    state = auth_enabled(lab, CENTERS[0])
+    if state is not False:
+        return bool(state)
+    recap = configure.run(RuntimeInventory.load(lab.runtime_inventory_file),
+                          tags="etcd_auth", limit=host_name(CENTERS[0]))
+    if not recap.ok:
+        raise RuntimeError(f"the etcd role's auth tasks failed: {recap.errors or recap.as_json()}")
+    return auth_enabled(lab, CENTERS[0]) is True
 
 
 class Etcd:
@@ -124,8 +184,10 @@ class Etcd:
 
     def prepare(self, lab: LabContext) -> None:
         runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+        if not _peer_scheme_file(lab).exists() or _peer_scheme_file(lab).read_text() != PEER_SCHEME:
+            forget_data(lab)  # also the data of labs older than the etcd role (lab/etcd)
         for center in CENTERS:
-            adopt_legacy_data(lab, center)
+            install_tls(runtime, center)
             config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
             config_file(lab, center).write_text(render_config(runtime, center))
             config_file(lab, center).chmod(0o644)
@@ -133,6 +195,7 @@ class Etcd:
             data.mkdir(parents=True, exist_ok=True)
             data.chmod(0o700)
             users.hand_over(data, recursive=True)  # data an older, root-run lab wrote
+        _peer_scheme_file(lab).write_text(PEER_SCHEME)
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-etcd", center=center, component="etcd",
@@ -157,10 +220,16 @@ class Etcd:
                               "is_leader": leader == center,
                               "detail": f"member of a quorum led by {leader}" if leader
                               else "no leader known"}
+        if len(ids) == len(CENTERS) and auth_enabled(lab, CENTERS[0]) is False:
+            # The lab turns RBAC on once Patroni has bootstrapped (Lab._converge).
+            result[CENTERS[0]].update(healthy=False, detail="authentication is still off")
         return result
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
         runtime.etcd = [client_url(lab, center) for center in CENTERS]
+        runtime.etcd_auth = EtcdAuth(
+            root_password=SecretRef(file=str(lab.secret_file(ROOT_PASSWORD))),
+            patroni_password=SecretRef(file=str(lab.secret_file(PATRONI_PASSWORD))))
 
 
 def component() -> Etcd:

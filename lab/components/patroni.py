@@ -14,7 +14,7 @@ import yaml
 
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                PatroniTiming, RuntimeInventory, SecretRef, SystemRuntime)
-from lab import processes, users
+from lab import pki, processes, users
 from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
@@ -90,6 +90,30 @@ def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
     return params
 
 
+def etcd_client_tls(lab: LabContext, center: str) -> pki.CertFiles:
+    """The host's certificate, copied for postgres: Patroni's identity towards etcd."""
+    directory = node_dir(lab, center) / "etcd-tls"
+    return pki.CertFiles(ca=directory / "ca.crt", cert=directory / "patroni.crt",
+                         key=directory / "patroni.key")
+
+
+def _etcd3(lab: LabContext, center: str) -> dict:
+    from lab.components import etcd
+
+    files = etcd_client_tls(lab, center)
+    return {"hosts": [f"{lab.address(c)}:{Ports.etcd_client}" for c in CENTERS],
+            "protocol": "https", "cacert": str(files.ca), "cert": str(files.cert),
+            "key": str(files.key), "username": "patroni",
+            "password": lab.secret(etcd.PATRONI_PASSWORD)}
+
+
+def _install_etcd_client_tls(lab: LabContext, center: str) -> None:
+    from lab.components import sshd
+
+    host = next(h for h in sshd.hosts(lab) if h.name == f"{center}-db")
+    pki.install(sshd.host_certificate(lab, host), etcd_client_tls(lab, center), OS_USER)
+
+
 def render_config(lab: LabContext, center: str, profile: str,
                   extra: dict[str, object] | None = None) -> dict:
     """The patroni.yml of the member in `center`."""
@@ -106,7 +130,7 @@ def render_config(lab: LabContext, center: str, profile: str,
         "log": {"level": "INFO"},
         "restapi": {"listen": f"{address}:{Ports.patroni_api}",
                     "connect_address": f"{address}:{Ports.patroni_api}"},
-        "etcd3": {"hosts": [f"{lab.address(c)}:{Ports.etcd_client}" for c in CENTERS]},
+        "etcd3": _etcd3(lab, center),
         "bootstrap": {
             "dcs": {
                 **PROFILES[profile],
@@ -292,6 +316,7 @@ class Patroni:
                 sub.mkdir(parents=True, exist_ok=True)
                 os.chown(sub, pw.pw_uid, pw.pw_gid)
                 os.chmod(sub, 0o700)
+            _install_etcd_client_tls(lab, center)
             config = render_config(lab, center, lab.settings.patroni_profile, extra)
             _write_owned(directory / "patroni.yml", yaml.safe_dump(config, sort_keys=False), 0o600)
             _write_owned(directory / "post_bootstrap.sh", post_bootstrap_script(lab), 0o700)

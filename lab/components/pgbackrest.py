@@ -21,6 +21,7 @@ from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.components import swift
+from lab.context import CENTERS
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
@@ -35,6 +36,8 @@ RESTORE_PORT = 5433  # a restored copy must not collide with the member on 5432
 # 8 min, 2 s -> 17 s). At 1 s a shutdown with Swift gone stays within supervisord's 30 s;
 # PostgreSQL retries failed WAL later. Backups and restores keep the patient default.
 WAL_IO_TIMEOUT_S = 1
+CIPHER = "aes-256-cbc"  # the pgbackrest role's repo1-cipher-type
+CIPHER_PASSWORD = "pgbackrest-cipher"  # secret file (LabContext.secret_file)
 
 
 class PgBackRestError(RuntimeError):
@@ -48,52 +51,36 @@ def stanza(lab: "LabContext") -> str:
 
 
 def home(lab: "LabContext") -> Path:
+    """The lab's own state about the repository (the stanza marker); commands run here."""
     return lab.path("pgbackrest")
 
 
+def host_name(center: str) -> str:
+    return f"{center}-db"
+
+
+def _role(lab: "LabContext", center: str):
+    from inventory.runtime import RuntimeInventory
+    from playbooks.render import renderer
+
+    return renderer(RuntimeInventory.load(lab.runtime_inventory_file), host_name(center), "pgbackrest")
+
+
+def host_config_file(lab: "LabContext", center: str) -> Path:
+    """Where the pgbackrest role puts a database host's pgbackrest.conf (its defaults)."""
+    return lab.path("hosts", host_name(center), "etc/pgbackrest/pgbackrest.conf")
+
+
 def config_file(lab: "LabContext") -> Path:
-    return home(lab) / "pgbackrest.conf"
+    """The config the lab's commands and archive_command use: main's host's. Every host's
+    names the same repository; the members differ only in pg1, which commands that need
+    the primary name on their command line (see `_leader_options`)."""
+    return host_config_file(lab, "main")
 
 
-def render_config(lab: "LabContext", secret_key: str, access_key: str) -> str:
-    """pgbackrest.conf: the S3 repo on the lab's Swift, the stanza's first member."""
-    from lab.components import patroni
-
-    store = urlsplit_host_port(swift.endpoint(lab))
-    lines = [
-        "[global]",
-        "repo1-type=s3",
-        f"repo1-path={REPO_PATH}",
-        f"repo1-s3-bucket={swift.BACKUP_BUCKET}",
-        f"repo1-s3-endpoint={store[0]}",
-        f"repo1-storage-port={store[1]}",
-        f"repo1-s3-region={swift.S3_REGION}",
-        f"repo1-s3-key={access_key}",
-        f"repo1-s3-key-secret={secret_key}",
-        "repo1-s3-uri-style=path",  # Swift's s3api has no virtual-host buckets here
-        "repo1-storage-verify-tls=n",  # the proxy's certificate is self-signed
-        "repo1-bundle=y",  # many small files per object: ~3x faster on Swift
-        "repo1-retention-full=2",
-        "compress-type=lz4",
-        "start-fast=y",
-        "process-max=2",
-        "archive-timeout=60",
-        f"log-path={home(lab) / 'log'}",
-        f"lock-path={home(lab) / 'lock'}",
-        f"spool-path={home(lab) / 'spool'}",
-        "log-level-console=warn",
-        "log-level-file=info",
-        "",
-        f"[{stanza(lab)}]",
-        # The members differ only in data directory and socket: commands that need the
-        # primary name it on their command line (see `_leader_options`).
-        f"pg1-path={patroni.data_dir(lab, 'main')}",
-        f"pg1-socket-path={patroni.socket_dir(lab, 'main')}",
-        "pg1-port=5432",
-        "pg1-user=postgres",
-        "",
-    ]
-    return "\n".join(lines)
+def render_config(lab: "LabContext", center: str) -> str:
+    """pgbackrest.conf as the pgbackrest role writes it on the member's host."""
+    return _role(lab, center).template("pgbackrest.conf.j2")
 
 
 def urlsplit_host_port(url: str) -> tuple[str, int]:
@@ -338,24 +325,56 @@ def _override_settings(restored: RestoredCluster) -> None:
 # ---------------------------------------------------------------- component
 
 
+def _directory(path: Path, pw: pwd.struct_passwd) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    path.chmod(0o700)
+
+
+def _stanza_marker(lab: "LabContext") -> Path:
+    return home(lab) / "stanza-created"
+
+
+def _forget_unencrypted_repository(lab: "LabContext") -> None:
+    """A repository made before encryption cannot take encrypted backups, and pgBackRest
+    cannot encrypt it in place: its objects go and the stanza is made anew (the marker
+    records the cipher it was made with)."""
+    marker = _stanza_marker(lab)
+    if not marker.exists() or marker.read_text().strip() == CIPHER:
+        return
+    try:
+        client = swift.s3_client(lab)
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=swift.BACKUP_BUCKET, Prefix=REPO_PATH.lstrip("/") + "/")
+        for page in pages:
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=swift.BACKUP_BUCKET, Delete={"Objects": keys})
+    except Exception:  # the store is not up yet (lab down): the next `up` tries again
+        return
+    marker.unlink()
+
+
 class PgBackRest:
     name = "pgbackrest"
 
     def prepare(self, lab: "LabContext") -> None:
         pw = pwd.getpwnam(OS_USER)
-        for directory in (home(lab), *(home(lab) / d for d in ("log", "lock", "spool"))):
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chown(directory, pw.pw_uid, pw.pw_gid)
-            directory.chmod(0o700)
-        creds = swift.credentials(lab)
-        file = config_file(lab)
-        # The config holds the S3 secret: created 0600 and owned by postgres before the
-        # secret is written into it.
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(render_config(lab, creds.secret_key, creds.access_key))
-        os.chown(file, pw.pw_uid, pw.pw_gid)
-        file.chmod(0o600)
+        _directory(home(lab), pw)
+        for center in CENTERS:
+            role = _role(lab, center)
+            for var in ("pgbackrest_home", "pgbackrest_log_dir"):
+                _directory(Path(str(role.var(var))), pw)
+            file = host_config_file(lab, center)
+            _directory(file.parent, pw)
+            # It holds the S3 secret and the repository's passphrase: created 0600 and
+            # owned by postgres before either is written into it.
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(role.template("pgbackrest.conf.j2"))
+            os.chown(file, pw.pw_uid, pw.pw_gid)
+            file.chmod(0o600)
+        _forget_unencrypted_repository(lab)
 
     def programs(self, lab: "LabContext") -> list[Program]:
         return []  # invoked by PostgreSQL and by drills, never resident
@@ -366,7 +385,7 @@ class PgBackRest:
     def health(self, lab: "LabContext") -> dict[str, dict]:
         """Healthy once the stanza exists in the repo and the WAL archive works; the
         stanza is created here the first time the primary and the bucket are both up."""
-        marker = home(lab) / "stanza-created"
+        marker = _stanza_marker(lab)
         # pgBackRest would retry an unreachable S3 for minutes: ask the proxy first.
         reachable, detail = swift.proxy_reachable(lab)
         if not reachable:
@@ -374,7 +393,7 @@ class PgBackRest:
         try:
             if not marker.exists():
                 stanza_create(lab)
-                marker.touch()
+                marker.write_text(CIPHER)
             status = info(lab).get("status", {})
         except Exception as exc:  # not ready yet (no leader, no S3): unhealthy, no crash
             return {"global": {"healthy": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}}
@@ -382,7 +401,13 @@ class PgBackRest:
         return {"global": {"healthy": healthy, "detail": status.get("message", "")}}
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        """Backups land in the object store's backup bucket, which Swift already declares."""
+        """Backups land in the object store's backup bucket, which Swift already declares,
+        encrypted with a passphrase the lab generates."""
+        from inventory.runtime import SecretRef
+
+        if runtime.object_store is not None:
+            runtime.object_store.backup_cipher_password = SecretRef(
+                file=str(lab.secret_file(CIPHER_PASSWORD)))
 
 
 def component() -> PgBackRest:

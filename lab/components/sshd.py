@@ -68,7 +68,24 @@ def certificate_authority(lab: "LabContext") -> pki.CertificateAuthority:
 
 def host_certificate(lab: "LabContext", host: SshHost) -> pki.CertFiles:
     """The host's certificate, for its address and its name, made on first use."""
-    return certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), host.name, [host.address])
+    return certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), host.name,
+                                                     certificate_addresses(lab, host.address))
+
+
+def certificate_addresses(lab: "LabContext", address: str) -> list[str]:
+    """A host's address, and on loopback also 127.0.0.1: every connection between lab
+    hosts then comes from there, and etcd checks a client's address against its
+    certificate (in netns mode each host has a real source address)."""
+    return [address] if lab.settings.netns else [address, "127.0.0.1"]
+
+
+TOOLS_CLIENT = "tricenter-tools"
+
+
+def tools_certificate(lab: "LabContext") -> pki.CertFiles:
+    """The client certificate tricenter's own tools (exporter, lab, drills) present to etcd,
+    which accepts no client without one. Its key is root's: the tools run as root here."""
+    return certificate_authority(lab).ensure().issue_client(lab.path("pki", "clients"), TOOLS_CLIENT)
 
 
 def home(lab: "LabContext") -> Path:

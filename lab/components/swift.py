@@ -10,8 +10,7 @@ keeps memory low.
 """
 from __future__ import annotations
 
-import datetime
-import ipaddress
+import hashlib
 import os
 import sys
 import time
@@ -66,12 +65,34 @@ def server_conf(lab: "LabContext", center: str, kind: str) -> Path:
     return swift_dir(lab) / f"{center}-{kind}-server.conf"
 
 
+def _tls_dir(lab: "LabContext") -> Path:
+    return swift_dir(lab) / "tls"
+
+
 def cert_file(lab: "LabContext") -> Path:
-    return swift_dir(lab) / "proxy.crt"
+    return _tls_dir(lab) / "swift-proxy.crt"
 
 
 def _key_file(lab: "LabContext") -> Path:
-    return lab.secrets_dir / "swift-proxy.key"
+    return _tls_dir(lab) / "swift-proxy.key"
+
+
+def ca_file(lab: "LabContext") -> Path:
+    """The lab CA: every S3 client checks the proxies' certificate against it."""
+    from lab.components import sshd
+
+    return sshd.certificate_authority(lab).cert_file
+
+
+def proxy_certificate(lab: "LabContext"):
+    """Both proxies' certificate, from the lab CA, for their addresses (which change with
+    the network mode); reissued when they change. The addresses are also written as DNS
+    names: pgBackRest (2.45) matches the host it connects to against DNS names only."""
+    from lab.components import sshd
+
+    proxies = [lab.address(c, HOST) for c in REGIONS]
+    return sshd.certificate_authority(lab).ensure().issue(_tls_dir(lab), "swift-proxy", proxies,
+                                                          dns_names=tuple(proxies))
 
 
 def _access_key_file(lab: "LabContext") -> Path:
@@ -270,28 +291,8 @@ def build_ring(lab: "LabContext", kind: str) -> Path:
 # ---------------------------------------------------------------- TLS
 
 
-def make_self_signed(addresses: list[str], cert_path: Path, key_path: Path) -> None:
-    """A self-signed certificate for the proxy; pgBackRest insists on TLS to S3."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tricenter-lab-swift")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    _write_secret(key_path, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode())
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+def _fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
 def cert_addresses(cert_path: Path) -> list[str]:
@@ -312,9 +313,9 @@ _clients: dict[tuple, Any] = {}  # building a boto3 client costs ~0.3 s; status 
 
 
 def s3_client(lab: "LabContext", center: str = PROXY_CENTER) -> Any:
-    """A boto3 S3 client on a region's proxy (path-style, SigV4, the lab's own cert)."""
+    """A boto3 S3 client on a region's proxy (path-style, SigV4, verifying the lab CA)."""
     creds = credentials(lab)
-    key = (endpoint(lab, center), creds, str(cert_file(lab)))
+    key = (endpoint(lab, center), creds, str(ca_file(lab)))
     if key not in _clients:
         _clients[key] = _new_client(lab, center, creds)
     return _clients[key]
@@ -327,7 +328,7 @@ def _new_client(lab: "LabContext", center: str, creds: S3Credentials) -> Any:
     return boto3.client(
         "s3", endpoint_url=endpoint(lab, center), region_name=S3_REGION,
         aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
-        verify=str(cert_file(lab)),
+        verify=str(ca_file(lab)),
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
                       retries={"max_attempts": 2}, connect_timeout=3, read_timeout=10))
 
@@ -352,7 +353,7 @@ def _http_ok(url: str, verify: Any = False) -> tuple[bool, str]:
 
 def proxy_reachable(lab: "LabContext", center: str = PROXY_CENTER) -> tuple[bool, str]:
     """Does the region's proxy answer its healthcheck (within 2 s)?"""
-    return _http_ok(f"{endpoint(lab, center)}/healthcheck", verify=str(cert_file(lab)))
+    return _http_ok(f"{endpoint(lab, center)}/healthcheck", verify=str(ca_file(lab)))
 
 
 class Swift:
@@ -375,17 +376,14 @@ class Swift:
                 server_conf(lab, center, kind).write_text(render_server_conf(lab, center, kind))
         for kind in SERVER_PORTS:
             build_ring(lab, kind)
-        proxies = [lab.address(c, HOST) for c in REGIONS]
-        # Addresses change with the network mode (loopback or netns): so must the cert.
-        if not _key_file(lab).exists() or cert_addresses(cert_file(lab)) != proxies:
-            make_self_signed(proxies, cert_file(lab), _key_file(lab))
+        proxy_certificate(lab)
         creds = credentials(lab)
         for center in REGIONS:
             # The proxy config carries the password: readable by its owner only.
             _write_secret(proxy_conf(lab, center),
                           render_proxy_conf(lab, creds.secret_key, center))
             users.hand_over(proxy_conf(lab, center))
-        users.hand_over(_key_file(lab))  # the proxies' TLS key, read when they start
+        users.hand_over(_tls_dir(lab), _key_file(lab))  # the proxies' TLS key, read when they start
 
     def programs(self, lab: "LabContext") -> list[Program]:
         # Before Patroni (200) at start and after it at stop: PostgreSQL archives its
@@ -403,7 +401,10 @@ class Swift:
                 name=f"{center}-swift-proxy", center=center, component="swift",
                 command=[users.python_bin("swift-proxy-server"), str(proxy_conf(lab, center)),
                          "-v"],
-                user=users.SERVICE_USER, directory=users.code_dir(lab), priority=130))
+                user=users.SERVICE_USER, directory=users.code_dir(lab), priority=130,
+                # The proxy reads its certificate once: a new one (rotated, or new addresses)
+                # changes the program, so `lab up` restarts it.
+                environment={"TRICENTER_CERT_SHA256": _fingerprint(cert_file(lab))}))
         return programs
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
@@ -440,9 +441,10 @@ class Swift:
         runtime.object_store = ObjectStore(
             endpoint=endpoint(lab),
             regions={center: f"r{region}" for center, region in REGIONS.items()},
+            s3_region=S3_REGION,
             access_key=SecretRef(file=str(_access_key_file(lab))),
             secret_key=SecretRef(file=str(_secret_key_file(lab))),
-            verify_tls=False,  # self-signed; clients may pin swift.cert_file(lab) instead
+            verify_tls=True,  # the lab CA signed it: clients verify against tls_ca_file
             backup_bucket=BACKUP_BUCKET)
 
 

@@ -68,5 +68,6 @@ def test_configure_converges_then_changes_nothing(ctx):
     # Files the roles wrote that hold a secret are the service account's alone.
     for host in ("main-db", "samecity-db", "remote-db"):
         root = ctx.path("hosts", host)
-        for file in (root / "etc/patroni/patroni.yml", root / "etc/pgbackrest/pgbackrest.conf"):
+        for file in (root / "etc/patroni/patroni.yml", root / "etc/pgbackrest/pgbackrest.conf",
+                     root / "etc/etcd/tls/etcd.key", root / "etc/patroni/etcd-tls/patroni.key"):
             assert stat.S_IMODE(file.stat().st_mode) == 0o600, file

@@ -58,6 +58,26 @@ def test_the_runtime_inventory_names_the_object_store_and_its_secrets_by_referen
     assert secret and secret not in ctx.runtime_inventory_file.read_text()
 
 
+def test_the_backup_repository_is_encrypted_and_its_store_verified(ctx, runtime):
+    import configparser
+
+    import requests
+
+    assert runtime.object_store.verify_tls and runtime.object_store.backup_cipher_password
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(pgbackrest.config_file(ctx).read_text())
+    conf = parser["global"]
+    assert conf["repo1-storage-verify-tls"] == "y" and conf["repo1-cipher-type"] == "aes-256-cbc"
+    # pgbackrest info reads the repository through verified TLS and knows it is encrypted.
+    assert pgbackrest.info(ctx)["cipher"] == "aes-256-cbc"
+    # The proxy's certificate is the lab CA's: a client that trusts only the system's CAs
+    # refuses it, one given tls_ca_file accepts it.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{runtime.object_store.endpoint}/healthcheck", timeout=10)
+    assert requests.get(f"{runtime.object_store.endpoint}/healthcheck", timeout=10,
+                        verify=runtime.tls_ca_file).status_code == 200
+
+
 def test_s3_put_and_get_through_boto3_from_either_region(ctx):
     key = f"it/{uuid.uuid4()}"
     body = os.urandom(256 * 1024)

@@ -80,8 +80,8 @@ def test_postgres_and_patroni_run_as_the_postgres_user(ctx) -> None:
 def test_etcd_members_form_one_quorum_across_the_three_centers(ctx) -> None:
     config = yaml.safe_load(etcd.render_config(Lab(ctx).runtime_inventory(), "samecity"))
     cluster = config["initial-cluster"].split(",")
-    assert sorted(cluster) == sorted(f"etcd-{c}=http://{ctx.address(c)}:2380" for c in CENTERS)
-    assert config["listen-client-urls"] == "http://127.0.2.1:2379"
+    assert sorted(cluster) == sorted(f"etcd-{c}=https://{ctx.address(c)}:2380" for c in CENTERS)
+    assert config["listen-client-urls"] == "https://127.0.2.1:2379"
     # Patroni and the lab's health checks use the v3 JSON gateway, off by default in a file.
     assert config["enable-grpc-gateway"] is True
 
@@ -105,18 +105,19 @@ def test_etcd_db_hosts_have_their_own_root_without_the_ssh_component(ctx) -> Non
     assert roots == {f"{c}-db": str(ctx.path("hosts", f"{c}-db")) for c in CENTERS}
 
 
-def test_an_older_labs_etcd_data_moves_to_the_roles_path_once(ctx) -> None:
-    old = etcd.legacy_data_dir(ctx, "main")
-    (old / "member").mkdir(parents=True)
-    (old / "member" / "wal").write_text("x")
-    etcd.adopt_legacy_data(ctx, "main")
-    assert (etcd.data_dir(ctx, "main") / "member" / "wal").read_text() == "x"
-    assert not ctx.path("etcd").exists()
-    # A member already at the role's path is never replaced by older data.
-    (old / "member").mkdir(parents=True)
-    (old / "member" / "wal").write_text("older")
-    etcd.adopt_legacy_data(ctx, "main")
-    assert (etcd.data_dir(ctx, "main") / "member" / "wal").read_text() == "x"
+def test_etcd_data_made_with_plain_http_peers_starts_afresh_once(ctx) -> None:
+    # A member keeps its peers' URLs in its data: one made before peer TLS would dial
+    # http:// peers that now speak https forever. An older lab's data goes, once.
+    Lab(ctx).write_runtime_files()
+    for old in (etcd.data_dir(ctx, "main") / "member", ctx.path("etcd", "main", "data", "member")):
+        old.mkdir(parents=True)
+        (old / "wal").write_text("x")
+    etcd.component().prepare(ctx)
+    assert not (etcd.data_dir(ctx, "main") / "member").exists() and not ctx.path("etcd").exists()
+    (etcd.data_dir(ctx, "main") / "member").mkdir()
+    (etcd.data_dir(ctx, "main") / "member" / "wal").write_text("https")
+    etcd.component().prepare(ctx)
+    assert (etcd.data_dir(ctx, "main") / "member" / "wal").read_text() == "https"
 
 
 # --- Patroni ------------------------------------------------------------------------------

@@ -10,43 +10,63 @@ from pathlib import Path
 
 import pytest
 
+from inventory.runtime import RuntimeInventory
 from lab.components import patroni, pgbackrest, swift
 from lab.context import LabContext
+from lab.lab import Lab
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> LabContext:
     ctx = LabContext(root=tmp_path / "lab")
     ctx.prepare_root()
+    Lab(ctx).write_runtime_files()
     return ctx
 
 
-def _config(lab: LabContext) -> configparser.ConfigParser:
+def _config(lab: LabContext, center: str = "main") -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(pgbackrest.render_config(lab, "s3cr3t", "backup:pgbackrest"))
+    parser.read_string(pgbackrest.render_config(lab, center))
     return parser
 
 
-def test_repo_is_the_swift_bucket_over_tls_path_style_and_bundled(lab):
+def test_repo_is_the_swift_bucket_over_verified_tls_path_style_bundled_and_encrypted(lab):
     conf = _config(lab)["global"]
     host, port = lab.address("main", "storage"), str(swift.PROXY_PORT)
     assert conf["repo1-type"] == "s3"
     assert (conf["repo1-s3-endpoint"], conf["repo1-storage-port"]) == (host, port)
     assert conf["repo1-s3-bucket"] == swift.BACKUP_BUCKET
     assert conf["repo1-s3-uri-style"] == "path"
-    assert conf["repo1-storage-verify-tls"] == "n"
+    assert conf["repo1-storage-verify-tls"] == "y"
+    assert conf["repo1-storage-ca-file"] == str(swift.ca_file(lab))
+    assert conf["repo1-cipher-type"] == "aes-256-cbc"
+    assert conf["repo1-cipher-pass"] == lab.secret(pgbackrest.CIPHER_PASSWORD)
     assert conf["repo1-bundle"] == "y"
-    assert conf["repo1-s3-region"] == swift.S3_REGION
-    assert conf["repo1-s3-key"] == "backup:pgbackrest"
-    assert Path(conf["lock-path"]).is_relative_to(lab.root)
+    assert conf["repo1-s3-key"] == swift.credentials(lab).access_key
+    assert Path(conf["lock-path"]).is_relative_to(lab.path("hosts", "main-db"))
 
 
-def test_stanza_is_the_patroni_cluster(lab):
-    conf = _config(lab)
+def test_the_lab_runs_the_roles_config_from_mains_host(lab):
+    from playbooks.render import renderer
+
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    role = renderer(runtime, "main-db", "pgbackrest")
+    assert role.var("pgbackrest_config_file") == str(pgbackrest.config_file(lab))
+    for center in ("samecity", "remote"):
+        role = renderer(runtime, f"{center}-db", "pgbackrest")
+        assert role.var("pgbackrest_config_file") == str(pgbackrest.host_config_file(lab, center))
+
+
+def test_stanza_is_the_patroni_cluster_and_pg1_the_roles_data_dir(lab):
+    from playbooks.render import renderer
+
+    conf = _config(lab, "samecity")
     section = conf[pgbackrest.stanza(lab)]
     assert pgbackrest.stanza(lab) == patroni.scope(lab)
-    assert section["pg1-path"] == str(patroni.data_dir(lab, "main"))
-    assert section["pg1-socket-path"] == str(patroni.socket_dir(lab, "main"))
+    # One data directory per member, as the postgresql_patroni role lays it out.
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    role = renderer(runtime, "samecity-db", "postgresql_patroni")
+    assert section["pg1-path"] == role.var("postgresql_patroni_data_dir")
 
 
 def test_every_member_archives_through_pgbackrest_from_its_own_data_dir(lab):
@@ -74,10 +94,12 @@ def test_archive_command_quotes_what_the_shell_would_split_or_expand(tmp_path):
 
 def test_config_holding_the_s3_secret_belongs_to_postgres_alone(lab):
     pgbackrest.PgBackRest().prepare(lab)
-    info = pgbackrest.config_file(lab).stat()
-    assert stat.S_IMODE(info.st_mode) == 0o600
-    assert pwd.getpwuid(info.st_uid).pw_name == "postgres"
+    for center in ("main", "samecity", "remote"):
+        info = pgbackrest.host_config_file(lab, center).stat()
+        assert stat.S_IMODE(info.st_mode) == 0o600
+        assert pwd.getpwuid(info.st_uid).pw_name == "postgres"
     assert swift.credentials(lab).secret_key in pgbackrest.config_file(lab).read_text()
+    assert stat.S_IMODE(lab.secret_file(pgbackrest.CIPHER_PASSWORD).stat().st_mode) == 0o600
     assert pgbackrest.PgBackRest().programs(lab) == []
 
 

@@ -69,7 +69,7 @@ def test_proxy_speaks_s3_over_its_own_tls_with_affinity_to_the_city(lab):
     assert pipeline.index("s3api") < pipeline.index("tempauth") < pipeline.index("proxy-server")
     assert "cache" not in pipeline  # no memcached in the lab
     assert conf["DEFAULT"]["cert_file"] == str(swift.cert_file(lab))
-    assert Path(conf["DEFAULT"]["key_file"]).parent == lab.secrets_dir
+    assert Path(conf["DEFAULT"]["key_file"]) == swift._key_file(lab)  # 0600: see the secrets test
     app = conf["app:proxy-server"]
     assert app["write_affinity"] == "r1"
     assert app["read_affinity"].startswith("r1=100")
@@ -104,8 +104,23 @@ def test_certificate_names_both_proxy_addresses(lab):
         lab.address("main", "storage"), lab.address("remote", "storage")]
 
 
+def test_certificate_comes_from_the_lab_ca_so_clients_verify_it(lab):
+    from cryptography import x509
+
+    from lab.lab import Lab
+
+    cert = x509.load_pem_x509_certificate(swift.cert_file(lab).read_bytes())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(swift.ca_file(lab).read_bytes()))
+    runtime = Lab(lab).runtime_inventory()
+    assert runtime.object_store.verify_tls is True
+    assert runtime.tls_ca_file == str(swift.ca_file(lab))
+
+
 def test_certificate_follows_the_proxy_addresses_when_they_change(lab):
-    swift.make_self_signed(["127.0.0.99"], swift.cert_file(lab), swift._key_file(lab))
+    from lab.components import sshd
+
+    sshd.certificate_authority(lab).ensure().issue(swift.cert_file(lab).parent, "swift-proxy",
+                                                   ["127.0.0.99"], force=True)
     swift.Swift().prepare(lab)
     assert swift.cert_addresses(swift.cert_file(lab)) == [
         lab.address("main", "storage"), lab.address("remote", "storage")]

@@ -102,7 +102,7 @@ def test_swift_reads_its_secrets_by_ownership_and_nobody_else_can(ctx) -> None:
     account = users.service_account()
     etc = swift.swift_dir(ctx)
     for file in (etc / "swift.conf", swift.proxy_conf(ctx, "main"),
-                 swift.proxy_conf(ctx, "remote"), ctx.secrets_dir / "swift-proxy.key"):
+                 swift.proxy_conf(ctx, "remote"), swift._key_file(ctx)):
         info = file.stat()
         assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (account.uid, 0o600), file
     # The S3 secret itself stays root's: pgBackRest (root-written config) is its reader.
@@ -113,15 +113,14 @@ def test_swift_reads_its_secrets_by_ownership_and_nobody_else_can(ctx) -> None:
 
 @as_root
 def test_data_an_older_root_run_lab_wrote_is_handed_over(ctx) -> None:
-    old = ctx.path("etcd", "main", "data", "member", "wal")
-    old.mkdir(parents=True)
-    (old / "0.wal").write_text("x")
     ctx.prepare_root()
     Lab(ctx).write_runtime_files()  # the etcd role renders from the runtime inventory
+    etcd.component().prepare(ctx)  # a lab whose members already speak https to peers
+    old = etcd.data_dir(ctx, "main") / "member" / "wal"
+    old.mkdir(parents=True)
+    (old / "0.wal").write_text("x")  # written by root, as an older lab ran etcd
     etcd.component().prepare(ctx)
-    # Moved to the role's data directory under the host's root, and handed over.
-    moved = etcd.data_dir(ctx, "main") / "member" / "wal" / "0.wal"
-    assert moved.stat().st_uid == users.service_account().uid
+    assert (old / "0.wal").stat().st_uid == users.service_account().uid
 
 
 @as_root

@@ -29,6 +29,9 @@ SECRETS = {
     "TRICENTER_SAMPLE_REWIND_PASSWORD": "rewind-pw-4",
     "TRICENTER_SAMPLE_S3_ACCESS_KEY": "AKIA-SAMPLE",
     "TRICENTER_SAMPLE_S3_SECRET_KEY": "s3-secret-5",
+    "TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD": "etcd-root-pw-6",
+    "TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD": "etcd-patroni-pw-7",
+    "TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD": "backup-cipher-8",
 }
 ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "app")
 
@@ -63,11 +66,39 @@ def hostvars():
 def test_etcd_members_form_one_cluster_across_the_centers(hostvars) -> None:
     config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("samecity-db")))
     assert config["name"] == "etcd-samecity"
-    assert config["listen-client-urls"] == "http://10.2.0.11:2379"
-    assert config["initial-cluster"] == ("etcd-main=http://10.1.0.11:2380,"
-                                         "etcd-samecity=http://10.2.0.11:2380,"
-                                         "etcd-remote=http://10.3.0.11:2380")
+    assert config["listen-client-urls"] == "https://10.2.0.11:2379"
+    assert config["initial-cluster"] == ("etcd-main=https://10.1.0.11:2380,"
+                                         "etcd-samecity=https://10.2.0.11:2380,"
+                                         "etcd-remote=https://10.3.0.11:2380")
     assert config["data-dir"] == "/var/lib/etcd"
+
+
+def test_etcd_demands_a_certificate_from_clients_and_peers(hostvars) -> None:
+    config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("main-db")))
+    for side in ("client-transport-security", "peer-transport-security"):
+        assert config[side] == {"cert-file": "/etc/etcd/tls/etcd.crt", "key-file": "/etc/etcd/tls/etcd.key",
+                                "trusted-ca-file": "/etc/etcd/tls/ca.crt", "client-cert-auth": True}
+
+
+def test_etcd_role_keeps_its_key_private_and_its_passwords_out_of_the_output() -> None:
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/config.yml").read_text())
+    key_copy = next(t for t in tasks if t.get("ansible.builtin.copy", {}).get("dest") == "{{ etcd_tls_key_file }}")
+    assert key_copy["ansible.builtin.copy"]["mode"] == "0600" and key_copy["diff"] is False
+    auth = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/auth.yml").read_text())
+    with_secrets = [t for t in auth if "tricenter_secret" in json.dumps(t)]
+    assert len(with_secrets) == 2 and all(t["no_log"] is True for t in with_secrets)
+    # Passwords reach etcdctl on stdin or in its environment, never in its argv.
+    setup = next(t for t in auth if "etcd_auth_commands" in t.get("vars", {}))
+    assert not any("tricenter_secret" in json.dumps(c["argv"]) for c in setup["vars"]["etcd_auth_commands"])
+
+
+def test_patroni_logs_in_to_etcd_with_a_certificate_and_its_own_user(hostvars, secrets) -> None:
+    etcd3 = yaml.safe_load(render("postgresql_patroni", "patroni.yml.j2", hostvars("main-db")))["etcd3"]
+    assert etcd3["protocol"] == "https"
+    assert (etcd3["cacert"], etcd3["cert"], etcd3["key"]) == (
+        "/etc/patroni/etcd-tls/ca.crt", "/etc/patroni/etcd-tls/patroni.crt", "/etc/patroni/etcd-tls/patroni.key")
+    assert etcd3["username"] == "patroni"
+    assert etcd3["password"] == secrets["TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD"]
 
 
 def test_patroni_places_members_by_tier_and_takes_secrets_by_reference(hostvars, secrets) -> None:
@@ -117,6 +148,25 @@ def test_pgbackrest_verifies_tls_and_reads_keys_by_reference(hostvars, secrets) 
     assert "repo1-s3-endpoint=s3.main.example.gov.cn" in config
     assert f"repo1-s3-key-secret={secrets['TRICENTER_SAMPLE_S3_SECRET_KEY']}" in config
     assert "[registry]\npg1-path=/var/lib/postgresql/15/registry" in config
+    # The store's certificate is checked against the host's CA; the repository is encrypted.
+    assert "repo1-storage-ca-file=/etc/tricenter/tls/ca.crt" in config
+    assert "repo1-cipher-type=aes-256-cbc" in config
+    assert f"repo1-cipher-pass={secrets['TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD']}" in config
+
+
+def test_pgbackrest_refuses_a_store_without_encryption_or_verification(hostvars) -> None:
+    runtime = sample_runtime()
+    runtime.object_store.backup_cipher_password = None
+    errors = validate("pgbackrest", host_variables(runtime, "main-db"))
+    assert any("backup_cipher_password" in e for e in errors), errors
+    runtime = sample_runtime()
+    runtime.object_store.verify_tls = False
+    variables = host_variables(runtime, "main-db")
+    assert validate("pgbackrest", variables) == []  # the spec allows it; the precheck does not
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/pgbackrest/tasks/precheck.yml").read_text())
+    checks = next(t for t in tasks if "backup_cipher_password" in json.dumps(t))["ansible.builtin.assert"]["that"]
+    assert [RoleRenderer("pgbackrest", variables).var(f"({c})") for c in checks] == [True, False]
+    assert all(RoleRenderer("pgbackrest", hostvars("main-db")).var(f"({c})") for c in checks)
 
 
 def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
@@ -127,6 +177,11 @@ def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
     assert [g["targets"][0] for g in jobs["etcd"]["static_configs"]] == ["10.1.0.11:2379"]
     assert [g["targets"][0] for g in jobs["patroni"]["static_configs"]] == ["10.1.0.11:8008"]
     assert data["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.1.0.41:9093"]
+    etcd = jobs["etcd"]
+    assert etcd["scheme"] == "https"
+    assert etcd["tls_config"] == {"ca_file": "/etc/prometheus/etcd-tls/ca.crt",
+                                  "cert_file": "/etc/prometheus/etcd-tls/prometheus.crt",
+                                  "key_file": "/etc/prometheus/etcd-tls/prometheus.key"}
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     if Path(promtool).exists():
         file = tmp_path / "prometheus.yml"
