@@ -28,7 +28,7 @@ class StepFailed(Exception):
 
 
 @dataclass
-class World:
+class StepContext:
     """Everything a step may act on, for one system."""
 
     runtime: RuntimeInventory
@@ -59,7 +59,7 @@ class World:
         raise StepFailed(f"system {self.system.name} has no database member in center {center}")
 
 
-def _record_undo(world: World, action: str, args: tuple) -> None:
+def _record_undo(world: StepContext, action: str, args: tuple) -> None:
     cancelled = CANCELS.get(action)
     if cancelled is None:
         return
@@ -69,7 +69,7 @@ def _record_undo(world: World, action: str, args: tuple) -> None:
             return
 
 
-def _fault(world: World, step: Step) -> str:
+def _fault(world: StepContext, step: Step) -> str:
     center = world.center(step.center)
     if step.action in (Action.kill_component, Action.start_component):
         args: tuple = (center, step.component)
@@ -83,20 +83,20 @@ def _fault(world: World, step: Step) -> str:
     return f"{step.action.value} {' '.join(args)}"
 
 
-def _hold(world: World, step: Step) -> str:
+def _hold(world: StepContext, step: Step) -> str:
     seconds = step.seconds if step.seconds is not None else (
         step.lease_multiple * world.cluster.lease_seconds())
     world.stop.wait(seconds)  # a deliberate hold of the fault, interruptible on abort
     return f"held {seconds:.1f} s"
 
 
-def _sync_ready(world: World, candidate: str) -> Callable[[ClusterState], bool]:
+def _sync_ready(world: StepContext, candidate: str) -> Callable[[ClusterState], bool]:
     def ready(state: ClusterState) -> bool:
         return state.leader == candidate or state.sync_standby == candidate
     return ready
 
 
-def _switchover(world: World, step: Step) -> str:
+def _switchover(world: StepContext, step: Step) -> str:
     candidate = world.member_in(step.to)
     # Patroni in synchronous mode only switches to the sync standby: wait until it is one
     state = world.cluster.wait_for(f"{candidate} is the synchronous standby",
@@ -108,7 +108,7 @@ def _switchover(world: World, step: Step) -> str:
     return message
 
 
-def _healthy(world: World) -> Callable[[ClusterState], bool]:
+def _healthy(world: StepContext) -> Callable[[ClusterState], bool]:
     names = [m.name for m in world.system.database.members]
     has_sync = any(m.intended_role == DbIntendedRole.sync for m in world.system.database.members)
 
@@ -120,7 +120,7 @@ def _healthy(world: World) -> Callable[[ClusterState], bool]:
     return healthy
 
 
-def run_step(world: World, step: Step) -> str:
+def run_step(world: StepContext, step: Step) -> str:
     """Do one step; returns what happened, raises StepFailed when it could not be done."""
     a = step.action
     if a.value in ("kill_center", "start_center", "freeze_center", "thaw_center", "isolate_center",
@@ -183,7 +183,7 @@ def _describe(action: str, args: tuple) -> str:
     return " ".join((action, *args))
 
 
-def undo_all(world: World, log: Callable[[str], None]) -> RestoreResult:
+def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
     """Put back every fault still in place (newest first), each attempt guarded: one that
     fails does not stop the others. A second Ctrl-C stops undoing; what was not tried yet
     is reported as not restored.

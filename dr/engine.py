@@ -16,16 +16,16 @@ from typing import Callable
 import psycopg
 
 from dr import checker
-from dr.actions import RestoreResult, StepFailed, World, run_step, undo_all
-from dr.faults import FaultInjector
+from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
-from dr.runbook import Runbook
 from dr.scenario import Check, Scenario, Step
 from dr.verdict import Criterion, evaluate, passed
+from dr.world import World
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
                          read_back_app)
+from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
 
@@ -69,6 +69,7 @@ class DrillOutcome:
     criteria: list[Criterion] = field(default_factory=list)
     gbt_level: int | None = None
     gbt_level_name: str | None = None
+    gbt: GbtStandard | None = None  # the GB/T 20988 level table (edition) the verdict used
     ledger: WriteLedger = field(default_factory=WriteLedger)
     left_to_do: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)  # what an abort put back
@@ -88,19 +89,21 @@ Checkpoint = Callable[[str, str, Step], None]
 
 class Drill:
     def __init__(self, scenario: Scenario, runtime: RuntimeInventory, system: SystemRuntime,
-                 injector: FaultInjector, runbook: Runbook, gbt: GbtStandard,
-                 tier_targets: tuple[float | None, float | None, str | None, int | None],
-                 progress: Progress = lambda phase, msg: None, secret_base=None,
+                 world: World, progress: Progress = lambda phase, msg: None, secret_base=None,
                  checkpoint: Checkpoint = lambda moment, phase, step: None):
+        """`world` acts on the environment (faults, runbook actions); the system's tier
+        targets and the GB/T 20988 edition they refer to come from the runtime inventory
+        (MissingTierTargets when they are absent)."""
         if system.database is None:
             raise ValueError(f"system {system.name} has no database: drills measure database writes")
         self.scenario, self.runtime, self.system = scenario, runtime, system
-        self.gbt, self.progress, self.checkpoint = gbt, progress, checkpoint
-        self.tier_targets = tier_targets
+        self.progress, self.checkpoint = progress, checkpoint
+        self.tier = runtime.tier_of(system)
+        self.gbt = load_gbt_table(self.tier.gbt20988_edition)
         self.cluster = PatroniCluster(system.database)
         self.stop = threading.Event()
-        self.world = World(runtime, system, injector, runbook, self.cluster, self.stop)
-        self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time())
+        self.world = StepContext(runtime, system, world, world, self.cluster, self.stop)
+        self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time(), gbt=self.gbt)
         self.outcome.ledger = WriteLedger()
         self.secret_base = secret_base
         self.workload: Workload | None = None
@@ -497,9 +500,10 @@ class Drill:
 
     def _verdict(self) -> None:
         out, sc = self.outcome, self.scenario
-        tier_rto, tier_rpo, tier, tier_level = self.tier_targets
-        out.targets = combine(tier_rto if sc.fault else None, tier_rpo, sc.targets.rto_seconds,
-                              sc.targets.rpo_seconds, sc.targets.max_write_gap_seconds, tier, tier_level)
+        tier = self.tier
+        out.targets = combine(tier.rto_seconds if sc.fault else None, tier.rpo_seconds,
+                              sc.targets.rto_seconds, sc.targets.rpo_seconds,
+                              sc.targets.max_write_gap_seconds, tier.name, tier.gbt20988_level)
         f = out.findings
         rto = out.rto_from_declaration_seconds if sc.targets.rto_from == "declaration" else f.rto_seconds
         rpo_bound = None

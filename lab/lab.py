@@ -19,7 +19,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
+from inventory.runtime import (CenterRuntime, RuntimeInventory, TierTargets, ansible_inventory,
+                               prometheus_targets)
 from lab import labdir
 from lab import netns as namespaces
 from lab import processes, rejoin, users
@@ -71,7 +72,9 @@ class Lab:
         if ctx.settings.netns:
             for name, center in centers.items():
                 center.netns = namespaces.namespace(ctx.slot, name)
-        runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers)
+        runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers, world="lab",
+                                   tiers={name: TierTargets.of(tier)
+                                          for name, tier in ctx.topology.tiers.items()})
         for component in self.components:
             component.add_to_runtime(ctx, runtime)
         return runtime

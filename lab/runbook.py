@@ -21,35 +21,22 @@ import psycopg
 
 from dr.runbook import BackupInfo, DatabaseCopy
 from inventory.runtime import SystemRuntime
-
-
-def lab_faults():
-    from lab.faults import LabFaults
-    return LabFaults()
+from lab.context import LabContext
+from lab.faults import LabFaults
+from support.waiting import wait_until
 
 
 class LabRunbookError(RuntimeError):
     pass
 
 
-def _poll(describe: str, condition, timeout: float, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 — keep polling; report the last error
-            last = exc
-        time.sleep(interval)
-    raise LabRunbookError(f"{describe}: not reached within {timeout:.0f} s (last: {last})")
-
-
 class LabRunbook:
-    def __init__(self) -> None:
-        from lab.context import LabContext
-        self.lab = LabContext()
+    """`dr.runbook.Runbook` for the lab; `faults` is the lab's fault injector it stops
+    components with."""
+
+    def __init__(self, lab: LabContext | None = None, faults: LabFaults | None = None) -> None:
+        self.lab = lab or LabContext()
+        self.faults = faults or LabFaults(self.lab)
         self._copies: dict[str, object] = {}
 
     # --- helpers ----------------------------------------------------------------------
@@ -105,10 +92,9 @@ class LabRunbook:
         return f"etcd leader moved from {etcd_center} to {target}"
 
     def promote_remote(self, system: SystemRuntime) -> str:
-        faults = lab_faults()
         member = self._patroni().member_name("remote")
         try:
-            faults.kill_component("remote", "patroni")
+            self.faults.kill_component("remote", "patroni")
         except Exception as exc:  # noqa: BLE001 — already down is fine
             if "no running patroni" not in str(exc):
                 raise
@@ -116,8 +102,9 @@ class LabRunbook:
             in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
             if in_recovery:
                 conn.execute("SELECT pg_promote(true, 60)")
-            _poll("remote leaves recovery",
-                  lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60, 0.1)
+            wait_until("remote leaves recovery",
+                       lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60, 0.1,
+                       retry_on=(psycopg.Error,), error=LabRunbookError)
             sync = conn.execute("SHOW synchronous_standby_names").fetchone()[0]
             if sync:
                 # nobody is left to confirm synchronous commits: do not wait for them
