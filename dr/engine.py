@@ -28,6 +28,7 @@ from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, re
 from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
+from support.waiting import wait_until
 
 
 class DrillSkipped(Exception):
@@ -221,14 +222,14 @@ class Drill:
         self.stop.wait(w.warmup_seconds)
 
     def _wait_acks(self, after: float, count: int, timeout: float, why: str) -> float:
-        """Poll the ledger until `count` writes sent after `after` are acknowledged."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop.is_set():
+        """Poll the ledger until `count` writes sent after `after` are acknowledged; returns
+        when the `count`th was."""
+        def acknowledged() -> float | None:
             acks = sorted(x.done_at for x in self.outcome.ledger.acked() if x.sent_at >= after)
-            if len(acks) >= count:
-                return acks[count - 1]
-            time.sleep(0.05)
-        raise StepFailed(f"{why}: no acknowledged write within {timeout:.0f} s")
+            return acks[count - 1] if len(acks) >= count else None
+
+        return wait_until(f"{why}: an acknowledged write", acknowledged, timeout, 0.05,
+                          error=StepFailed, stop=self.stop)
 
     def _replication_lag(self) -> float | None:
         """Seconds the remote async member is behind, sampled right before the fault."""
@@ -290,19 +291,15 @@ class Drill:
 
     def _read_back(self) -> tuple[float, Counter]:
         """(when the read began, id → rows) from the current primary."""
-        last: Exception | None = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def read() -> tuple[float, Counter]:
             began = time.time()
-            try:
-                present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
-                if self.system.app_url and self.scenario.workload.app_writers:
-                    present.update(read_back_app(self.rw, self.outcome.run_id))
-                return began, present
-            except psycopg.Error as exc:
-                last = exc
-                time.sleep(0.5)
-        raise StepFailed(f"cannot read the ledger back from the primary: {last}")
+            present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
+            if self.system.app_url and self.scenario.workload.app_writers:
+                present.update(read_back_app(self.rw, self.outcome.run_id))
+            return began, present
+
+        return wait_until("the ledger read back from the primary", read, 30, 0.5,
+                          retry_on=(psycopg.Error,), error=StepFailed)
 
     def _verify_copy(self) -> None:
         """The copy answers and takes a write; when this drill took the backup, every write

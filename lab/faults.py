@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 from lab import netns, processes
 from lab.components import patroni
 from lab.context import CENTERS, LabContext
 from lab.supervisor import Supervisor
+from support.waiting import WaitTimeout, wait_until
 
 KILL_DEADLINE_SECONDS = 10
 START_DEADLINE_SECONDS = 30
@@ -135,12 +135,9 @@ class LabFaults:
         and wait until it has restarted the postmaster."""
         if component == "postgres":
             self.start_component(center, "patroni")
-            deadline = time.monotonic() + START_DEADLINE_SECONDS
-            while patroni.postmaster_pid(self.lab, center) is None:
-                if time.monotonic() > deadline:
-                    raise LabFaultError(f"Patroni in {center} did not restart PostgreSQL "
-                                        f"within {START_DEADLINE_SECONDS}s")
-                time.sleep(0.1)
+            wait_until(f"Patroni in {center} restarts PostgreSQL",
+                       lambda: patroni.postmaster_pid(self.lab, center), START_DEADLINE_SECONDS,
+                       0.1, error=LabFaultError)
             return
         names = [i["name"] for i in self.programs(center, component)]
         if not names:
@@ -151,13 +148,17 @@ class LabFaults:
     # --- helpers ----------------------------------------------------------------------
     def _wait_states(self, center: str, component: str | None, stopped: bool) -> None:
         """Wait until supervisord agrees the programs are down (or running again)."""
-        deadline = time.monotonic() + (KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS)
-        while True:
-            states = {i["name"]: i["statename"] for i in self.programs(center, component)}
-            if stopped and all(s not in ("RUNNING", "STARTING") for s in states.values()):
-                return
-            if not stopped and all(s == "RUNNING" for s in states.values()):
-                return
-            if time.monotonic() > deadline:
-                raise LabFaultError(f"{center}/{component or '*'} programs are {states}")
-            time.sleep(0.05)
+        states: dict[str, str] = {}
+
+        def settled() -> bool:
+            states.clear()
+            states.update({i["name"]: i["statename"] for i in self.programs(center, component)})
+            if stopped:
+                return all(s not in ("RUNNING", "STARTING") for s in states.values())
+            return all(s == "RUNNING" for s in states.values())
+
+        try:
+            wait_until(f"{center}/{component or '*'} programs {'stopped' if stopped else 'running'}",
+                       settled, KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS, 0.05)
+        except WaitTimeout as exc:
+            raise LabFaultError(f"{exc}; programs are {states}") from None

@@ -12,7 +12,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from lab.components import etcd as etcd_component
 from lab.components import patroni as patroni_component
 from lab.context import CENTERS, GLOBAL, LEGACY, LabContext, Ports
 from lab.supervisor import Supervisor
+from support.waiting import WaitTimeout, wait_until
 
 Progress = Callable[[dict], None]
 INTENDED_LEADER = "main"
@@ -178,21 +178,25 @@ class Lab:
         self.ctx.settings.netns = use_netns
 
     def wait_healthy(self, progress: Progress | None, deadline_seconds: float) -> dict:
-        deadline = time.monotonic() + deadline_seconds
         status: dict = {}
-        while time.monotonic() < deadline:
-            status = self.status()
+
+        def converged() -> bool:
+            status.clear()
+            status.update(self.status())
             self._converge(status)
             if progress:
                 progress(status)
             timing_ok = status["database"]["timing"] == patroni_component.PROFILES[
                 self.ctx.settings.patroni_profile]
-            if status["healthy"] and status["layout"]["intended"] and timing_ok:
-                return {**status, "recovered": list(self.recovered)}
-            time.sleep(0.5)
-        raise LabError("the lab is not healthy after "
-                       f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
-                       f"logs in {self.ctx.logs_dir}")
+            return status["healthy"] and status["layout"]["intended"] and timing_ok
+
+        try:
+            wait_until("the lab healthy in its intended layout", converged, deadline_seconds, 0.5)
+        except WaitTimeout:
+            raise LabError("the lab is not healthy after "
+                           f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
+                           f"logs in {self.ctx.logs_dir}") from None
+        return {**status, "recovered": list(self.recovered)}
 
     def _converge(self, status: dict) -> None:
         """Steps that only make sense once parts are up: profile, layout, etcd leader."""
