@@ -1,6 +1,7 @@
 """Carrying out one scenario step against the world, and undoing faults on abort."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from dr.runbook import DatabaseCopy, Runbook
 from dr.scenario import Action, Step
 from inventory.runtime import DbIntendedRole, RuntimeInventory, SystemRuntime
 
+log = logging.getLogger(__name__)
+
 # What puts a fault back; applied in reverse order when a drill stops early.
 UNDO = {
     Action.kill_center: "start_center",
@@ -21,7 +24,6 @@ UNDO = {
 }
 CANCELS = {"start_center": Action.kill_center, "thaw_center": Action.freeze_center,
            "heal_center": Action.isolate_center, "start_component": Action.kill_component}
-
 
 class StepFailed(Exception):
     pass
@@ -75,6 +77,7 @@ def _fault(world: StepContext, step: Step) -> str:
         args: tuple = (center, step.component)
     else:
         args = (center,)
+    log.info("fault: %s %s", step.action.value, " ".join(args))
     getattr(world.injector, step.action.value)(*args)
     if step.action in UNDO:
         world.undo.append((UNDO[step.action], args))
@@ -208,11 +211,13 @@ def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
                     if world.copy is not None:
                         world.runbook.drop_copy(world.copy)
                 else:
+                    log.info("undo: %s", _describe(action, args))
                     getattr(world.injector, action)(*args)
                     log(f"undone: {_describe(action, args)}")
                 if not (promoted and action == "start_center"):
                     result.restored.append(_describe(action, args))
             except Exception as exc:  # noqa: BLE001 — keep undoing the rest
+                log.warning("could not undo %s: %s", _describe(action, args), exc)
                 log(f"could not undo {_describe(action, args)}: {exc}")
                 result.not_restored.append(f"{_describe(action, args)} failed: {exc}")
             world.undo.pop()

@@ -6,6 +6,7 @@ error undoes the faults still in place and says what is left to do by hand.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -22,13 +23,15 @@ from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
 from dr.scenario import Check, Scenario, Step
 from dr.verdict import Criterion, evaluate, passed
-from dr.world import World
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
                          read_back_app)
+from dr.world import World
 from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
 from support.waiting import wait_until
+
+log = logging.getLogger(__name__)
 
 
 class DrillSkipped(Exception):
@@ -114,6 +117,7 @@ class Drill:
     # --- bookkeeping ------------------------------------------------------------------
     def _event(self, phase: str, action: str, detail: str, ok: bool = True, began: float | None = None) -> None:
         now = time.time()
+        log.log(logging.INFO if ok else logging.WARNING, "%s %s: %s", phase, action, detail)
         self.outcome.events.append(Event(began or now, phase, action, detail, ok,
                                          round(now - began, 3) if began else 0.0))
         self.progress(phase, f"{action}: {detail}" if detail else action)

@@ -15,6 +15,7 @@ with '.' (editor and VCS files) are neither read nor reported.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from inventory.errors import InvalidInventory, InventoryProblem, display_path
 from inventory.model import GBT_EDITIONS, Cloud, Department, GbtStandard, System, Tier
 from inventory.names import NAME_RE
 from inventory.yamlsource import PathKey, YamlDocument, YamlFileError, load_yaml
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = PACKAGE_DIR / "guangdong"
@@ -449,6 +452,7 @@ def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
     _one_per_file(col, system_files, System, "system", topo, topo.systems)
     # the IPAM lock is read by inventory.ipam when addresses are checked
     _report_unread(col, root, {*cloud_files, *system_files, *(root / n for n in TOP_LEVEL_FILES)})
+    log.debug("loaded %s: %d system(s), %d problem(s)", root, len(topo.systems), len(col.problems))
     return topo, _merge_shared(col.problems)
 
 

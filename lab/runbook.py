@@ -13,6 +13,7 @@ reprotect: `lab.rejoin.rebuild_from`, the same procedure `tricenter lab up` runs
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from inventory.runtime import SystemRuntime
 from lab.context import LabContext
 from lab.faults import LabFaults
 from support.waiting import wait_until
+
+log = logging.getLogger(__name__)
 
 
 class LabRunbookError(RuntimeError):
@@ -88,11 +91,13 @@ class LabRunbook:
         if etcd_center != db_center:
             return f"etcd leader in {etcd_center}, database leader in {db_center}"
         target = "samecity" if db_center != "samecity" else "main"
+        log.info("move the etcd leader from %s to %s", etcd_center, target)
         etcd.move_leader(self.lab, target)
         return f"etcd leader moved from {etcd_center} to {target}"
 
     def promote_remote(self, system: SystemRuntime) -> str:
         member = self._patroni().member_name("remote")
+        log.info("promote remote: stop its Patroni, pg_promote() %s, route writes to it", member)
         try:
             self.faults.kill_component("remote", "patroni")
         except Exception as exc:  # noqa: BLE001 — already down is fine
@@ -119,11 +124,13 @@ class LabRunbook:
 
     def reprotect_from_remote(self, system: SystemRuntime) -> str:
         from lab import rejoin
+        log.info("reprotect: rebuild the city from the remote primary")
         return "; ".join(rejoin.rebuild_from(self.lab, "remote"))
 
     def backup(self, system: SystemRuntime) -> BackupInfo:
         from lab.components import pgbackrest
         started = time.time()
+        log.info("full backup of %s", system.name)
         result = pgbackrest.backup(self.lab, "full")
         latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1]
         size = latest.get("info", {}).get("repository", {}).get("size")
@@ -137,6 +144,7 @@ class LabRunbook:
             raise LabRunbookError("the repository holds no backup yet: run the backup-restore drill "
                                   "or `pgbackrest backup` first")
         target = self.lab.path("drills", f"copy-{int(time.time())}", "data")
+        log.info("restore backup %s into %s (center %s)", latest, target, center)
         try:
             restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
             restored.start()

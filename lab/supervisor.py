@@ -11,6 +11,7 @@ find it dead until the drill starts it again.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
@@ -24,6 +25,8 @@ from lab import processes
 from lab.component import Program
 from lab.context import LabContext
 from support.waiting import WaitTimeout, wait_until
+
+log = logging.getLogger(__name__)
 
 # Patroni stops PostgreSQL itself on TERM; give it the time a fast shutdown needs.
 STOP_WAIT_SECONDS = {"patroni": 30}
@@ -164,6 +167,7 @@ class Supervisor:
         states = {p["name"]: p["statename"] for p in server.supervisor.getAllProcessInfo()}
         for name in names:
             if states.get(name) not in ("RUNNING", "STARTING"):
+                log.debug("start program %s", name)
                 group = self.group_of(name)
                 server.supervisor.startProcess(f"{group}:{name}", False)
 
@@ -171,6 +175,7 @@ class Supervisor:
         server = self.rpc(timeout=60)
         for info in server.supervisor.getAllProcessInfo():
             if info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                log.debug("stop program %s", info["name"])
                 server.supervisor.stopProcess(f"{info['group']}:{info['name']}", True)
 
     def start_all(self) -> None:

@@ -94,9 +94,13 @@ class PlaneGroup(click.Group):
 
 @click.group(cls=PlaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tricenter")
+@click.option("-v", "--verbose", count=True,
+              help="Log what the planes do to stderr: -v actions, -vv details, -vvv libraries too.")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, verbose: int) -> None:
     """Infrastructure as code and operations for a two-sites-three-centers cloud."""
+    from support.logs import configure
+    configure(verbose)
     # the keys of dr.world.WORLDS_META and dr.cli.DEFAULT_RUNTIME_META (not imported:
     # every command would then load the drill plane)
     ctx.meta["tricenter.worlds"] = DRILL_WORLDS
