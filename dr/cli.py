@@ -99,6 +99,26 @@ def open_world(runtime: RuntimeInventory, name: str | None) -> World:
         raise UserError(str(exc)) from None
 
 
+def confirm(world: World, scenario, system, runtime: RuntimeInventory, cloud: str | None,
+            as_json: bool) -> None:
+    """Nothing runs on real hosts unless the plan can be carried out and the operator named
+    the cloud it runs on; otherwise print the plan and exit 2."""
+    try:
+        steps = world.plan(scenario, system)
+    except RuntimeError as exc:
+        raise UserError(f"the {world.name} world cannot run {scenario.name}: {exc}") from None
+    if cloud == runtime.cloud:
+        return
+    stream = err if as_json else out
+    stream.print(f"plan of {scenario.name} on cloud {runtime.cloud} ({world.name} world):",
+                 markup=False, highlight=False)
+    for line in steps:
+        stream.print(f"  {line}", markup=False, highlight=False)
+    said = f"--confirm {cloud} does not match" if cloud else "nothing was changed"
+    raise UserError(f"{said}: the {world.name} world acts on real hosts; pass "
+                    f"--confirm {runtime.cloud} to run this plan")
+
+
 def _pick_system(runtime, name: str | None):
     with_db = {n: s for n, s in runtime.systems.items() if s.database is not None}
     if name:
@@ -185,8 +205,11 @@ def _print_result(data: dict, as_json: bool) -> None:
 @click.option("--world", "world_name", default=None,
               help="What acts on the environment: lab (the lab's processes) or ssh (hosts over "
                    "SSH). Default: the runtime inventory's `world`.")
+@click.option("--confirm", "confirm_cloud", default=None, metavar="CLOUD",
+              help="Run on real hosts (ssh world): the runtime inventory's cloud name. Without "
+                   "it the ssh world prints its plan and exits 2 having changed nothing.")
 def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runtime_file: Path | None,
-        world_name: str | None) -> None:
+        world_name: str | None, confirm_cloud: str | None) -> None:
     """Run SCENARIO against the environment of a runtime inventory and report measured RTO/RPO."""
     try:
         sc = get_scenario(scenario)
@@ -200,6 +223,8 @@ def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runt
     except MissingTierTargets as exc:
         raise UserError(f"{runtime_file}: {exc}") from None
     world = open_world(runtime, world_name)
+    if world.confirmation_needed:
+        confirm(world, sc, system, runtime, confirm_cloud, as_json)
     results = []
     for i in range(repeat):
         if repeat > 1:

@@ -1,8 +1,8 @@
 """The world a drill acts on: faults and runbook actions behind one interface.
 
 The drill engine never reaches a process, a host or a network itself; it asks a `World`.
-The lab's (`lab.world.LabWorld`) signals the lab's processes; on real hosts a world acts
-over SSH. Which one runs is chosen by name (`drill run --world`, default the runtime
+The lab's (`lab.world.LabWorld`) signals the lab's processes; on real hosts
+`dr.ssh_world.SshWorld` runs each host's control commands over SSH. Which one runs is chosen by name (`drill run --world`, default the runtime
 inventory's `world`); the names map to implementations in the entry point
 (`scripts/cli.py`), so this plane imports none of them.
 """
@@ -14,7 +14,8 @@ from typing import Protocol
 
 from dr.faults import FaultInjector
 from dr.runbook import Runbook
-from inventory.runtime import RuntimeInventory
+from dr.scenario import Scenario
+from inventory.runtime import RuntimeInventory, SystemRuntime
 
 # Key of click's context meta under which the entry point hands over the known worlds
 # (name → "module:attribute" of a factory taking the runtime inventory).
@@ -23,6 +24,13 @@ WORLDS_META = "tricenter.worlds"
 
 class World(FaultInjector, Runbook, Protocol):
     name: str
+    # A world that acts on real hosts lists what it will do and runs only when the
+    # operator confirms the cloud by name (`drill run --confirm CLOUD`).
+    confirmation_needed: bool
+
+    def plan(self, scenario: Scenario, system: SystemRuntime) -> list[str]:
+        """Every action the scenario takes on every host, before any is taken; raises
+        when the world cannot carry the scenario out."""
 
     def report_context(self) -> dict:
         """What a report states about where the drill ran (network mode, Patroni profile…)."""

@@ -73,6 +73,17 @@ class HostDatabase(_Model):
     intended_role: DbIntendedRole
 
 
+class HostControl(_Model):
+    """How a drill acts on a host's services over SSH. `units`: the systemd units a
+    center-level fault stops, freezes or starts (empty: the role's default units);
+    `commands`: an action's command replacing the default (keys: kill_center,
+    start_center, freeze_center, thaw_center, isolate_center, heal_center,
+    kill_component:<component>, start_component:<component>)."""
+
+    units: list[str] = Field(default_factory=list)
+    commands: dict[str, str] = Field(default_factory=dict)
+
+
 class Host(_Model):
     name: str
     center: str
@@ -92,6 +103,7 @@ class Host(_Model):
     # One account for every non-PostgreSQL service on the host (the lab's); None: each
     # role's own account (etcd, haproxy, prometheus, …).
     service_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
+    control: HostControl = HostControl()
 
 
 

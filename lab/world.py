@@ -12,6 +12,10 @@ class LabWorld(LabFaults, LabRunbook):
     lab's own parts; one LabContext for both."""
 
     name = "lab"
+    confirmation_needed = False  # the lab is this machine's own processes
+
+    def plan(self, scenario, system) -> list[str]:
+        return []
 
     def __init__(self, runtime: RuntimeInventory | None = None, lab: LabContext | None = None):
         LabFaults.__init__(self, lab)

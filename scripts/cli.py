@@ -36,6 +36,7 @@ PLANE_COMMANDS = {
 # runtime inventory. Named here, where the planes are composed, so `dr/` imports none.
 DRILL_WORLDS = {
     "lab": "lab.world:LabWorld",
+    "ssh": "dr.ssh_world:SshWorld",
 }
 
 
