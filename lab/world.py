@@ -18,6 +18,10 @@ class LabWorld(LabFaults, LabRunbook):
         return []
 
     def __init__(self, runtime: RuntimeInventory | None = None, lab: LabContext | None = None):
+        if runtime is not None and runtime.source != "lab":
+            # it would signal this machine's lab processes, not the hosts the inventory names
+            raise ValueError(f"the lab world acts on the lab only; this runtime inventory comes "
+                             f"from {runtime.source}: use --world ssh")
         LabFaults.__init__(self, lab)
         LabRunbook.__init__(self, self.lab, faults=self)
 
