@@ -211,13 +211,11 @@ def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
                     if world.copy is not None:
                         world.runbook.drop_copy(world.copy)
                 else:
-                    log.info("undo: %s", _describe(action, args))
                     getattr(world.injector, action)(*args)
                     log(f"undone: {_describe(action, args)}")
                 if not (promoted and action == "start_center"):
                     result.restored.append(_describe(action, args))
             except Exception as exc:  # noqa: BLE001 — keep undoing the rest
-                log.warning("could not undo %s: %s", _describe(action, args), exc)
                 log(f"could not undo {_describe(action, args)}: {exc}")
                 result.not_restored.append(f"{_describe(action, args)} failed: {exc}")
             world.undo.pop()
