@@ -36,6 +36,7 @@ from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, D
                                HostPort, RuntimeInventory, SecretRef, SystemRuntime)
 from monitoring.collector import Sources, Targets, TricenterCollector  # noqa: E402
 from monitoring.probes import ReplicationRow  # noqa: E402
+from support.waiting import WaitTimeout, wait_until  # noqa: E402
 
 CENTERS = ("main", "samecity", "remote")
 ROLES = {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
@@ -247,9 +248,11 @@ def main() -> None:
     port = multiprocessing.Value("i", 0)
     endpoints = multiprocessing.Process(target=serve, args=(args.systems, port), daemon=True)
     endpoints.start()
-    deadline = time.monotonic() + 30
-    while port.value == 0 and endpoints.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)  # the child binds a free port and says which
+    try:  # the child binds a free port and says which
+        wait_until("the simulated endpoints say their port",
+                   lambda: port.value != 0 or not endpoints.is_alive(), 30, 0.05)
+    except WaitTimeout:
+        pass
     if port.value == 0:
         sys.exit("the simulated endpoints did not start")
     base = f"http://127.0.0.1:{port.value}"

@@ -1,6 +1,7 @@
 """Carrying out one scenario step against the world, and undoing faults on abort."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from dr.runbook import DatabaseCopy, Runbook
 from dr.scenario import Action, Step
 from inventory.runtime import DbIntendedRole, RuntimeInventory, SystemRuntime
 
+log = logging.getLogger(__name__)
+
 # What puts a fault back; applied in reverse order when a drill stops early.
 UNDO = {
     Action.kill_center: "start_center",
@@ -23,13 +26,12 @@ UNDO = {
 CANCELS = {"start_center": Action.kill_center, "thaw_center": Action.freeze_center,
            "heal_center": Action.isolate_center, "start_component": Action.kill_component}
 
-
 class StepFailed(Exception):
     pass
 
 
 @dataclass
-class World:
+class StepContext:
     """Everything a step may act on, for one system."""
 
     runtime: RuntimeInventory
@@ -60,7 +62,7 @@ class World:
         raise StepFailed(f"system {self.system.name} has no database member in center {center}")
 
 
-def _record_undo(world: World, action: str, args: tuple) -> None:
+def _record_undo(world: StepContext, action: str, args: tuple) -> None:
     cancelled = CANCELS.get(action)
     if cancelled is None:
         return
@@ -70,12 +72,13 @@ def _record_undo(world: World, action: str, args: tuple) -> None:
             return
 
 
-def _fault(world: World, step: Step) -> str:
+def _fault(world: StepContext, step: Step) -> str:
     center = world.center(step.center)
     if step.action in (Action.kill_component, Action.start_component):
         args: tuple = (center, step.component)
     else:
         args = (center,)
+    log.info("fault: %s %s", step.action.value, " ".join(args))
     getattr(world.injector, step.action.value)(*args)
     if step.action in UNDO:
         world.undo.append((UNDO[step.action], args))
@@ -84,20 +87,20 @@ def _fault(world: World, step: Step) -> str:
     return f"{step.action.value} {' '.join(args)}"
 
 
-def _hold(world: World, step: Step) -> str:
+def _hold(world: StepContext, step: Step) -> str:
     seconds = step.seconds if step.seconds is not None else (
         step.lease_multiple * world.cluster.lease_seconds())
     world.stop.wait(seconds)  # a deliberate hold of the fault, interruptible on abort
     return f"held {seconds:.1f} s"
 
 
-def _sync_ready(world: World, candidate: str) -> Callable[[ClusterState], bool]:
+def _sync_ready(world: StepContext, candidate: str) -> Callable[[ClusterState], bool]:
     def ready(state: ClusterState) -> bool:
         return state.leader == candidate or state.sync_standby == candidate
     return ready
 
 
-def _switchover(world: World, step: Step) -> str:
+def _switchover(world: StepContext, step: Step) -> str:
     candidate = world.member_in(step.to)
     # Patroni in synchronous mode only switches to the sync standby: wait until it is one
     state = world.cluster.wait_for(f"{candidate} is the synchronous standby",
@@ -114,7 +117,7 @@ def _switchover(world: World, step: Step) -> str:
     return f"{message}; {', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced ({lifted})"
 
 
-def _silence_handover(world: World, step: Step, candidate: str) -> tuple[str, str] | str:
+def _silence_handover(world: StepContext, step: Step, candidate: str) -> tuple[str, str] | str:
     """Planned: silence what the handover raises by design (dr/silences.py); (member, id).
     Monitoring being unreachable does not stop a planned switchover: the step says so."""
     seconds = step.timeout_seconds + silences.LOOK_BACK_SECONDS + silences.QUIET_DEADLINE_SECONDS
@@ -128,7 +131,7 @@ def _silence_handover(world: World, step: Step, candidate: str) -> tuple[str, st
     return member, silence_id
 
 
-def _healthy(world: World) -> Callable[[ClusterState], bool]:
+def _healthy(world: StepContext) -> Callable[[ClusterState], bool]:
     names = [m.name for m in world.system.database.members]
     has_sync = any(m.intended_role == DbIntendedRole.sync for m in world.system.database.members)
 
@@ -140,7 +143,7 @@ def _healthy(world: World) -> Callable[[ClusterState], bool]:
     return healthy
 
 
-def run_step(world: World, step: Step) -> str:
+def run_step(world: StepContext, step: Step) -> str:
     """Do one step; returns what happened, raises StepFailed when it could not be done."""
     a = step.action
     if a.value in ("kill_center", "start_center", "freeze_center", "thaw_center", "isolate_center",
@@ -203,7 +206,7 @@ def _describe(action: str, args: tuple) -> str:
     return " ".join((action, *args))
 
 
-def undo_all(world: World, log: Callable[[str], None]) -> RestoreResult:
+def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
     """Put back every fault still in place (newest first), each attempt guarded: one that
     fails does not stop the others. A second Ctrl-C stops undoing; what was not tried yet
     is reported as not restored.

@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.table import Table
 
 from dr import history
 from dr.scenario import ScenarioProblem, UnknownScenario, get_scenario, load_catalogue
-from scripts.console import LazyConsole, console
+from dr.world import WORLDS_META, UnknownWorld, World, make_world
+from inventory.runtime import MissingTierTargets, RuntimeInventory
+from support.console import LazyConsole, console
 
 err = LazyConsole(stderr=True)
 out = LazyConsole()
@@ -26,12 +29,15 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+# Key of click's context meta under which the entry point hands over where the runtime
+# inventory is when --runtime is not given (the lab's, which this plane cannot locate itself).
+DEFAULT_RUNTIME_META = "tricenter.default_runtime"
+
+
 def _default_runtime() -> Path:
-    try:
-        from lab.context import lab_dir
-        return lab_dir() / "runtime-inventory.yaml"
-    except ImportError:
-        return Path(".lab/runtime-inventory.yaml")
+    ctx = click.get_current_context(silent=True)
+    locate = ctx.meta.get(DEFAULT_RUNTIME_META) if ctx else None
+    return locate() if locate else Path(".lab/runtime-inventory.yaml")
 
 
 @click.group()
@@ -57,56 +63,60 @@ def list_(as_json: bool) -> None:
     console().print(table)
 
 
-def _inventory_root(runtime_source: str) -> Path:
-    """The topology behind a runtime inventory: the lab's, or the production inventory
-    (`TRICENTER_INVENTORY`, else the sample)."""
-    from inventory.loader import LAB_INVENTORY, default_inventory
-    return LAB_INVENTORY if runtime_source == "lab" else default_inventory()
-
-
-def _tier_targets(system_tier: str, runtime_source: str) -> tuple:
-    """RTO/RPO targets of the system's tier from the topology behind the runtime inventory."""
-    from inventory.loader import load_topology
-    root = _inventory_root(runtime_source)
-    try:
-        tier = load_topology(root).tiers.get(system_tier)
-    except Exception as exc:  # noqa: BLE001 — an unreadable topology is a setup problem
-        raise UserError(f"cannot read the tiers of {root}: {exc}") from None
-    if tier is None:
-        raise UserError(f"tier '{system_tier}' is not declared in {root}/tiers.yaml")
-    return float(tier.rto_seconds), float(tier.rpo_seconds), tier.name, tier.gbt20988_level
-
-
-def report_context(runtime, runtime_file: Path | None) -> dict:
+def report_context(runtime, runtime_file: Path | None, world: World) -> dict:
     """Where and with what a drill ran, for the report's context block."""
-    from scripts.about import about
-    root = _inventory_root(runtime.source)
+    from support.about import about
     context = {"environment": "lab" if runtime.source == "lab" else "production",
-               "runtime_source": runtime.source,
+               "runtime_source": runtime.source, "world": world.name,
                "runtime_inventory": str(runtime_file) if runtime_file else None,
-               "inventory": str(root), "tiers_file": str(root / "tiers.yaml"),
-               "center_roles": {name: c.role for name, c in runtime.centers.items()}}
-    if runtime.source == "lab":
-        from lab.context import LabContext
-        settings = LabContext().settings
-        context["patroni_profile"] = settings.patroni_profile
-        context["network_mode"] = "netns" if settings.netns else "loopback"
+               "tiers_file": f"{runtime_file or 'runtime inventory'} (tiers)",
+               "center_roles": {name: c.role for name, c in runtime.centers.items()},
+               **world.report_context()}
     info = about()
     return {**context, "tricenter": info["tricenter"], "commit": info["commit"],
             "components": info["components"]}
 
 
-def _world(runtime_file: Path):
-    from inventory.runtime import RuntimeInventory
+def load_runtime(runtime_file: Path) -> RuntimeInventory:
     if not runtime_file.exists():
         raise UserError(f"no runtime inventory at {runtime_file}: bring the lab up first "
                         "(`tricenter lab up`) or pass --runtime FILE")
-    runtime = RuntimeInventory.load(runtime_file)
-    if runtime.source != "lab":
-        raise UserError(f"runtime inventory {runtime_file} comes from {runtime.source}: drills on a "
-                        "real cloud need its SSH fault injector, which is not built yet")
-    from dr.lab_runbook import LabRunbook, lab_faults
-    return runtime, lab_faults(), LabRunbook()
+    try:
+        return RuntimeInventory.load(runtime_file)
+    except (ValidationError, ValueError, OSError) as exc:
+        raise UserError(f"{runtime_file}: not a runtime inventory: {exc}") from None
+
+
+def open_world(runtime: RuntimeInventory, name: str | None) -> World:
+    """The world named (default: the runtime inventory's), from those the entry point knows."""
+    ctx = click.get_current_context(silent=True)
+    worlds = (ctx.meta.get(WORLDS_META) if ctx else None) or {}
+    try:
+        return make_world(name or runtime.world, runtime, worlds)
+    except UnknownWorld as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:  # the world refuses this runtime inventory
+        raise UserError(str(exc)) from None
+
+
+def confirm(world: World, scenario, system, runtime: RuntimeInventory, cloud: str | None,
+            as_json: bool) -> None:
+    """Nothing runs on real hosts unless the plan can be carried out and the operator named
+    the cloud it runs on; otherwise print the plan and exit 2."""
+    try:
+        steps = world.plan(scenario, system)
+    except RuntimeError as exc:
+        raise UserError(f"the {world.name} world cannot run {scenario.name}: {exc}") from None
+    if cloud == runtime.cloud:
+        return
+    stream = err if as_json else out
+    stream.print(f"plan of {scenario.name} on cloud {runtime.cloud} ({world.name} world):",
+                 markup=False, highlight=False)
+    for line in steps:
+        stream.print(f"  {line}", markup=False, highlight=False)
+    said = f"--confirm {cloud} does not match" if cloud else "nothing was changed"
+    raise UserError(f"{said}: the {world.name} world acts on real hosts; pass "
+                    f"--confirm {runtime.cloud} to run this plan")
 
 
 def _pick_system(runtime, name: str | None):
@@ -120,21 +130,22 @@ def _pick_system(runtime, name: str | None):
     return next(iter(with_db.values()))
 
 
-def run_once(scenario, runtime, system, injector, runbook, quiet: bool,
+def run_once(scenario, runtime, system, world: World, quiet: bool,
              runtime_file: Path | None = None):
     from dr.engine import Drill
     from dr.report import write_report
-    from inventory.loader import load_gbt_table
-    targets = _tier_targets(system.tier, runtime.source)
     started = time.monotonic()
 
     def progress(phase: str, message: str) -> None:
         if not quiet:
             err.print(f"[dim]{time.monotonic() - started:7.2f}s[/dim] [bold]{phase:9}[/bold] {message}")
 
-    drill_ = Drill(scenario, runtime, system, injector, runbook, load_gbt_table(), targets, progress)
+    try:
+        drill_ = Drill(scenario, runtime, system, world, progress)
+    except MissingTierTargets as exc:
+        raise UserError(f"{runtime_file or 'runtime inventory'}: {exc}") from None
     outcome = drill_.run()
-    report_dir, data = write_report(outcome, context=report_context(runtime, runtime_file))
+    report_dir, data = write_report(outcome, context=report_context(runtime, runtime_file, world))
     if outcome.status not in ("skipped",):
         history.append(data)
     return outcome, data
@@ -159,7 +170,8 @@ def verdict_lines(data: dict) -> list[str]:
         level = data.get("gbt20988_level")
         lines.append(f"  RPO {data['rpo_lost_writes']} of {data['acknowledged_writes']} acknowledged "
                      f"writes lost (oldest {_seconds(data['rpo_seconds'])}); split brain: "
-                     f"{'YES' if data['split_brain'] else 'no'}; GB/T 20988: "
+                     f"{'YES' if data['split_brain'] else 'no'}; "
+                     f"GB/T 20988-{data.get('gbt20988_edition') or '2007'}: "
                      + (f"level {level}" if level else "no level stated"))
         if data.get("gbt20988_level_note"):
             lines.append(f"  {data['gbt20988_level_note']}")
@@ -190,21 +202,36 @@ def _print_result(data: dict, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--runtime", "runtime_file", type=click.Path(path_type=Path), default=None,
               help="Runtime inventory (default: the lab's).")
-def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runtime_file: Path | None) -> None:
-    """Run SCENARIO against the running lab and report measured RTO/RPO."""
+@click.option("--world", "world_name", default=None,
+              help="What acts on the environment: lab (the lab's processes) or ssh (hosts over "
+                   "SSH). Default: the runtime inventory's `world`.")
+@click.option("--confirm", "confirm_cloud", default=None, metavar="CLOUD",
+              help="Run on real hosts (ssh world): the runtime inventory's cloud name. Without "
+                   "it the ssh world prints its plan and exits 2 having changed nothing.")
+def run(scenario: str, system_name: str | None, repeat: int, as_json: bool, runtime_file: Path | None,
+        world_name: str | None, confirm_cloud: str | None) -> None:
+    """Run SCENARIO against the environment of a runtime inventory and report measured RTO/RPO."""
     try:
         sc = get_scenario(scenario)
     except (UnknownScenario, ScenarioProblem) as exc:
         raise UserError(str(exc)) from None
-    runtime, injector, runbook = _world(runtime_file or _default_runtime())
+    runtime_file = runtime_file or _default_runtime()
+    runtime = load_runtime(runtime_file)
     system = _pick_system(runtime, system_name)
+    try:
+        runtime.tier_of(system)
+    except MissingTierTargets as exc:
+        raise UserError(f"{runtime_file}: {exc}") from None
+    world = open_world(runtime, world_name)
+    if world.confirmation_needed:
+        confirm(world, sc, system, runtime, confirm_cloud, as_json)
     results = []
     for i in range(repeat):
         if repeat > 1:
             err.print(f"── {sc.name}: trial {i + 1}/{repeat} ──")
         try:
-            outcome, data = run_once(sc, runtime, system, injector, runbook, quiet=False,
-                                     runtime_file=runtime_file or _default_runtime())
+            outcome, data = run_once(sc, runtime, system, world, quiet=False,
+                                     runtime_file=runtime_file)
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")
             sys.exit(1)

@@ -6,6 +6,7 @@ error undoes the faults still in place and says what is left to do by hand.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -16,18 +17,21 @@ from typing import Callable
 import psycopg
 
 from dr import checker
-from dr.actions import RestoreResult, StepFailed, World, run_step, undo_all
-from dr.faults import FaultInjector
+from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
-from dr.runbook import Runbook
 from dr.scenario import Check, Scenario, Step
 from dr.verdict import Criterion, evaluate, passed
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
                          read_back_app)
+from dr.world import World
+from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
+from support.waiting import wait_until
+
+log = logging.getLogger(__name__)
 
 
 class DrillSkipped(Exception):
@@ -70,6 +74,7 @@ class DrillOutcome:
     criteria: list[Criterion] = field(default_factory=list)
     gbt_level: int | None = None
     gbt_level_name: str | None = None
+    gbt: GbtStandard | None = None  # the GB/T 20988 level table (edition) the verdict used
     ledger: WriteLedger = field(default_factory=WriteLedger)
     left_to_do: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)  # what an abort put back
@@ -89,19 +94,21 @@ Checkpoint = Callable[[str, str, Step], None]
 
 class Drill:
     def __init__(self, scenario: Scenario, runtime: RuntimeInventory, system: SystemRuntime,
-                 injector: FaultInjector, runbook: Runbook, gbt: GbtStandard,
-                 tier_targets: tuple[float | None, float | None, str | None, int | None],
-                 progress: Progress = lambda phase, msg: None, secret_base=None,
+                 world: World, progress: Progress = lambda phase, msg: None, secret_base=None,
                  checkpoint: Checkpoint = lambda moment, phase, step: None):
+        """`world` acts on the environment (faults, runbook actions); the system's tier
+        targets and the GB/T 20988 edition they refer to come from the runtime inventory
+        (MissingTierTargets when they are absent)."""
         if system.database is None:
             raise ValueError(f"system {system.name} has no database: drills measure database writes")
         self.scenario, self.runtime, self.system = scenario, runtime, system
-        self.gbt, self.progress, self.checkpoint = gbt, progress, checkpoint
-        self.tier_targets = tier_targets
+        self.progress, self.checkpoint = progress, checkpoint
+        self.tier = runtime.tier_of(system)
+        self.gbt = load_gbt_table(self.tier.gbt20988_edition)
         self.cluster = PatroniCluster(system.database)
         self.stop = threading.Event()
-        self.world = World(runtime, system, injector, runbook, self.cluster, self.stop)
-        self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time())
+        self.world = StepContext(runtime, system, world, world, self.cluster, self.stop)
+        self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time(), gbt=self.gbt)
         self.outcome.ledger = WriteLedger()
         self.secret_base = secret_base
         self.workload: Workload | None = None
@@ -111,6 +118,7 @@ class Drill:
     # --- bookkeeping ------------------------------------------------------------------
     def _event(self, phase: str, action: str, detail: str, ok: bool = True, began: float | None = None) -> None:
         now = time.time()
+        log.log(logging.INFO if ok else logging.WARNING, "%s %s: %s", phase, action, detail)
         self.outcome.events.append(Event(began or now, phase, action, detail, ok,
                                          round(now - began, 3) if began else 0.0))
         self.progress(phase, f"{action}: {detail}" if detail else action)
@@ -219,14 +227,14 @@ class Drill:
         self.stop.wait(w.warmup_seconds)
 
     def _wait_acks(self, after: float, count: int, timeout: float, why: str) -> float:
-        """Poll the ledger until `count` writes sent after `after` are acknowledged."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop.is_set():
+        """Poll the ledger until `count` writes sent after `after` are acknowledged; returns
+        when the `count`th was."""
+        def acknowledged() -> float | None:
             acks = sorted(x.done_at for x in self.outcome.ledger.acked() if x.sent_at >= after)
-            if len(acks) >= count:
-                return acks[count - 1]
-            time.sleep(0.05)
-        raise StepFailed(f"{why}: no acknowledged write within {timeout:.0f} s")
+            return acks[count - 1] if len(acks) >= count else None
+
+        return wait_until(f"{why}: an acknowledged write", acknowledged, timeout, 0.05,
+                          error=StepFailed, stop=self.stop)
 
     def _replication_lag(self) -> float | None:
         """Seconds the remote async member is behind, sampled right before the fault."""
@@ -288,19 +296,15 @@ class Drill:
 
     def _read_back(self) -> tuple[float, Counter]:
         """(when the read began, id → rows) from the current primary."""
-        last: Exception | None = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def read() -> tuple[float, Counter]:
             began = time.time()
-            try:
-                present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
-                if self.system.app_url and self.scenario.workload.app_writers:
-                    present.update(read_back_app(self.rw, self.outcome.run_id))
-                return began, present
-            except psycopg.Error as exc:
-                last = exc
-                time.sleep(0.5)
-        raise StepFailed(f"cannot read the ledger back from the primary: {last}")
+            present = Counter(read_back(self.rw, self.outcome.run_id, channel="db"))
+            if self.system.app_url and self.scenario.workload.app_writers:
+                present.update(read_back_app(self.rw, self.outcome.run_id))
+            return began, present
+
+        return wait_until("the ledger read back from the primary", read, 30, 0.5,
+                          retry_on=(psycopg.Error,), error=StepFailed)
 
     def _verify_copy(self) -> None:
         """The copy answers and takes a write; when this drill took the backup, every write
@@ -503,9 +507,10 @@ class Drill:
 
     def _verdict(self) -> None:
         out, sc = self.outcome, self.scenario
-        tier_rto, tier_rpo, tier, tier_level = self.tier_targets
-        out.targets = combine(tier_rto if sc.fault else None, tier_rpo, sc.targets.rto_seconds,
-                              sc.targets.rpo_seconds, sc.targets.max_write_gap_seconds, tier, tier_level)
+        tier = self.tier
+        out.targets = combine(tier.rto_seconds if sc.fault else None, tier.rpo_seconds,
+                              sc.targets.rto_seconds, sc.targets.rpo_seconds,
+                              sc.targets.max_write_gap_seconds, tier.name, tier.gbt20988_level)
         f = out.findings
         rto = out.rto_from_declaration_seconds if sc.targets.rto_from == "declaration" else f.rto_seconds
         rpo_bound = None

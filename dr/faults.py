@@ -2,7 +2,7 @@
 
 The engine never signals a process or runs a command itself: it asks a `FaultInjector`.
 The lab implements it with signals to the lab's processes and netns links
-(`lab.faults.LabFaults`); a real cloud implements it over SSH with verified host keys.
+(`lab.faults.LabFaults`); real hosts `dr.ssh_world.SshWorld`, over SSH with verified host keys.
 Every method is idempotent and returns once the action has taken effect.
 """
 from __future__ import annotations

@@ -50,12 +50,15 @@ def _level(out: DrillOutcome, center: str | None, context: dict) -> dict:
     f = out.findings
     rpo_measured = f is not None and out.rpo_verified
     role = (context.get("center_roles") or {}).get(center, center)
-    claim = claimed_level(load_gbt_table(), status=out.status,
+    table = out.gbt or load_gbt_table()
+    claim = claimed_level(table, status=out.status,
                           rto_seconds=f.rto_seconds if f and out.markers.get("fault") else None,
                           rpo_measured=rpo_measured, rpo_seconds=f.rpo_seconds if f else 0.0,
                           lost_writes=f.rpo_lost_writes if f else 0, recovered_role=role)
     level = claim.level
-    return {"gbt20988_level": level.level if level else None,
+    return {"gbt20988_edition": table.edition,
+            "gbt20988_table_note": table.note,
+            "gbt20988_level": level.level if level else None,
             "gbt20988_level_name": level.name if level else None,
             "gbt20988_level_reading": level.reading if level else None,
             "gbt20988_level_note": claim.note}

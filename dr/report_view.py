@@ -45,7 +45,7 @@ TEXT: dict[str, dict[str, str]] = {
         "lag": "async replication lag just before the fault",
         "writes": "writes", "events": "events",
         "judged": "judged", "rpo_zero": "0 writes (RPO 0 s)",
-        "level": "GB/T 20988 level",
+        "level": "GB/T 20988{edition} level",
         "level_claimed": "level {level} reached: {name}",
         "level_none": "no level stated",
         "tier_level": "tier {tier} promises level {level}",
@@ -99,7 +99,7 @@ TEXT: dict[str, dict[str, str]] = {
         "lag": "故障前的异步复制延迟",
         "writes": "次写入", "events": "个事件",
         "judged": "考核", "rpo_zero": "0 次写入（RPO 0 秒）",
-        "level": "GB/T 20988 灾难恢复能力等级",
+        "level": "GB/T 20988{edition} 灾难恢复能力等级",
         "level_claimed": "达到第 {level} 级：{name}",
         "level_none": "不给出等级",
         "tier_level": "保护级别 {tier} 承诺第 {level} 级",
@@ -239,8 +239,9 @@ def _context(r: dict, t: dict[str, str]) -> list[tuple[str, str]]:
     env = c.get("environment")
     rows = [(t["environment"], t.get(env, env or t["unknown"])),
             (t["runtime"], c.get("runtime_inventory") or t["unknown"]),
-            (t["inventory"], c.get("inventory") or t["unknown"]),
             (t["tiers_file"], c.get("tiers_file") or t["unknown"])]
+    if c.get("inventory"):  # reports of drills that read the targets from the topology
+        rows.insert(2, (t["inventory"], c["inventory"]))
     if c.get("patroni_profile"):
         rows.append((t["patroni_profile"], c["patroni_profile"]))
     if c.get("network_mode"):
@@ -263,9 +264,12 @@ def _level(r: dict, t: dict[str, str]) -> dict:
     level = r.get("gbt20988_level")
     targets = r.get("targets") or {}
     tier_level = targets.get("gbt20988_level")
-    return {"text": t["level_claimed"].format(level=level, name=r.get("gbt20988_level_name"))
+    edition = r.get("gbt20988_edition")
+    notes = [n for n in (r.get("gbt20988_level_note"), r.get("gbt20988_table_note")) if n]
+    return {"label": t["level"].format(edition=f"-{edition}" if edition else ""),
+            "text": t["level_claimed"].format(level=level, name=r.get("gbt20988_level_name"))
             if level else t["level_none"],
-            "reading": r.get("gbt20988_level_reading"), "note": r.get("gbt20988_level_note"),
+            "reading": r.get("gbt20988_level_reading"), "note": "; ".join(notes) or None,
             "tier": t["tier_level"].format(tier=r.get("tier"), level=tier_level)
             if r.get("tier") and tier_level else None}
 

@@ -2,7 +2,8 @@
 center when the city is lost, rebuilding the city from it, backups and isolated copies.
 
 Like `FaultInjector`, this is an interface: the lab implements it from the lab's own
-knowledge (`dr.lab_runbook.LabRunbook`); a real cloud implements it over SSH/Ansible.
+knowledge (`lab.runbook.LabRunbook`); on real hosts `dr.ssh_world.SshWorld` does what it
+can over SSH.
 """
 from __future__ import annotations
 

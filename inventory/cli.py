@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from scripts.console import console as make_console
+from support.console import console as make_console
 from rich.markup import escape
 from rich.table import Table
 

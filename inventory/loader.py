@@ -15,6 +15,7 @@ with '.' (editor and VCS files) are neither read nor reported.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -26,14 +27,17 @@ from typing import Annotated, Any, TypeVar, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from inventory.errors import InvalidInventory, InventoryProblem, display_path
-from inventory.model import Cloud, Department, GbtStandard, System, Tier
+from inventory.model import GBT_EDITIONS, Cloud, Department, GbtStandard, System, Tier
 from inventory.names import NAME_RE
 from inventory.yamlsource import PathKey, YamlDocument, YamlFileError, load_yaml
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = PACKAGE_DIR / "guangdong"
 LAB_INVENTORY = PACKAGE_DIR / "lab"
-GBT_TABLE = PACKAGE_DIR / "standards" / "gbt20988-2007.yaml"
+STANDARDS_DIR = PACKAGE_DIR / "standards"
+DEFAULT_GBT_EDITION = "2007"
 INVENTORY_ENV = "TRICENTER_INVENTORY"
 IPAM_LOCK_NAME = "ipam.lock.yaml"
 TOP_LEVEL_FILES = ("tiers.yaml", "departments.yaml", IPAM_LOCK_NAME)
@@ -74,7 +78,6 @@ class Topology:
     departments: dict[str, Department] = field(default_factory=dict)
     systems: dict[str, System] = field(default_factory=dict)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
-    gbt: GbtStandard | None = None
     # (kind, name) of objects kept though parts failed their schema: built from the valid
     # fields only, so cross-checks still run on them (every mistake at once); a check
     # that reaches a missing field skips that object, whose schema error is reported.
@@ -387,8 +390,21 @@ def default_inventory() -> Path:
     return Path(configured).expanduser() if configured else DEFAULT_INVENTORY
 
 
-def load_gbt_table(file: Path = GBT_TABLE) -> GbtStandard:
-    return GbtStandard.model_validate(load_yaml(file).data)
+def gbt_table_file(edition: str) -> Path:
+    return STANDARDS_DIR / f"gbt20988-{edition}.yaml"
+
+
+@cache
+def load_gbt_table(edition: str = DEFAULT_GBT_EDITION) -> GbtStandard:
+    """The GB/T 20988 level table of one edition (inventory/standards/gbt20988-<edition>.yaml)."""
+    if edition not in GBT_EDITIONS:
+        raise ValueError(f"GB/T 20988 edition {edition!r} is not shipped; known: "
+                         f"{', '.join(GBT_EDITIONS)} (inventory/standards/)")
+    table = GbtStandard.model_validate(load_yaml(gbt_table_file(edition)).data)
+    if table.edition != edition:
+        raise ValueError(f"{gbt_table_file(edition)}: declares edition {table.edition!r}, "
+                         f"its name says {edition!r}")
+    return table
 
 
 def _merge_shared(problems: list[InventoryProblem]) -> list[InventoryProblem]:
@@ -422,7 +438,7 @@ def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
     """
     root = Path(root).resolve()
     col = _Collector(root)
-    topo = Topology(root=root, gbt=load_gbt_table())
+    topo = Topology(root=root)
     if not root.is_dir():
         raise InvalidInventory([InventoryProblem(str(root), "", "inventory directory not found — "
                                                  "pass --inventory DIR pointing at one")])
@@ -436,6 +452,7 @@ def load_topology_and_problems(root: Path | str = DEFAULT_INVENTORY
     _one_per_file(col, system_files, System, "system", topo, topo.systems)
     # the IPAM lock is read by inventory.ipam when addresses are checked
     _report_unread(col, root, {*cloud_files, *system_files, *(root / n for n in TOP_LEVEL_FILES)})
+    log.debug("loaded %s: %d system(s), %d problem(s)", root, len(topo.systems), len(col.problems))
     return topo, _merge_shared(col.problems)
 
 

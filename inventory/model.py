@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -152,12 +152,21 @@ class Placement(Strict):
         return self.database.get(role, DbReplication.none)
 
 
+# Editions of the GB/T 20988 level table shipped as data (inventory/standards/): 2025
+# replaces 2007 (and GB/T 30285-2013) from 2026-01-01; a tier names the one it is held to.
+GbtEdition = Literal["2007", "2025"]
+GBT_EDITIONS: tuple[str, ...] = get_args(GbtEdition)
+
+
 class Tier(Strict):
     name: Name
     description: str
     rto_seconds: int = Field(gt=0)
     rpo_seconds: int = Field(ge=0)
     gbt20988_level: int = Field(ge=1, le=6)
+    gbt20988_edition: GbtEdition = Field(
+        default="2007", description="Edition of the GB/T 20988 level table the level and "
+        "drill verdicts refer to (inventory/standards/gbt20988-<edition>.yaml)")
     placement: Placement
 
 
@@ -227,5 +236,6 @@ class GbtLevel(Strict):
 
 class GbtStandard(Strict):
     standard: str
-    edition: str
+    edition: GbtEdition
+    note: str | None = Field(default=None, description="How this table was derived; quoted in reports")
     levels: list[GbtLevel] = Field(min_length=1)

@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from inventory.model import GbtEdition, Tier
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -81,6 +83,17 @@ class TlsFiles(_Model):
     key: str = Field(pattern=r"^/")
 
 
+class HostControl(_Model):
+    """How a drill acts on a host's services over SSH. `units`: the systemd units a
+    center-level fault stops, freezes or starts (empty: the role's default units);
+    `commands`: an action's command replacing the default (keys: kill_center,
+    start_center, freeze_center, thaw_center, isolate_center, heal_center,
+    kill_component:<component>, start_component:<component>)."""
+
+    units: list[str] = Field(default_factory=list)
+    commands: dict[str, str] = Field(default_factory=dict)
+
+
 class Host(_Model):
     name: str
     center: str
@@ -101,6 +114,7 @@ class Host(_Model):
     # role's own account (etcd, haproxy, prometheus, …).
     service_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
     tls: TlsFiles | None = None
+    control: HostControl = HostControl()
 
 
 
@@ -185,6 +199,26 @@ class SystemRuntime(_Model):
     legacy: LegacyRuntime | None = None  # the source of the system's migration
 
 
+class TierTargets(_Model):
+    """What a tier promises, carried with the runtime inventory so drills and exporters
+    judge a system without the topology it was built from."""
+
+    name: str
+    rto_seconds: float = Field(gt=0)
+    rpo_seconds: float = Field(ge=0)
+    gbt20988_level: int = Field(ge=1, le=6)
+    gbt20988_edition: GbtEdition = "2007"  # the level table the level refers to (inventory/standards/)
+
+    @classmethod
+    def of(cls, tier: Tier) -> "TierTargets":
+        return cls(name=tier.name, rto_seconds=tier.rto_seconds, rpo_seconds=tier.rpo_seconds,
+                   gbt20988_level=tier.gbt20988_level, gbt20988_edition=tier.gbt20988_edition)
+
+
+class MissingTierTargets(LookupError):
+    """A system's tier has no targets in the runtime inventory (written by an older version)."""
+
+
 class CenterRuntime(_Model):
     name: str
     role: Literal["main", "samecity", "remote", "legacy"]
@@ -237,6 +271,11 @@ class RuntimeInventory(_Model):
     hosts: list[Host] = Field(default_factory=list)
     systems: dict[str, SystemRuntime] = Field(default_factory=dict)
     etcd: list[str] = Field(default_factory=list)  # client URLs, one member per center
+    tiers: dict[str, TierTargets] = Field(default_factory=dict)  # tier name → its targets
+    # The drill world that acts on this environment (`tricenter drill run --world`): "lab"
+    # drives the lab's own processes, "ssh" real hosts through their control commands.
+    # Absent in files written before it existed: the lab's are "lab", every other "ssh".
+    world: Literal["lab", "ssh"]
     etcd_auth: EtcdAuth | None = None
     object_store: ObjectStore | None = None
     monitoring: Monitoring = Monitoring()
@@ -255,6 +294,23 @@ class RuntimeInventory(_Model):
                 raise ValueError(f"monitoring.{field_name}: {', '.join(unknown)} not in centers "
                                  f"({', '.join(sorted(self.centers))}); key each by its center")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_world(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("world") is None:
+            data = {**data, "world": "lab" if data.get("source") == "lab" else "ssh"}
+        return data
+
+    def tier_of(self, system: SystemRuntime) -> TierTargets:
+        """The targets of the system's tier; MissingTierTargets says how to get them."""
+        targets = self.tiers.get(system.tier)
+        if targets is None:
+            raise MissingTierTargets(
+                f"system {system.name}: its tier '{system.tier}' has no targets under `tiers:` "
+                "of the runtime inventory — write it again (`tricenter lab up`, or "
+                "`tricenter runtime` for a cloud)")
+        return targets
 
     def hosts_in(self, center: str) -> list[Host]:
         return [h for h in self.hosts if h.center == center]

@@ -11,7 +11,8 @@ from typing import TypeVar
 from inventory import ipam
 from inventory.demand import CenterDemand, system_demand
 from inventory.errors import InvalidInventory, InventoryProblem
-from inventory.loader import DEFAULT_INVENTORY, Topology, load_topology_and_problems
+from inventory.loader import (DEFAULT_INVENTORY, Topology, load_gbt_table,
+                              load_topology_and_problems)
 from inventory.model import (ZERO, AppPlacement, CenterRole, Cloud, DbReplication, Department,
                              Resources, System, Tier)
 from inventory.names import BUCKET_MAX, backup_bucket
@@ -82,7 +83,7 @@ def check_tiers(topo: Topology) -> Iterator[InventoryProblem]:
 
 
 def _tier(topo: Topology, tier: Tier) -> Iterator[InventoryProblem]:
-    levels = {lvl.level: lvl for lvl in topo.gbt.levels}
+    levels = {lvl.level: lvl for lvl in load_gbt_table(tier.gbt20988_edition).levels}
     at = lambda *sub: _at(topo, "tier", tier.name, *sub)  # noqa: E731
     primaries = [r for r, m in tier.placement.database.items() if m == DbReplication.primary]
     if tier.placement.database and any(m != DbReplication.none
@@ -95,11 +96,13 @@ def _tier(topo: Topology, tier: Tier) -> Iterator[InventoryProblem]:
         return
     if level.rto_max_seconds is not None and tier.rto_seconds > level.rto_max_seconds:
         yield at("rto_seconds")(
-            f"{tier.rto_seconds} s is above GB/T 20988 level {level.level}'s RTO bound "
+            f"{tier.rto_seconds} s is above GB/T 20988-{tier.gbt20988_edition} level "
+            f"{level.level}'s RTO bound "
             f"({level.rto_max_seconds} s); lower the target or the level")
     if level.rpo_max_seconds is not None and tier.rpo_seconds > level.rpo_max_seconds:
         yield at("rpo_seconds")(
-            f"{tier.rpo_seconds} s is above GB/T 20988 level {level.level}'s RPO bound "
+            f"{tier.rpo_seconds} s is above GB/T 20988-{tier.gbt20988_edition} level "
+            f"{level.level}'s RPO bound "
             f"({level.rpo_max_seconds} s); lower the target or the level")
 
 

@@ -7,7 +7,7 @@ import time
 from typing import NoReturn
 
 import click
-from scripts.console import LazyConsole, console as make_console
+from support.console import LazyConsole, console as make_console
 from rich.live import Live
 from rich.table import Table
 

@@ -7,13 +7,16 @@ Programs never auto-restart, so a killed center stays dead until `start_center`.
 from __future__ import annotations
 
 import json
+import logging
 import signal
-import time
 
 from lab import netns, processes
 from lab.components import patroni
 from lab.context import CENTERS, LabContext
 from lab.supervisor import Supervisor
+from support.waiting import WaitTimeout, wait_until
+
+log = logging.getLogger(__name__)
 
 KILL_DEADLINE_SECONDS = 10
 START_DEADLINE_SECONDS = 30
@@ -70,6 +73,7 @@ class LabFaults:
     def kill_center(self, center: str) -> None:
         """SIGKILL every process of the center at once (a power loss)."""
         pids = self.center_pids(center)
+        log.info("kill center %s: SIGKILL to %d processes", center, len(pids))
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
         if left:
@@ -80,23 +84,30 @@ class LabFaults:
         """Start again every program of the center (thawing it first if it was frozen)."""
         self.thaw_center(center)
         names = [i["name"] for i in self.programs(center)]
+        log.info("start center %s: programs %s", center, ", ".join(names))
         self.supervisor.start_programs(names)
         self._wait_states(center, None, stopped=False)
 
     def freeze_center(self, center: str) -> None:
         """SIGSTOP every process of the center (a hung site)."""
-        processes.signal_all(self.center_pids(center), signal.SIGSTOP)
+        pids = self.center_pids(center)
+        log.info("freeze center %s: SIGSTOP to %d processes", center, len(pids))
+        processes.signal_all(pids, signal.SIGSTOP)
 
     def thaw_center(self, center: str) -> None:
-        processes.signal_all(self.center_pids(center), signal.SIGCONT)
+        pids = self.center_pids(center)
+        log.info("thaw center %s: SIGCONT to %d processes", center, len(pids))
+        processes.signal_all(pids, signal.SIGCONT)
 
     def isolate_center(self, center: str) -> None:
         """Cut the center's link to the bridge: its processes run on, unreachable."""
         self._require_netns()
+        log.info("isolate center %s: its link to the bridge down", center)
         netns.set_isolated(self.lab.slot, center, True)
 
     def heal_center(self, center: str) -> None:
         self._require_netns()
+        log.info("heal center %s: its link to the bridge up", center)
         netns.set_isolated(self.lab.slot, center, False)
 
     def _require_netns(self) -> None:
@@ -123,6 +134,7 @@ class LabFaults:
                 pids |= processes.group_members(pid, procs)
             if component != "patroni":
                 pids |= processes.descendants(roots, procs)
+        log.info("kill %s in %s: SIGKILL to %d processes", component, center, len(pids))
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
         if left:
@@ -135,29 +147,31 @@ class LabFaults:
         and wait until it has restarted the postmaster."""
         if component == "postgres":
             self.start_component(center, "patroni")
-            deadline = time.monotonic() + START_DEADLINE_SECONDS
-            while patroni.postmaster_pid(self.lab, center) is None:
-                if time.monotonic() > deadline:
-                    raise LabFaultError(f"Patroni in {center} did not restart PostgreSQL "
-                                        f"within {START_DEADLINE_SECONDS}s")
-                time.sleep(0.1)
+            wait_until(f"Patroni in {center} restarts PostgreSQL",
+                       lambda: patroni.postmaster_pid(self.lab, center), START_DEADLINE_SECONDS,
+                       0.1, error=LabFaultError)
             return
         names = [i["name"] for i in self.programs(center, component)]
         if not names:
             raise LabFaultError(f"the lab runs no {component} in {center}")
+        log.info("start %s in %s: programs %s", component, center, ", ".join(names))
         self.supervisor.start_programs(names)
         self._wait_states(center, component, stopped=False)
 
     # --- helpers ----------------------------------------------------------------------
     def _wait_states(self, center: str, component: str | None, stopped: bool) -> None:
         """Wait until supervisord agrees the programs are down (or running again)."""
-        deadline = time.monotonic() + (KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS)
-        while True:
-            states = {i["name"]: i["statename"] for i in self.programs(center, component)}
-            if stopped and all(s not in ("RUNNING", "STARTING") for s in states.values()):
-                return
-            if not stopped and all(s == "RUNNING" for s in states.values()):
-                return
-            if time.monotonic() > deadline:
-                raise LabFaultError(f"{center}/{component or '*'} programs are {states}")
-            time.sleep(0.05)
+        states: dict[str, str] = {}
+
+        def settled() -> bool:
+            states.clear()
+            states.update({i["name"]: i["statename"] for i in self.programs(center, component)})
+            if stopped:
+                return all(s not in ("RUNNING", "STARTING") for s in states.values())
+            return all(s == "RUNNING" for s in states.values())
+
+        try:
+            wait_until(f"{center}/{component or '*'} programs {'stopped' if stopped else 'running'}",
+                       settled, KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS, 0.05)
+        except WaitTimeout as exc:
+            raise LabFaultError(f"{exc}; programs are {states}") from None

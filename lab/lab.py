@@ -12,7 +12,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from inventory.runtime import CenterRuntime, RuntimeInventory, ansible_inventory, prometheus_targets
+from inventory.runtime import (CenterRuntime, RuntimeInventory, TierTargets, ansible_inventory,
+                               prometheus_targets)
 from lab import labdir
 from lab import netns as namespaces
 from lab import processes, rejoin, users
@@ -30,6 +30,7 @@ from lab.components import etcd as etcd_component
 from lab.components import patroni as patroni_component
 from lab.context import CENTERS, GLOBAL, LEGACY, LabContext, Ports
 from lab.supervisor import Supervisor
+from support.waiting import WaitTimeout, wait_until
 
 Progress = Callable[[dict], None]
 INTENDED_LEADER = "main"
@@ -90,7 +91,9 @@ class Lab:
         if ctx.settings.netns:
             for name, center in centers.items():
                 center.netns = namespaces.namespace(ctx.slot, name)
-        runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers)
+        runtime = RuntimeInventory(source="lab", cloud=ctx.cloud_name, centers=centers, world="lab",
+                                   tiers={name: TierTargets.of(tier)
+                                          for name, tier in ctx.topology.tiers.items()})
         for component in self.components:
             component.add_to_runtime(ctx, runtime)
         _issue_certificates(ctx, runtime)
@@ -195,21 +198,25 @@ class Lab:
         self.ctx.settings.netns = use_netns
 
     def wait_healthy(self, progress: Progress | None, deadline_seconds: float) -> dict:
-        deadline = time.monotonic() + deadline_seconds
         status: dict = {}
-        while time.monotonic() < deadline:
-            status = self.status()
+
+        def converged() -> bool:
+            status.clear()
+            status.update(self.status())
             self._converge(status)
             if progress:
                 progress(status)
             timing_ok = status["database"]["timing"] == patroni_component.PROFILES[
                 self.ctx.settings.patroni_profile]
-            if status["healthy"] and status["layout"]["intended"] and timing_ok:
-                return {**status, "recovered": list(self.recovered)}
-            time.sleep(0.5)
-        raise LabError("the lab is not healthy after "
-                       f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
-                       f"logs in {self.ctx.logs_dir}")
+            return status["healthy"] and status["layout"]["intended"] and timing_ok
+
+        try:
+            wait_until("the lab healthy in its intended layout", converged, deadline_seconds, 0.5)
+        except WaitTimeout:
+            raise LabError("the lab is not healthy after "
+                           f"{deadline_seconds:.0f}s: {', '.join(status.get('problems', []))}; "
+                           f"logs in {self.ctx.logs_dir}") from None
+        return {**status, "recovered": list(self.recovered)}
 
     def _converge(self, status: dict) -> None:
         """Steps that only make sense once parts are up: profile, layout, etcd leader."""

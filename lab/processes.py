@@ -10,10 +10,11 @@ import os
 import signal
 import socket
 import struct
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from support.waiting import WaitTimeout, wait_until
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -98,11 +99,14 @@ def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
 def wait_gone(pids: Iterable[int], deadline_seconds: float) -> set[int]:
     """Wait until none of the pids is alive; return the ones still alive at the deadline."""
     remaining = set(pids)
-    deadline = time.monotonic() + deadline_seconds
-    while remaining and time.monotonic() < deadline:
-        remaining = {pid for pid in remaining if alive(pid)}
-        if remaining:
-            time.sleep(0.05)
+
+    def gone() -> bool:
+        remaining.intersection_update({pid for pid in remaining if alive(pid)})
+        return not remaining
+    try:
+        wait_until(f"processes {sorted(remaining)} gone", gone, deadline_seconds, 0.05)
+    except WaitTimeout:
+        pass  # the caller decides what survivors mean
     return remaining
 
 

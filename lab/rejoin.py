@@ -33,6 +33,7 @@ from lab.components import etcd, haproxy, patroni
 from lab.context import CENTERS, LabContext, Ports
 from lab.faults import LabFaults
 from lab.supervisor import Supervisor
+from support import waiting
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,11 @@ class RejoinError(RuntimeError):
 
 
 def wait_until(describe: str, condition, timeout: float, interval: float = 0.3):
-    """Poll `condition` until it returns something true; RejoinError with the last answer."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except (OSError, RuntimeError, psycopg.Error, requests.RequestException) as exc:
-            last = exc
-        time.sleep(interval)
-    raise RejoinError(f"{describe}: not reached within {timeout:.0f} s (last: {last})")
+    """`support.waiting.wait_until` with the errors a rejoin step may meet counted as
+    "not yet", and RejoinError at the deadline."""
+    return waiting.wait_until(describe, condition, timeout, interval,
+                              retry_on=(OSError, RuntimeError, psycopg.Error,
+                                        requests.RequestException), error=RejoinError)
 
 
 # --- what is where ----------------------------------------------------------------------

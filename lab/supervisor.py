@@ -11,6 +11,7 @@ find it dead until the drill starts it again.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
@@ -23,6 +24,9 @@ from supervisor.xmlrpc import SupervisorTransport
 from lab import processes
 from lab.component import Program
 from lab.context import LabContext
+from support.waiting import WaitTimeout, wait_until
+
+log = logging.getLogger(__name__)
 
 # Patroni stops PostgreSQL itself on TERM; give it the time a fast shutdown needs.
 STOP_WAIT_SECONDS = {"patroni": 30}
@@ -125,13 +129,8 @@ class Supervisor:
         supervisord = Path(self.lab.python).with_name("supervisord")
         subprocess.run([str(supervisord), "-c", str(self.conf)], check=True,
                        stdin=subprocess.DEVNULL, cwd=self.lab.root)
-        deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            if self.running():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"supervisord did not answer within {deadline_seconds}s; see "
-                           f"{self.lab.log_file('supervisord')}")
+        wait_until(f"supervisord answers (see {self.lab.log_file('supervisord')})", self.running,
+                   deadline_seconds, 0.1, error=RuntimeError)
 
     def update(self) -> None:
         """Apply a rewritten supervisord.conf like `supervisorctl update`."""
@@ -154,17 +153,21 @@ class Supervisor:
         for info in server.supervisor.getAllProcessInfo():
             if info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
                 server.supervisor.stopProcess(f"{info['group']}:{info['name']}", False)
-        while time.monotonic() < deadline:
-            if not any(info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "STOPPING")
-                       for info in server.supervisor.getAllProcessInfo()):
-                return
-            time.sleep(0.1)
+        def stopped() -> bool:
+            return not any(info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "STOPPING")
+                           for info in server.supervisor.getAllProcessInfo())
+        try:
+            wait_until(f"programs {', '.join(sorted(names))} stopped", stopped,
+                       deadline - time.monotonic(), 0.1)
+        except WaitTimeout:
+            pass  # supervisord's stopAllProcesses, next, stops what is left
 
     def start_programs(self, names: list[str]) -> None:
         server = self.rpc(timeout=60)
         states = {p["name"]: p["statename"] for p in server.supervisor.getAllProcessInfo()}
         for name in names:
             if states.get(name) not in ("RUNNING", "STARTING"):
+                log.debug("start program %s", name)
                 group = self.group_of(name)
                 server.supervisor.startProcess(f"{group}:{name}", False)
 
@@ -172,6 +175,7 @@ class Supervisor:
         server = self.rpc(timeout=60)
         for info in server.supervisor.getAllProcessInfo():
             if info["name"] in names and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                log.debug("stop program %s", info["name"])
                 server.supervisor.stopProcess(f"{info['group']}:{info['name']}", True)
 
     def start_all(self) -> None:
@@ -204,11 +208,5 @@ class Supervisor:
             server.supervisor.shutdown()
         except (OSError, xmlrpc.client.Error):
             os.kill(pid, 15)
-        deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"supervisord (pid {pid}) did not exit within {deadline_seconds}s")
+        wait_until(f"supervisord (pid {pid}) exits", lambda: not processes.alive(pid),
+                   deadline_seconds, 0.1, error=RuntimeError)

@@ -7,6 +7,7 @@ it, and ansible-playbook runs with a callback that reports every event as a JSON
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ import yaml
 from pydantic import ValidationError
 
 from inventory.runtime import RuntimeInventory, ansible_inventory
+
+log = logging.getLogger(__name__)
 
 PLAYBOOKS = Path(__file__).resolve().parent
 SITE = PLAYBOOKS / "site.yml"
@@ -131,6 +134,7 @@ def run(runtime: RuntimeInventory, *, check: bool = False, diff: bool = False,
         inventory_file.write_text(yaml.safe_dump(ansible_inventory(runtime), sort_keys=False))
         stderr_file = state / "stderr"
         argv = command(inventory_file, check=check, diff=diff, limit=limit, tags=tags)
+        log.info("running %s", " ".join(argv))
         # stderr to a file: a pipe read only at the end could fill and stall Ansible.
         with stderr_file.open("w") as errors, subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=errors, text=True,

@@ -32,6 +32,20 @@ PLANE_COMMANDS = {
 }
 
 
+# The drill worlds by name (`drill run --world`): "module:factory", the factory taking the
+# runtime inventory. Named here, where the planes are composed, so `dr/` imports none.
+DRILL_WORLDS = {
+    "lab": "lab.world:LabWorld",
+    "ssh": "dr.ssh_world:SshWorld",
+}
+
+
+def lab_runtime_file():
+    """Where the lab keeps its runtime inventory (the drill plane's default --runtime)."""
+    from lab.context import lab_dir
+    return lab_dir() / "runtime-inventory.yaml"
+
+
 def wants_json(args: list[str]) -> bool:
     return "--json" in args
 
@@ -81,15 +95,24 @@ class PlaneGroup(click.Group):
 
 @click.group(cls=PlaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tricenter")
-def main() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Log what the planes do to stderr: -v actions, -vv details, -vvv libraries too.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Infrastructure as code and operations for a two-sites-three-centers cloud."""
+    from support.logs import configure
+    configure(verbose)
+    # the keys of dr.world.WORLDS_META and dr.cli.DEFAULT_RUNTIME_META (not imported:
+    # every command would then load the drill plane)
+    ctx.meta["tricenter.worlds"] = DRILL_WORLDS
+    ctx.meta["tricenter.default_runtime"] = lab_runtime_file
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def version(as_json: bool) -> None:
     """tricenter's version and commit, and the versions of the lab's programs."""
-    from scripts.about import about
+    from support.about import about
     info = about()
     if as_json:
         click.echo(json.dumps(info, indent=2))

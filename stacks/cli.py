@@ -11,7 +11,7 @@ from rich.table import Table
 
 from inventory.cli import (EXIT_INVALID, inventory_option, ipam_warnings, json_option,
                            load_or_exit, print_json)
-from scripts.console import console as make_console
+from support.console import console as make_console
 from stacks.layout import LayoutError, all_stacks, split_stack
 
 EXIT_FAILED = 1

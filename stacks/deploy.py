@@ -8,6 +8,7 @@ the state from the cloud first, previews, and changes the cloud only once confir
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -20,6 +21,8 @@ import yaml
 
 from inventory.names import path_under
 from stacks import secrets
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BACKEND_ENV = "TRICENTER_PULUMI_BACKEND"  # e.g. s3://tricenter-state?endpoint=…&s3ForcePathStyle=true
@@ -213,6 +216,7 @@ def ensure_seed(target: Any, owns_identity: bool) -> bool:
 def preview(target: Any, refresh: bool, on_output: Callable[[str], None],
             destroy: bool = False) -> dict[str, int]:
     """Refresh the state from the cloud (unless told not to), then preview: change counts."""
+    log.info("preview of %s (refresh: %s, destroy: %s)", getattr(target, "name", "stack"), refresh, destroy)
     if refresh:
         target.refresh(on_output=on_output)
     if destroy:
@@ -222,6 +226,7 @@ def preview(target: Any, refresh: bool, on_output: Callable[[str], None],
 
 def apply(target: Any, on_output: Callable[[str], None]) -> dict[str, Any]:
     """Update the stack; its outputs with secrets masked."""
+    log.info("update of %s", getattr(target, "name", "stack"))
     result = target.up(on_output=on_output)
     return {name: ("[secret]" if out.secret else out.value) for name, out in result.outputs.items()}
 
@@ -229,6 +234,7 @@ def apply(target: Any, on_output: Callable[[str], None]) -> dict[str, Any]:
 def destroy(target: Any, on_output: Callable[[str], None]) -> dict[str, int]:
     """Delete what the stack created. Protected resources (projects, database volumes,
     buckets) stop it: unprotect them on purpose first (`pulumi state unprotect`)."""
+    log.info("destroy of %s", getattr(target, "name", "stack"))
     return dict(target.destroy(on_output=on_output).summary.resource_changes or {})
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from inventory.model import DbReplication
 from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember, Host,
                                HostDatabase, HostPort, HostRole, RuntimeInventory, SecretRef,
-                               SshAccess, SystemRuntime)
+                               SshAccess, SystemRuntime, TierTargets)
 from stacks.layout import PATRONI_API_PORT, POSTGRES_PORT, StackLayout
 
 RUNTIME_OUTPUT = "runtime"
@@ -30,6 +30,7 @@ def runtime_output(layout: StackLayout, ssh_user: str) -> dict[str, Any]:
                           "system": s.name})
         entry: dict[str, Any] = {
             "department": s.department, "tier": s.tier.name, "app_placement": s.app_placement.value,
+            "tier_targets": TierTargets.of(s.tier).model_dump(mode="json"),
             "app_port": next(iter(s.entry_ports), s.system.app.port),
             "app_backends": [f"http://{vm.address}:{s.system.app.port}" for vm in s.app_instances],
             "lb_vip": s.lb_vip, "dns": sorted(s.dns_records), "backup_container": s.backup_container,
@@ -102,6 +103,8 @@ def runtime_inventory(outputs: dict[str, dict[str, Any]], source: str,
             runtime.hosts.append(_host(h, center, part["ssh_user"], host_keys or {}))
             runtime.centers[center].addresses.append(h["address"])
         for name, sys_part in part["systems"].items():
+            if "tier_targets" in sys_part:  # stacks updated before it was exported lack it
+                runtime.tiers.setdefault(sys_part["tier"], TierTargets(**sys_part["tier_targets"]))
             _merge_system(stack, name, sys_part, runtime.systems, members, vips, center)
 
     for name, system in runtime.systems.items():

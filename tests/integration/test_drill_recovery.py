@@ -14,12 +14,12 @@ import pytest
 
 from dr import cli
 from dr.engine import Drill, DrillOutcome
-from dr.lab_runbook import LabRunbook
 from dr.scenario import Step, get_scenario
 from dr.workload import db_target, read_back, read_back_app
-from inventory.loader import load_gbt_table
 from lab import rejoin
 from lab.faults import LabFaults
+from lab.world import LabWorld
+from scripts.cli import lab_runtime_file
 
 pytestmark = pytest.mark.lab
 
@@ -39,7 +39,7 @@ def interrupt_after(phase: str, action: str, nth: int = 1):
     return checkpoint
 
 
-class ReprotectCrashes(LabRunbook):
+class ReprotectCrashes(LabWorld):
     """Reprotect dies where it died on a fresh machine: the city's etcd is back, then
     patronictl crashes before Patroni is given the promoted primary."""
 
@@ -50,11 +50,10 @@ class ReprotectCrashes(LabRunbook):
                            "'PatchStream' from 'ydiff' (injected by the test)")
 
 
-def run_drill(name: str, checkpoint=None, runbook=None) -> DrillOutcome:
-    runtime, injector, lab_runbook = cli._world(cli._default_runtime())
+def run_drill(name: str, checkpoint=None, world=None) -> DrillOutcome:
+    runtime = cli.load_runtime(lab_runtime_file())
     system = cli._pick_system(runtime, None)
-    drill = Drill(get_scenario(name), runtime, system, injector, runbook or lab_runbook,
-                  load_gbt_table(), cli._tier_targets(system.tier, runtime.source),
+    drill = Drill(get_scenario(name), runtime, system, world or LabWorld(runtime),
                   checkpoint=checkpoint or (lambda moment, phase, step: None))
     return drill.run()
 
@@ -109,7 +108,7 @@ def test_interrupted_drill_restores_what_it_can_and_lab_up_converges(lab, scenar
 
 
 def test_regional_drill_whose_reprotect_fails_keeps_the_remote_writes(lab) -> None:
-    outcome = run_drill("regional-disaster", runbook=ReprotectCrashes())
+    outcome = run_drill("regional-disaster", world=ReprotectCrashes())
     assert outcome.status == "error" and "reprotect_from_remote" in outcome.reason
     remote_acked = [w for w in outcome.ledger.acked() if w.node == "pg-remote"]
     assert remote_acked, "the promoted remote acknowledged nothing"

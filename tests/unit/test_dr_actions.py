@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dr.actions import World, run_step, undo_all
+from dr.actions import StepContext, run_step, undo_all
 from dr.engine import left_to_do
 from dr.scenario import Step
 from inventory.runtime import CenterRuntime, RuntimeInventory, SystemRuntime
@@ -30,11 +30,11 @@ class RecordingRunbook(RecordingInjector):
         return "promoted"
 
 
-def world() -> World:
+def world() -> StepContext:
     runtime = RuntimeInventory(source="lab", cloud="c", centers={
         n: CenterRuntime(name=n, role=n) for n in ("main", "samecity", "remote")})
     system = SystemRuntime(name="s", department="d", tier="t")
-    return World(runtime, system, RecordingInjector(), RecordingRunbook(), None, threading.Event())
+    return StepContext(runtime, system, RecordingInjector(), RecordingRunbook(), None, threading.Event())
 
 
 def test_faults_are_undone_newest_first_and_cancelled_ones_skipped() -> None:

@@ -4,9 +4,24 @@ from __future__ import annotations
 from dr.checker import Findings, SplitBrainEvent
 from dr.levels import combine, level_reached
 from dr.verdict import evaluate, passed
+import pytest
+
 from inventory.loader import load_gbt_table
+from inventory.model import GBT_EDITIONS
 
 GBT = load_gbt_table()
+
+
+def test_every_edition_a_tier_may_name_is_shipped_as_data() -> None:
+    assert set(GBT_EDITIONS) == {"2007", "2025"}
+    for edition in GBT_EDITIONS:
+        table = load_gbt_table(edition)
+        assert table.edition == edition and [lv.level for lv in table.levels] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_edition_not_shipped_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="edition '2099' is not shipped; known: 2007, 2025"):
+        load_gbt_table("2099")
 
 
 def test_zero_loss_and_minutes_reach_level_6() -> None:

@@ -155,3 +155,16 @@ def test_an_aborted_drill_says_what_was_restored_and_what_is_left(tmp_path: Path
     assert "restored: thaw_center main" in printed
     assert "left to do: reprotect_from_remote failed" in printed
     assert "left to do: run `tricenter lab up`" in printed
+
+
+def test_the_verdict_names_the_edition_of_the_level_table(tmp_path: Path, capsys) -> None:
+    from dr.cli import _print_result
+    out = outcome()
+    out.gbt = load_gbt_table("2025")
+    directory, data = write_report(out, tmp_path)
+    assert data["gbt20988_edition"] == "2025"
+    markdown = (directory / "report.md").read_text()
+    assert "GB/T 20988-2025 level" in markdown and out.gbt.note in markdown
+    assert "GB/T 20988-2025 灾难恢复能力等级" in (directory / "report.zh.md").read_text()
+    _print_result(data, as_json=False)
+    assert "GB/T 20988-2025: " in capsys.readouterr().out

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dr import silences
-from dr.actions import World, run_step
+from dr.actions import StepContext, run_step
 from dr.patroni import ClusterState, MemberState
 from dr.scenario import Step
 from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember, HostPort,
@@ -90,7 +90,7 @@ class FakeCluster:
         return f"switched over from {leader} to {candidate}"
 
 
-def world(alertmanagers: dict[str, str], calls: list) -> World:
+def world(alertmanagers: dict[str, str], calls: list) -> StepContext:
     centers = {n: CenterRuntime(name=n, role=n) for n in ("main", "samecity", "remote")}
     members = [DbMember(name=f"pg-{c}", center=c, host="127.0.0.1", api_url="http://x",
                         intended_role=r)
@@ -102,7 +102,7 @@ def world(alertmanagers: dict[str, str], calls: list) -> World:
     runtime = RuntimeInventory(source="lab", cloud="c", centers=centers)
     runtime.monitoring.alertmanagers = alertmanagers
     system = SystemRuntime(name="registry", department="d", tier="critical", database=db)
-    return World(runtime, system, None, None, FakeCluster(calls), threading.Event())
+    return StepContext(runtime, system, None, None, FakeCluster(calls), threading.Event())
 
 
 @pytest.fixture

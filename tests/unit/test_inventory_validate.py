@@ -95,7 +95,7 @@ BROKEN = {
     "bad-name": ("systems/portal.yaml", _set(["name"], "Portal_1"),
                  "portal.yaml", "name", "lower-case"),
     "tier-beyond-its-level": ("tiers.yaml", _set([0, "rpo_seconds"], 60),
-                              "tiers.yaml", "[0].rpo_seconds", "above GB/T 20988 level 6"),
+                              "tiers.yaml", "[0].rpo_seconds", "above GB/T 20988-2007 level 6"),
     "tier-two-primaries": ("tiers.yaml", _set([0, "placement", "database", "samecity"], "primary"),
                            "tiers.yaml", "[0].placement.database", "exactly one center role"),
     "ipam-prefixes-shrink": ("clouds/demo.yaml", _set(["ipam", "system_prefix"], 19),

@@ -32,6 +32,17 @@ def programs(ctx: LabContext):
 
 # --- addresses and secrets ------------------------------------------------------------
 
+def test_the_runtime_inventory_carries_every_tier_and_names_the_lab_world(ctx, tmp_path) -> None:
+    runtime = Lab(ctx, components=CORE).runtime_inventory()
+    runtime.save(tmp_path / "runtime.yaml")
+    loaded = type(runtime).load(tmp_path / "runtime.yaml")
+    assert loaded.world == "lab" and set(loaded.tiers) == set(ctx.topology.tiers)
+    system = loaded.systems[ctx.system.name]
+    tier = ctx.topology.tiers[system.tier]
+    assert loaded.tier_of(system).rto_seconds == tier.rto_seconds
+    assert loaded.tier_of(system).gbt20988_edition == tier.gbt20988_edition
+
+
 def test_each_center_has_its_own_addresses_and_the_same_ports(ctx: LabContext) -> None:
     assert [ctx.address(c) for c in (*CENTERS, "legacy")] == [
         "127.0.1.1", "127.0.2.1", "127.0.3.1", "127.0.9.1"]

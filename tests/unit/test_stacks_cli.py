@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from inventory.loader import DEFAULT_INVENTORY
+from inventory.loader import DEFAULT_INVENTORY, load_topology
 from inventory.runtime import (DbIntendedRole, RuntimeInventory, ansible_inventory,
                                prometheus_targets)
 from stacks.cli import deploy, plan, runtime
@@ -113,6 +113,12 @@ def test_runtime_inventory_from_the_outputs_of_the_three_centers():
     assert set(licence.app_backends) == {"main", "samecity"}  # remote is a pilot light
     assert any(h.center == "remote" and h.name.startswith("e-licence-app") for h in inventory.hosts)
     assert licence.database.password.pulumi == "guangdong-main:database_passwords.e-licence.app"
+    # drills judge a system by its tier's targets, carried along: no topology needed later
+    targets = inventory.tier_of(licence)
+    tier = load_topology(DEFAULT_INVENTORY).tiers[licence.tier]
+    assert (targets.rto_seconds, targets.rpo_seconds, targets.gbt20988_level) == (
+        tier.rto_seconds, tier.rpo_seconds, tier.gbt20988_level)
+    assert {s.tier for s in inventory.systems.values()} <= set(inventory.tiers)
     assert licence.bucket and licence.app_url
     groups = ansible_inventory(inventory)["all"]["children"]
     assert {"app", "db", "center_main", "center_samecity", "center_remote"} <= set(groups)

@@ -13,6 +13,7 @@ reprotect: `lab.rejoin.rebuild_from`, the same procedure `tricenter lab up` runs
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -21,35 +22,24 @@ import psycopg
 
 from dr.runbook import BackupInfo, DatabaseCopy
 from inventory.runtime import SystemRuntime
+from lab.context import LabContext
+from lab.faults import LabFaults
+from support.waiting import wait_until
 
-
-def lab_faults():
-    from lab.faults import LabFaults
-    return LabFaults()
+log = logging.getLogger(__name__)
 
 
 class LabRunbookError(RuntimeError):
     pass
 
 
-def _poll(describe: str, condition, timeout: float, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 — keep polling; report the last error
-            last = exc
-        time.sleep(interval)
-    raise LabRunbookError(f"{describe}: not reached within {timeout:.0f} s (last: {last})")
-
-
 class LabRunbook:
-    def __init__(self) -> None:
-        from lab.context import LabContext
-        self.lab = LabContext()
+    """`dr.runbook.Runbook` for the lab; `faults` is the lab's fault injector it stops
+    components with."""
+
+    def __init__(self, lab: LabContext | None = None, faults: LabFaults | None = None) -> None:
+        self.lab = lab or LabContext()
+        self.faults = faults or LabFaults(self.lab)
         self._copies: dict[str, object] = {}
 
     # --- helpers ----------------------------------------------------------------------
@@ -101,14 +91,15 @@ class LabRunbook:
         if etcd_center != db_center:
             return f"etcd leader in {etcd_center}, database leader in {db_center}"
         target = "samecity" if db_center != "samecity" else "main"
+        log.info("move the etcd leader from %s to %s", etcd_center, target)
         etcd.move_leader(self.lab, target)
         return f"etcd leader moved from {etcd_center} to {target}"
 
     def promote_remote(self, system: SystemRuntime) -> str:
-        faults = lab_faults()
         member = self._patroni().member_name("remote")
+        log.info("promote remote: stop its Patroni, pg_promote() %s, route writes to it", member)
         try:
-            faults.kill_component("remote", "patroni")
+            self.faults.kill_component("remote", "patroni")
         except Exception as exc:  # noqa: BLE001 — already down is fine
             if "no running patroni" not in str(exc):
                 raise
@@ -116,8 +107,9 @@ class LabRunbook:
             in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
             if in_recovery:
                 conn.execute("SELECT pg_promote(true, 60)")
-            _poll("remote leaves recovery",
-                  lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60, 0.1)
+            wait_until("remote leaves recovery",
+                       lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60, 0.1,
+                       retry_on=(psycopg.Error,), error=LabRunbookError)
             sync = conn.execute("SHOW synchronous_standby_names").fetchone()[0]
             if sync:
                 # nobody is left to confirm synchronous commits: do not wait for them
@@ -132,11 +124,13 @@ class LabRunbook:
 
     def reprotect_from_remote(self, system: SystemRuntime) -> str:
         from lab import rejoin
+        log.info("reprotect: rebuild the city from the remote primary")
         return "; ".join(rejoin.rebuild_from(self.lab, "remote"))
 
     def backup(self, system: SystemRuntime) -> BackupInfo:
         from lab.components import pgbackrest
         started = time.time()
+        log.info("full backup of %s", system.name)
         result = pgbackrest.backup(self.lab, "full")
         latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1]
         size = latest.get("info", {}).get("repository", {}).get("size")
@@ -150,6 +144,7 @@ class LabRunbook:
             raise LabRunbookError("the repository holds no backup yet: run the backup-restore drill "
                                   "or `pgbackrest backup` first")
         target = self.lab.path("drills", f"copy-{int(time.time())}", "data")
+        log.info("restore backup %s into %s (center %s)", latest, target, center)
         try:
             restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
             restored.start()

@@ -1,0 +1,1 @@
+"""Small helpers every plane may use (waiting, consoles, logging); they import no plane."""
