@@ -20,14 +20,15 @@ from dr.actions import RestoreResult, StepFailed, World, run_step, undo_all
 from dr.faults import FaultInjector
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
-from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
+from dr.patroni import ClusterObserver
 from dr.runbook import Runbook
 from dr.scenario import Check, Scenario, Step
 from dr.verdict import Criterion, evaluate, passed
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
-                         read_back_app)
+                         read_back_app, resolve_secret)
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
+from support.patroni import ApiAccess, DeadlineExceeded, PatroniCluster, PatroniUnavailable
 
 
 class DrillSkipped(Exception):
@@ -97,12 +98,13 @@ class Drill:
         self.scenario, self.runtime, self.system = scenario, runtime, system
         self.gbt, self.progress, self.checkpoint = gbt, progress, checkpoint
         self.tier_targets = tier_targets
-        self.cluster = PatroniCluster(system.database)
+        self.secret_base = secret_base
+        self.cluster = PatroniCluster(system.database, ApiAccess.of(
+            runtime, system.database, lambda ref: resolve_secret(ref, secret_base)))
         self.stop = threading.Event()
         self.world = World(runtime, system, injector, runbook, self.cluster, self.stop)
         self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time())
         self.outcome.ledger = WriteLedger()
-        self.secret_base = secret_base
         self.workload: Workload | None = None
         self.observer: ClusterObserver | None = None
         self.rw: DbTarget | None = None
@@ -202,8 +204,9 @@ class Drill:
     def _start_workload(self) -> None:
         w = self.scenario.workload
         db = self.system.database
-        self.rw = db_target(db, base=self.secret_base)
-        ro = db_target(db, read_only=True, base=self.secret_base)
+        ca = self.runtime.tls_ca_file
+        self.rw = db_target(db, base=self.secret_base, ca_file=ca)
+        ro = db_target(db, read_only=True, base=self.secret_base, ca_file=ca)
         prepare_ledger_table(self.rw)
         names = {(m.host, m.port): m.name for m in db.members}
         self.observer = ClusterObserver(self.cluster, self.outcome.ledger)
@@ -233,7 +236,7 @@ class Drill:
             remote = self.system.database.member(self.world.member_in("remote"))
         except (StepFailed, StopIteration):
             return None
-        target = DbTarget(remote.host, remote.port, self.rw.dbname, self.rw.user, self.rw.password)
+        target = self.rw.at(remote.host, remote.port, "verify-full")
         try:
             with target.connect() as conn:
                 row = conn.execute("SELECT extract(epoch FROM clock_timestamp() - "
@@ -308,7 +311,7 @@ class Drill:
         copy = self.world.copy
         if copy is None:
             return
-        target = DbTarget(copy.host, copy.port, self.rw.dbname, self.rw.user, self.rw.password)
+        target = self.rw.at(copy.host, copy.port, "verify-ca")  # not the address its certificate names
         ids = Counter(read_back(target, self.outcome.run_id, channel="db"))
         with target.connect() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS tricenter_test_failover (note text)")

@@ -109,7 +109,7 @@ class DbMember(_Model):
     center: str
     host: str  # address PostgreSQL listens on
     port: int = 5432
-    api_url: str  # Patroni REST API, e.g. http://127.0.1.10:8008
+    api_url: str  # Patroni REST API, e.g. https://127.0.1.10:8008
     intended_role: DbIntendedRole
 
 
@@ -147,6 +147,10 @@ class DatabaseCluster(_Model):
     read_only: HostPort  # endpoint routed to replicas
     admin_user: str | None = None  # a superuser, for steps that need one (subscriptions)
     admin_password: SecretRef | None = None
+    # The account Patroni's REST API asks for on its unsafe endpoints (restart,
+    # switchover, config, ...); reads (/cluster, /primary, /health) need none.
+    api_user: str = "patroni"
+    api_password: SecretRef | None = None
 
     def member(self, name: str) -> DbMember:
         return next(m for m in self.members if m.name == name)
@@ -255,6 +259,7 @@ def _databases(runtime: RuntimeInventory) -> list[dict]:
             "superuser_password": _ref(db.superuser_password),
             "replication_password": _ref(db.replication_password),
             "rewind_password": _ref(db.rewind_password),
+            "api_user": db.api_user, "api_password": _ref(db.api_password),
             "timing": db.timing.model_dump(), "client_networks": db.client_networks,
             "members": [{**m.model_dump(mode="json"), "api_port": _url_host_port(m.api_url)[1]}
                         for m in db.members],
@@ -379,19 +384,12 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
 
 
 def prometheus_targets(runtime: RuntimeInventory) -> list[dict]:
-    """file_sd target groups: one per exporter and per Patroni member."""
+    """file_sd target groups: one per exporter. Patroni members are the prometheus role's
+    own `patroni` job: their API speaks TLS only, and a scheme and CA are per job."""
     targets: list[dict] = []
     for name, url in sorted(runtime.monitoring.exporters.items()):
         hostport = url.split("://", 1)[-1].split("/", 1)[0]
         targets.append({"targets": [hostport], "labels": {"job": "tricenter", "exporter": name}})
-    for system in runtime.systems.values():
-        if system.database is None:
-            continue
-        for member in system.database.members:
-            hostport = member.api_url.split("://", 1)[-1].rstrip("/")
-            targets.append({"targets": [hostport], "labels": {
-                "job": "patroni", "system": system.name, "center": member.center,
-                "member": member.name}})
     return targets
 
 

@@ -169,6 +169,9 @@ class Prometheus:
                                       address=lab.address(SITE, HOST), root=str(home(lab)),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
+        from lab.components.sshd import give_tls
+
+        give_tls(lab, runtime, HOST_NAME, lab.address(SITE, HOST))
 
 
 def component() -> Prometheus:

@@ -50,15 +50,19 @@ def test_generated_config_passes_promtool(lab):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_patroni_members_come_from_the_inventory_targets_file(lab):
+def test_patroni_members_are_scraped_over_https_verified_against_the_lab_ca(lab):
     config = yaml.safe_load(prometheus.config_file(lab).read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    files = jobs["inventory"]["file_sd_configs"][0]["files"]
-    assert files == [str(prometheus.targets_file(lab))]
-    groups = json.loads(prometheus.targets_file(lab).read_text())
-    patroni = [g for g in groups if g["labels"]["job"] == "patroni"]
-    assert sorted(g["targets"][0] for g in patroni) == [
+    assert jobs["inventory"]["file_sd_configs"][0]["files"] == [str(prometheus.targets_file(lab))]
+    patroni = jobs["patroni"]
+    assert patroni["scheme"] == "https"
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    assert patroni["tls_config"]["ca_file"] == runtime.tls_ca_file
+    assert sorted(t for c in patroni["static_configs"] for t in c["targets"]) == [
         "127.0.1.1:8008", "127.0.2.1:8008", "127.0.3.1:8008"]
+    # not also in the plain-HTTP file_sd job
+    groups = json.loads(prometheus.targets_file(lab).read_text())
+    assert not [g for g in groups if g["labels"]["job"] == "patroni"]
 
 
 def test_exporters_have_a_drop_in_directory_and_rules_a_directory(lab):
