@@ -384,12 +384,19 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
 
 
 def prometheus_targets(runtime: RuntimeInventory) -> list[dict]:
-    """file_sd target groups: one per exporter. Patroni members are the prometheus role's
-    own `patroni` job: their API speaks TLS only, and a scheme and CA are per job."""
+    """file_sd target groups: one per exporter and per Patroni member."""
     targets: list[dict] = []
     for name, url in sorted(runtime.monitoring.exporters.items()):
         hostport = url.split("://", 1)[-1].split("/", 1)[0]
         targets.append({"targets": [hostport], "labels": {"job": "tricenter", "exporter": name}})
+    for system in runtime.systems.values():
+        if system.database is None:
+            continue
+        for member in system.database.members:
+            hostport = member.api_url.split("://", 1)[-1].rstrip("/")
+            targets.append({"targets": [hostport], "labels": {
+                "job": "patroni", "system": system.name, "center": member.center,
+                "member": member.name}})
     return targets
 
 

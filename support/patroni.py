@@ -116,14 +116,17 @@ class PatroniCluster:
         self.timeout = timeout
         self._preferred = 0  # index of the member that answered last: ask it first
         self._session = requests.Session()
-        self._session.verify = access.ca_file or True
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
+        # session's `verify` (psf/requests#3829), and that bundle lacks our CA.
+        self._verify: str | bool = access.ca_file or True
 
     # --- one member ---------------------------------------------------------------------
     def url(self, member: str, path: str) -> str:
         return self.db.member(member).api_url.rstrip("/") + path
 
     def get(self, member: str, path: str, timeout: float | None = None) -> requests.Response:
-        return self._session.get(self.url(member, path), timeout=timeout or self.timeout)
+        return self._session.get(self.url(member, path), timeout=timeout or self.timeout,
+                                 verify=self._verify)
 
     def member_json(self, member: str, path: str, timeout: float | None = None) -> dict | None:
         """A read's JSON body, None when the member does not answer or answers nonsense."""
@@ -143,7 +146,7 @@ class PatroniCluster:
             timeout: float = 10) -> str:
         """An unsafe call, with the cluster's account; PatroniRefused unless 2xx."""
         reply = self._session.request(method, self.url(member, path), json=body,
-                                      auth=self.access.auth, timeout=timeout)
+                                      auth=self.access.auth, timeout=timeout, verify=self._verify)
         if not reply.ok:
             raise PatroniRefused(f"{method} {path} on {member}: HTTP {reply.status_code} "
                                  f"{reply.text.strip()[:300]}")

@@ -75,7 +75,8 @@ BREAKOUT = '"><img src=x onerror=alert(2)>'
 class PatroniRefusing:
     """A Patroni REST API whose refusal text is hostile markup."""
 
-    def request(self, method: str, url: str, json: dict, auth: object, timeout: float) -> SimpleNamespace:
+    def request(self, method: str, url: str, json: dict, auth: object, timeout: float,
+                verify: object) -> SimpleNamespace:
         return SimpleNamespace(ok=False, status_code=503, text=f"switchover refused {BREAKOUT}{SCRIPT}")
 
 

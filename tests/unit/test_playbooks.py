@@ -139,8 +139,12 @@ def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Pa
     assert "server samecity-app 10.2.0.21:8080 check" in config
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if Path(haproxy).exists():
+        from lab.pki import CertificateAuthority
+
+        # HAProxy loads the CA file while checking: the host's, made here.
+        ca = CertificateAuthority(tmp_path / "pki").ensure().cert_file
         file = tmp_path / "haproxy.cfg"
-        file.write_text(config)
+        file.write_text(config.replace("/etc/tricenter/tls/ca.crt", str(ca)))
         checked = subprocess.run([haproxy, "-c", "-f", str(file)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
