@@ -2,7 +2,6 @@
 and scrapes what the inventory lists."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
