@@ -134,16 +134,11 @@ def process_cpu_seconds(process: psutil.Process) -> float:
 
 
 def scrape_until_ready(url: str, deadline_seconds: float = 60) -> None:
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        try:
-            if requests.get(url, timeout=10).ok:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            sys.exit(f"{url} did not answer within {deadline_seconds:.0f} s")
-        time.sleep(0.5)
+    try:
+        wait_until(f"{url} answers", lambda: requests.get(url, timeout=10).ok, deadline_seconds,
+                   0.5, retry_on=(requests.RequestException,))
+    except WaitTimeout as exc:
+        sys.exit(str(exc))
 
 
 def side_by_side(scrapes: int, interval: float) -> dict:

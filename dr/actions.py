@@ -9,7 +9,7 @@ from typing import Callable
 
 from dr import silences
 from dr.faults import FaultInjector
-from dr.patroni import ClusterState, PatroniCluster
+from support.patroni import ClusterState, PatroniCluster
 from dr.runbook import DatabaseCopy, Runbook
 from dr.scenario import Action, Step
 from inventory.runtime import DbIntendedRole, RuntimeInventory, SystemRuntime

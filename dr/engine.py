@@ -20,15 +20,16 @@ from dr import checker
 from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
-from dr.patroni import ClusterObserver, DeadlineExceeded, PatroniCluster, PatroniUnavailable
+from dr.patroni import ClusterObserver
 from dr.scenario import Check, Scenario, Step
 from dr.verdict import Criterion, evaluate, passed
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
-                         read_back_app)
+                         read_back_app, resolve_secret)
 from dr.world import World
 from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
+from support.patroni import ApiAccess, DeadlineExceeded, PatroniCluster, PatroniUnavailable
 from support.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,15 @@ class Drill:
             raise ValueError(f"system {system.name} has no database: drills measure database writes")
         self.scenario, self.runtime, self.system = scenario, runtime, system
         self.progress, self.checkpoint = progress, checkpoint
+        self.secret_base = secret_base
         self.tier = runtime.tier_of(system)
         self.gbt = load_gbt_table(self.tier.gbt20988_edition)
-        self.cluster = PatroniCluster(system.database)
+        self.cluster = PatroniCluster(system.database, ApiAccess.of(
+            runtime, system.database, lambda ref: resolve_secret(ref, secret_base)))
         self.stop = threading.Event()
         self.world = StepContext(runtime, system, world, world, self.cluster, self.stop)
         self.outcome = DrillOutcome(scenario, system, uuid.uuid4().hex[:12], time.time(), gbt=self.gbt)
         self.outcome.ledger = WriteLedger()
-        self.secret_base = secret_base
         self.workload: Workload | None = None
         self.observer: ClusterObserver | None = None
         self.rw: DbTarget | None = None
@@ -211,8 +213,9 @@ class Drill:
     def _start_workload(self) -> None:
         w = self.scenario.workload
         db = self.system.database
-        self.rw = db_target(db, base=self.secret_base)
-        ro = db_target(db, read_only=True, base=self.secret_base)
+        ca = self.runtime.tls_ca_file
+        self.rw = db_target(db, base=self.secret_base, ca_file=ca)
+        ro = db_target(db, read_only=True, base=self.secret_base, ca_file=ca)
         prepare_ledger_table(self.rw)
         names = {(m.host, m.port): m.name for m in db.members}
         self.observer = ClusterObserver(self.cluster, self.outcome.ledger)
@@ -242,7 +245,7 @@ class Drill:
             remote = self.system.database.member(self.world.member_in("remote"))
         except (StepFailed, StopIteration):
             return None
-        target = DbTarget(remote.host, remote.port, self.rw.dbname, self.rw.user, self.rw.password)
+        target = self.rw.at(remote.host, remote.port, "verify-full")
         try:
             with target.connect() as conn:
                 row = conn.execute("SELECT extract(epoch FROM clock_timestamp() - "
@@ -313,7 +316,7 @@ class Drill:
         copy = self.world.copy
         if copy is None:
             return
-        target = DbTarget(copy.host, copy.port, self.rw.dbname, self.rw.user, self.rw.password)
+        target = self.rw.at(copy.host, copy.port, "verify-ca")  # not the address its certificate names
         ids = Counter(read_back(target, self.outcome.run_id, channel="db"))
         with target.connect() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS tricenter_test_failover (note text)")

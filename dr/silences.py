@@ -12,9 +12,10 @@ it to the others, so it holds whichever member notifies.
 from __future__ import annotations
 
 import datetime
-import time
 
 import requests
+
+from support.waiting import WaitTimeout, wait_until
 
 # What a handover raises by design; a stuck switchover still shows in the drill report
 # (writes blocked, RTO) and every other alert (etcd, replication, backups) still pages.
@@ -90,15 +91,19 @@ def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float
     on abort; then, as when the alerts stay active, the silence ends at its own endsAt."""
     if stop.wait(LOOK_BACK_SECONDS):
         return f"silence {silence_id} left to expire (drill stopping)"
-    deadline = time.monotonic() + QUIET_DEADLINE_SECONDS
-    while True:
-        try:
-            still = handover_alerts_active(member, system)
-            if not still:
-                requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
-                                timeout=3).raise_for_status()
-                return f"silence {silence_id} lifted"
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            return f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
-        if time.monotonic() > deadline or stop.wait(poll):
-            return f"silence {silence_id} left to expire: still active {', '.join(still)}"
+    still: list[str] = []
+
+    def quiet() -> bool:
+        still[:] = handover_alerts_active(member, system)
+        return not still
+
+    try:
+        wait_until(f"{system}'s handover alerts no longer active", quiet,
+                   QUIET_DEADLINE_SECONDS, poll, stop=stop)
+        requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
+                        timeout=3).raise_for_status()
+        return f"silence {silence_id} lifted"
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
+    except WaitTimeout:
+        return f"silence {silence_id} left to expire: still active {', '.join(still)}"

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -70,17 +70,28 @@ class DbTarget:
     dbname: str
     user: str
     password: str
+    ca_file: str | None = None  # the runtime inventory's tls_ca_file
+    # verify-full where the address is the member's own (its certificate names it);
+    # verify-ca through an entry (HAProxy) or to a restored copy on another address.
+    sslmode: str = "verify-full"
+
+    def at(self, host: str, port: int, sslmode: str) -> "DbTarget":
+        """The same login and CA, to another server."""
+        return replace(self, host=host, port=port, sslmode=sslmode)
 
     def connect(self, timeout: float = 2) -> psycopg.Connection:
         # connect_timeout below 2 s is raised to 2 s by libpq anyway
+        tls = {"sslmode": self.sslmode, **({"sslrootcert": self.ca_file} if self.ca_file else {})}
         return psycopg.connect(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
                                password=self.password, connect_timeout=max(2, int(timeout)),
-                               autocommit=True, application_name="tricenter-drill")
+                               autocommit=True, application_name="tricenter-drill", **tls)
 
 
-def db_target(db: DatabaseCluster, read_only: bool = False, base: Path | None = None) -> DbTarget:
+def db_target(db: DatabaseCluster, read_only: bool = False, base: Path | None = None,
+              ca_file: str | None = None) -> DbTarget:
     endpoint = db.read_only if read_only else db.read_write
-    return DbTarget(endpoint.host, endpoint.port, db.dbname, db.user, resolve_secret(db.password, base))
+    return DbTarget(endpoint.host, endpoint.port, db.dbname, db.user, resolve_secret(db.password, base),
+                    ca_file, sslmode="verify-ca")
 
 
 def prepare_ledger_table(target: DbTarget) -> None:

@@ -123,7 +123,7 @@ class DbMember(_Model):
     center: str
     host: str  # address PostgreSQL listens on
     port: int = 5432
-    api_url: str  # Patroni REST API, e.g. http://127.0.1.10:8008
+    api_url: str  # Patroni REST API, e.g. https://127.0.1.10:8008
     intended_role: DbIntendedRole
 
 
@@ -161,6 +161,10 @@ class DatabaseCluster(_Model):
     read_only: HostPort  # endpoint routed to replicas
     admin_user: str | None = None  # a superuser, for steps that need one (subscriptions)
     admin_password: SecretRef | None = None
+    # The account Patroni's REST API asks for on its unsafe endpoints (restart,
+    # switchover, config, ...); reads (/cluster, /primary, /health) need none.
+    api_user: str = "patroni"
+    api_password: SecretRef | None = None
 
     def member(self, name: str) -> DbMember:
         return next(m for m in self.members if m.name == name)
@@ -346,6 +350,7 @@ def _databases(runtime: RuntimeInventory) -> list[dict]:
             "superuser_password": _ref(db.superuser_password),
             "replication_password": _ref(db.replication_password),
             "rewind_password": _ref(db.rewind_password),
+            "api_user": db.api_user, "api_password": _ref(db.api_password),
             "timing": db.timing.model_dump(), "client_networks": db.client_networks,
             "members": [{**m.model_dump(mode="json"), "api_port": _url_host_port(m.api_url)[1]}
                         for m in db.members],

@@ -330,7 +330,8 @@ class Lab:
         root = self.ctx.root
         live: set[int] = set()
         recorded: set[int] = set()
-        for record in (*root.glob("*/*/postmaster.pid"), *root.glob("*/*/*/postmaster.pid")):
+        members = root.glob("hosts/*/var/lib/postgresql/*/*/postmaster.pid")  # the role's path
+        for record in (*root.glob("*/*/postmaster.pid"), *root.glob("*/*/*/postmaster.pid"), *members):
             try:
                 pid = int(record.read_text().split()[0])
             except (OSError, ValueError, IndexError):

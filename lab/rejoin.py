@@ -61,9 +61,11 @@ def wait_until(describe: str, condition, timeout: float, interval: float = 0.3):
 
 # --- what is where ----------------------------------------------------------------------
 def superuser(lab: LabContext, center: str) -> psycopg.Connection:
+    """The member's own address, which its certificate names: verify-full."""
     return psycopg.connect(host=lab.address(center), port=Ports.postgres, dbname="postgres",
                            user="postgres", password=lab.secret("postgres-superuser"),
-                           autocommit=True, connect_timeout=3)
+                           autocommit=True, connect_timeout=3, sslmode="verify-full",
+                           sslrootcert=patroni.ca_file(lab))
 
 
 def _patroni_running(supervisor: Supervisor, center: str) -> bool:
@@ -133,12 +135,14 @@ def _stop_member(lab: LabContext, supervisor: Supervisor, center: str) -> None:
 
 def pg_rewind(lab: LabContext, center: str, leader: str) -> tuple[bool, str]:
     """Rewind the stopped member onto the leader's timeline; (done, pg_rewind's last words)."""
+    # As Patroni's own rewind: TLS verified against the CA copy the role gave postgres.
     source = (f"host={lab.address(leader)} port={Ports.postgres} user=rewinder "
-              f"dbname=postgres connect_timeout=5")
+              f"dbname=postgres connect_timeout=5 sslmode=verify-full "
+              f"sslrootcert={patroni.tls_dir(lab, center) / 'ca.crt'}")
     done = subprocess.run(
         [str(binaries.PG_BIN / "pg_rewind"), "--target-pgdata", str(patroni.data_dir(lab, center)),
          "--source-server", source],
-        user=patroni.OS_USER, cwd=patroni.node_dir(lab, center), capture_output=True, text=True,
+        user=patroni.OS_USER, cwd=patroni.config_dir(lab, center), capture_output=True, text=True,
         timeout=REWIND_TIMEOUT_SECONDS,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGPASSWORD": lab.secret("postgres-rewind")})
     words = (done.stderr.strip() or done.stdout.strip()).splitlines()
@@ -211,7 +215,7 @@ def rejoin_diverged(lab: LabContext, supervisor: Supervisor, watch: DivergenceWa
 
 # --- a primary promoted outside Patroni ---------------------------------------------------
 def _patroni_yml(lab: LabContext, center: str) -> Path:
-    return patroni.node_dir(lab, center) / "patroni.yml"
+    return patroni.config_file(lab, center)
 
 
 def _tags(lab: LabContext, center: str) -> dict:
@@ -271,9 +275,9 @@ def rebuild_from(lab: LabContext, center: str, progress=lambda message: None) ->
     patroni.switchover(lab, INTENDED_LEADER)
     wait_until(f"{INTENDED_LEADER} leads again", lambda: leader(lab) == INTENDED_LEADER, 60)
     set_tags(lab, center, original_tags)
-    requests.post(patroni.api_url(lab, center) + "/reload", timeout=10)
-    requests.patch(patroni.api_url(lab, INTENDED_LEADER) + "/config",
-                   json={"synchronous_mode": True}, timeout=10).raise_for_status()
+    api = patroni.client(lab, timeout=10)
+    api.reload(patroni.member_name(center))
+    api.patch_config(patroni.member_name(INTENDED_LEADER), {"synchronous_mode": True})
     done.insert(0, f"cluster rebuilt around the primary promoted by hand in {center} (its writes "
                    f"kept), city rewound to follow it, failed back to {INTENDED_LEADER}")
     return done

@@ -52,14 +52,12 @@ class LabRunbook:
         return haproxy.admin(self.lab, command)
 
     def _superuser(self, center: str) -> psycopg.Connection:
-        from lab.context import Ports
-        return psycopg.connect(host=self.lab.address(center), port=Ports.postgres, dbname="postgres",
-                               user="postgres", password=self.lab.secret("postgres-superuser"),
-                               autocommit=True, connect_timeout=3)
+        from lab import rejoin
+        return rejoin.superuser(self.lab, center)
 
     def _leader(self) -> str | None:
-        view = self._patroni().cluster_view(self.lab) or {"members": []}
-        return next((m["name"] for m in view["members"] if m.get("role") == "leader"), None)
+        view = self._patroni().cluster_view(self.lab)
+        return view.leader if view else None
 
     # --- Runbook ----------------------------------------------------------------------
     def recovery_command(self) -> str:

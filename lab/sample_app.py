@@ -45,9 +45,9 @@ RECORD_PATH = re.compile(r"^/records/(\d+)$")
 class Database:
     """One connection per server thread, replaced whenever it breaks."""
 
-    def __init__(self, hosts: list[str], dbname: str, user: str, passfile: str):
+    def __init__(self, hosts: list[str], dbname: str, user: str, passfile: str, sslrootcert: str):
         self.hosts = hosts
-        self.params = (dbname, user, passfile)
+        self.params = (dbname, user, passfile, sslrootcert)
         self.primary = hosts[0]  # the member that last accepted a read-write session
         self.local = threading.local()
         self.schema_ready = False
@@ -155,19 +155,22 @@ def make_handler(center: str, db: Database) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def conninfo(hosts: list[str], dbname: str, user: str, passfile: str) -> str:
+def conninfo(hosts: list[str], dbname: str, user: str, passfile: str, sslrootcert: str) -> str:
     names = ",".join(h.rsplit(":", 1)[0] for h in hosts)
     ports = ",".join(h.rsplit(":", 1)[1] for h in hosts)
     # A partitioned primary drops packets instead of refusing them: without a bound on
     # unacknowledged data a session to it would hang for the kernel's full TCP timeout.
+    # Each member is reached by the address its certificate names: verify-full.
     return (f"host={names} port={ports} dbname={dbname} user={user} passfile={passfile} "
+            f"sslmode=verify-full sslrootcert={sslrootcert} "
             "target_session_attrs=read-write connect_timeout=2 application_name=sample-app "
             "tcp_user_timeout=3000 keepalives=1 keepalives_idle=2 keepalives_interval=1 "
             "keepalives_count=2")
 
 
 ENV_KEYS = {"center": "APP_CENTER", "listen": "APP_LISTEN", "db_hosts": "APP_DB_HOSTS",
-            "dbname": "APP_DBNAME", "user": "APP_USER", "passfile": "APP_PASSFILE"}
+            "dbname": "APP_DBNAME", "user": "APP_USER", "passfile": "APP_PASSFILE",
+            "sslrootcert": "APP_SSLROOTCERT"}
 
 
 def read_env_file(file: str) -> dict[str, str]:
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dbname")
     parser.add_argument("--user")
     parser.add_argument("--passfile")
+    parser.add_argument("--sslrootcert", help="the CA the database servers' certificates chain to")
     args = parser.parse_args(argv)
     env = read_env_file(args.env_file) if args.env_file else {}
     for attr, key in ENV_KEYS.items():
@@ -197,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
             setattr(args, attr, env.get(key))
         if getattr(args, attr) is None:
             parser.error(f"--{attr.replace('_', '-')} (or {key} in --env-file) is required")
-    db = Database(args.db_hosts.split(","), args.dbname, args.user, args.passfile)
+    db = Database(args.db_hosts.split(","), args.dbname, args.user, args.passfile,
+                  args.sslrootcert)
     threading.Thread(target=db.watch, daemon=True).start()
     address, port = args.listen.rsplit(":", 1)
     server = ThreadingHTTPServer((address, int(port)), make_handler(args.center, db))

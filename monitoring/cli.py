@@ -117,7 +117,10 @@ def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, 
     if leader_poll > 0:
         from monitoring.leader_watch import LeaderWatch
 
-        collector.watch = LeaderWatch(collector.runtime, probes.leader_confirmed, interval=leader_poll)
+        ca_file = collector.runtime.tls_ca_file
+        collector.watch = LeaderWatch(collector.runtime,
+                                      lambda db: probes.leader_confirmed(db, ca_file),
+                                      interval=leader_poll)
         collector.watch.start()
     registry = CollectorRegistry()
     registry.register(collector)

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from dr.patroni import ClusterState
+from support.patroni import ClusterState
 from inventory.runtime import DatabaseCluster, DbIntendedRole, RuntimeInventory, SystemRuntime
 from monitoring import probes
 from monitoring.probes import EtcdMemberStatus, HaproxyServer, ProbeFailed, ReplicationRow
@@ -460,7 +460,8 @@ def confirmed_leader(obs: SystemObservation) -> str | None:
     return obs.cluster.leader if obs.cluster is not None and obs.leader_answers else None
 
 
-def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservation:
+def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None = None
+                    ) -> SystemObservation:
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = SystemObservation()
@@ -468,15 +469,16 @@ def _observe_system(system: SystemRuntime, sources: Sources) -> SystemObservatio
     if db is None:
         return obs
     try:
-        obs.cluster = sources.patroni(db)
+        obs.cluster = sources.patroni(db, ca_file)
     except ProbeFailed as exc:
         obs.failures["patroni"] = str(exc)
     if obs.cluster is not None and obs.cluster.leader is not None:
-        obs.leader_answers = sources.leader_check(db.member(obs.cluster.leader))
+        obs.leader_answers = sources.leader_check(db, db.member(obs.cluster.leader), ca_file)
     if obs.leader_answers:  # a frozen leader would hold the scrape for the connect timeout
         try:
             password = resolve_secret(db.password, sources.secret_base)
-            obs.replication = sources.replication(db, db.member(obs.cluster.leader), password)
+            obs.replication = sources.replication(db, db.member(obs.cluster.leader), password,
+                                                  ca_file)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["postgres"] = str(exc)
     if sources.pgbackrest_config is not None:
@@ -503,7 +505,7 @@ def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> O
 
     obs = Observation()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        systems = {name: pool.submit(_observe_system, s, sources)
+        systems = {name: pool.submit(_observe_system, s, sources, runtime.tls_ca_file)
                    for name, s in runtime.systems.items()}
         etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
         certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}

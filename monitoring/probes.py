@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from dr.patroni import ClusterState, PatroniCluster, PatroniUnavailable
 from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
+from support.patroni import ApiAccess, ClusterState, PatroniCluster, PatroniUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +72,40 @@ def _session() -> requests.Session:
     return _local.session
 
 
-def patroni_cluster(db: DatabaseCluster, timeout: float = 0.5) -> ClusterState:
-    """The cluster as any member's /cluster says. One client per cluster, kept across
-    scrapes: it asks first the member that answered last, not a lost center's."""
+def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> PatroniCluster:
+    """One client per cluster, kept across scrapes: it asks first the member that answered
+    last, not a lost center's. The exporter only reads: no REST API account."""
     client = _clusters.get(db.cluster)
-    if client is None or client.db != db:
-        client = _clusters[db.cluster] = PatroniCluster(db, timeout=timeout)
+    access = ApiAccess(ca_file=ca_file)
+    if client is None or client.db != db or client.access != access:
+        client = _clusters[db.cluster] = PatroniCluster(db, access, timeout=timeout)
+    return client
+
+
+def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> ClusterState:
+    """The cluster as any member's /cluster says."""
     try:
-        return client.state()
+        return _client(db, ca_file, timeout).state()
     except PatroniUnavailable as exc:
         raise ProbeFailed(str(exc)) from None
 
 
-def patroni_leader_answers(leader: DbMember, timeout: float = 0.5) -> bool:
+def patroni_leader_answers(db: DatabaseCluster, leader: DbMember, ca_file: str | None = None,
+                           timeout: float = 0.5) -> bool:
     """Whether the leader's own REST API says it is the primary. Any member's /cluster
     keeps naming a vanished leader until its lease expires (ttl, 20 s and more): asking
     the leader itself sees a lost center within one scrape."""
-    try:
-        return _session().get(leader.api_url.rstrip("/") + "/primary", timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
+    return _client(db, ca_file, timeout).is_primary(leader.name, timeout)
 
 
-def leader_confirmed(db: DatabaseCluster, timeout: float = 0.5) -> bool:
+def leader_confirmed(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> bool:
     """Whether the cluster has a leader whose own REST API confirms it leads."""
     try:
-        state = patroni_cluster(db, timeout)
+        state = patroni_cluster(db, ca_file, timeout)
     except ProbeFailed:
         return False
-    return state.leader is not None and patroni_leader_answers(db.member(state.leader), timeout)
+    return state.leader is not None and patroni_leader_answers(db, db.member(state.leader), ca_file,
+                                                               timeout)
 
 
 def tls_not_after(url: str, timeout: float = 1) -> float:
@@ -137,16 +142,18 @@ SELECT application_name, state, sync_state,
 FROM pg_stat_replication"""
 
 
-def replication(db: DatabaseCluster, leader: DbMember, password: str,
+def replication(db: DatabaseCluster, leader: DbMember, password: str, ca_file: str | None = None,
                 timeout: float = 2) -> list[ReplicationRow]:
-    """pg_stat_replication on the leader. Without pg_monitor the LSN columns are NULL;
-    the collector then falls back to Patroni's lag."""
+    """pg_stat_replication on the leader, over TLS verified against the inventory's CA (the
+    leader's own address: its certificate names it). Without pg_monitor the LSN columns
+    are NULL; the collector then falls back to Patroni's lag."""
     import psycopg
 
+    tls = {"sslmode": "verify-full", **({"sslrootcert": ca_file} if ca_file else {})}
     try:
         with psycopg.connect(host=leader.host, port=leader.port, dbname=db.dbname, user=db.user,
                              password=password, connect_timeout=max(2, int(timeout)),
-                             application_name="tricenter-exporter") as conn:
+                             application_name="tricenter-exporter", **tls) as conn:
             rows = conn.execute(REPLICATION_QUERY).fetchall()
     except psycopg.Error as exc:
         raise ProbeFailed(f"{leader.name}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None

@@ -101,6 +101,10 @@ class SampleApp:
                                       root=str(lab.path("hosts", host_name(center))),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
+        from lab.components.sshd import give_tls
+
+        for center in ACTIVE_CENTERS:
+            give_tls(lab, runtime, host_name(center), lab.address(center, "app"))
 
 
 def component() -> SampleApp:

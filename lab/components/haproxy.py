@@ -116,6 +116,9 @@ class HAProxy:
                                       address=lab.entry_address, root=str(_root(lab)),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
+        from lab.components.sshd import give_tls
+
+        give_tls(lab, runtime, HOST, lab.entry_address)
 
 
 def component() -> HAProxy:

@@ -50,6 +50,9 @@ def add_host(lab: "LabContext", runtime: "RuntimeInventory", site: str) -> None:
                                   address=address(lab, site), root=str(home(lab, site)),
                                   service_manager="supervisor",
                                   service_user=users.SERVICE_USER))
+    from lab.components.sshd import give_tls
+
+    give_tls(lab, runtime, host_name(site), address(lab, site))
 
 
 def signal_running(lab: "LabContext", programs: set[str], signum: signal.Signals) -> None:

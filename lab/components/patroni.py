@@ -3,23 +3,22 @@ in samecity (RPO 0 in the city), asynchronous member in remote that Patroni neve
 on its own (a regional recovery is a runbook decision, not an automatic one)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
-import shlex
 import shutil
 from pathlib import Path
 
 import requests
-import yaml
 
 from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
                                PatroniTiming, RuntimeInventory, SecretRef, SystemRuntime)
-from lab import pki, processes, users
+from lab import processes, users
 from lab import binaries
-from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
-from lab.pgsql import owner_sql
+from support.patroni import (RUNNING_STATES, ApiAccess, ClusterState, PatroniCluster, PatroniRefused,
+                             PatroniUnavailable)
 
 # Patroni 3.1.2 pinned from PyPI (lab/binaries.py). Debian's 3.0.2 overwrites the etcd3 leader key unconditionally after a freeze: a thawed
 # old primary took the lock back from the new one and its acknowledged writes were lost
@@ -40,6 +39,10 @@ PROFILES: dict[str, dict[str, int]] = {
 }
 
 
+HOST_FORMAT = "{center}-db"  # the lab host each member runs on (as etcd's)
+ROLE = "postgresql_patroni"
+
+
 def member_name(center: str) -> str:
     return f"pg-{center}"
 
@@ -52,20 +55,53 @@ def scope(lab: LabContext) -> str:
     return lab.system.name
 
 
+def host_name(center: str) -> str:
+    return HOST_FORMAT.format(center=center)
+
+
 def api_url(lab: LabContext, center: str) -> str:
-    return f"http://{lab.address(center)}:{Ports.patroni_api}"
+    return f"https://{lab.address(center)}:{Ports.patroni_api}"
 
 
-def node_dir(lab: LabContext, center: str) -> Path:
-    return lab.path("patroni", center)
+# Where the postgresql_patroni role puts things under the host's root (its defaults).
+def _root(lab: LabContext, center: str) -> Path:
+    return lab.path("hosts", host_name(center))
+
+
+def config_dir(lab: LabContext, center: str) -> Path:
+    return _root(lab, center) / "etc/patroni"
+
+
+def config_file(lab: LabContext, center: str) -> Path:
+    return config_dir(lab, center) / "patroni.yml"
+
+
+def tls_dir(lab: LabContext, center: str) -> Path:
+    return config_dir(lab, center) / "tls"
+
+
+def ca_file(lab: LabContext) -> str:
+    """The lab CA's certificate, as clients verify PostgreSQL and the REST API with it."""
+    from lab.components.sshd import certificate_authority
+
+    return str(certificate_authority(lab).cert_file)
+
+
+def home_dir(lab: LabContext, center: str) -> Path:
+    return _root(lab, center) / "var/lib/postgresql"
 
 
 def data_dir(lab: LabContext, center: str) -> Path:
-    return node_dir(lab, center) / "data"
+    return home_dir(lab, center) / "15" / scope(lab)
 
 
 def socket_dir(lab: LabContext, center: str) -> Path:
-    return node_dir(lab, center) / "run"
+    return _root(lab, center) / "var/run/postgresql"
+
+
+def legacy_node_dir(lab: LabContext, center: str) -> Path:
+    """Where labs before the role kept a member's config and data."""
+    return lab.path("patroni", center)
 
 
 def app_user(lab: LabContext) -> str:
@@ -80,6 +116,10 @@ def app_password_secret(lab: LabContext) -> str:
     return f"{lab.system.name}-db-password"
 
 
+API_PASSWORD_SECRET = "patroni-api-password"
+API_USER = "patroni"
+
+
 def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
     """PostgreSQL parameters other components ask for (e.g. pgBackRest's archive_command)."""
     params: dict[str, object] = {}
@@ -90,154 +130,46 @@ def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
     return params
 
 
-def etcd_client_tls(lab: LabContext, center: str) -> pki.CertFiles:
-    """The host's certificate, copied for postgres: Patroni's identity towards etcd."""
-    directory = node_dir(lab, center) / "etcd-tls"
-    return pki.CertFiles(ca=directory / "ca.crt", cert=directory / "patroni.crt",
-                         key=directory / "patroni.key")
+def role(runtime: RuntimeInventory, center: str, extra: dict[str, object] | None = None):
+    """The postgresql_patroni role for the member's host. `extra`: parameters other lab
+    components contribute, in the role's place for them (its archive settings)."""
+    from playbooks.render import RoleRenderer, host_variables
+
+    variables = host_variables(runtime, host_name(center))
+    if extra:
+        variables = {**variables, "postgresql_patroni_archive": extra}
+    return RoleRenderer(ROLE, variables)
 
 
-def _etcd3(lab: LabContext, center: str) -> dict:
-    from lab.components import etcd
-
-    files = etcd_client_tls(lab, center)
-    return {"hosts": [f"{lab.address(c)}:{Ports.etcd_client}" for c in CENTERS],
-            "protocol": "https", "cacert": str(files.ca), "cert": str(files.cert),
-            "key": str(files.key), "username": "patroni",
-            "password": lab.secret(etcd.PATRONI_PASSWORD)}
+def render_config(runtime: RuntimeInventory, center: str, extra: dict[str, object] | None = None) -> str:
+    """patroni.yml as the postgresql_patroni role writes it on the member's host."""
+    return role(runtime, center, extra).template("patroni.yml.j2")
 
 
-def _install_etcd_client_tls(lab: LabContext, center: str) -> None:
-    from lab.components import sshd
-
-    host = next(h for h in sshd.hosts(lab) if h.name == f"{center}-db")
-    pki.install(sshd.host_certificate(lab, host), etcd_client_tls(lab, center), OS_USER)
-
-
-def render_config(lab: LabContext, center: str, profile: str,
-                  extra: dict[str, object] | None = None) -> dict:
-    """The patroni.yml of the member in `center`."""
-    address = lab.address(center)
-    auth = {
-        "superuser": {"username": "postgres", "password": lab.secret("postgres-superuser")},
-        "replication": {"username": "replicator", "password": lab.secret("postgres-replication")},
-        "rewind": {"username": "rewinder", "password": lab.secret("postgres-rewind")},
-    }
-    config: dict = {
-        "scope": scope(lab),
-        "namespace": NAMESPACE,
-        "name": member_name(center),
-        "log": {"level": "INFO"},
-        "restapi": {"listen": f"{address}:{Ports.patroni_api}",
-                    "connect_address": f"{address}:{Ports.patroni_api}"},
-        "etcd3": _etcd3(lab, center),
-        "bootstrap": {
-            "dcs": {
-                **PROFILES[profile],
-                "maximum_lag_on_failover": 1048576,
-                "synchronous_mode": True,
-                "synchronous_mode_strict": False,
-                "postgresql": {
-                    "use_pg_rewind": True,
-                    "use_slots": True,
-                    "parameters": {
-                        # logical: a migration's rollback replicates from this cluster back
-                        # to the legacy source (publication on the target).
-                        "wal_level": "logical", "hot_standby": "on", "wal_log_hints": "on",
-                        "max_connections": 100, "max_wal_senders": 10,
-                        "max_replication_slots": 10, "wal_keep_size": "256MB",
-                        "shared_buffers": "64MB",
-                    },
-                },
-            },
-            "initdb": ["data-checksums", {"encoding": "UTF8"}, {"locale": "C.UTF-8"}],
-            "post_bootstrap": str(node_dir(lab, center) / "post_bootstrap.sh"),
-        },
-        "postgresql": {
-            "listen": f"{address}:{Ports.postgres}",
-            "connect_address": f"{address}:{Ports.postgres}",
-            "data_dir": str(data_dir(lab, center)),
-            "bin_dir": str(PG_BIN),
-            "pgpass": str(node_dir(lab, center) / "pgpass"),
-            "use_unix_socket": True,
-            # A spread checkpoint would hold every new replica for minutes.
-            "basebackup": [{"checkpoint": "fast"}],
-            "authentication": auth,
-            "parameters": {
-                "unix_socket_directories": str(socket_dir(lab, center)),
-                # A hung (frozen) synchronous standby keeps its TCP session open; until the
-                # walsender gives up on it, Patroni still sees it streaming and commits wait.
-                # 5 s instead of 60 s lets Patroni drop it from synchronous_standby_names.
-                "wal_sender_timeout": "5s",
-                "logging_collector": "off",
-                "log_line_prefix": f"%m [%p] {center} ",
-                **(extra or {}),
-            },
-            "pg_hba": [
-                "local all postgres peer",
-                "local all all scram-sha-256",
-                *(f"host replication replicator {net} scram-sha-256" for net in LAB_NETWORKS),
-                *(f"host all all {net} scram-sha-256" for net in LAB_NETWORKS),
-            ],
-        },
-        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
-                 "nosync": False},
-    }
-    if center == "remote":
-        config["tags"].update({"nofailover": True, "nosync": True})
-    return config
+def client(lab: LabContext, timeout: float = 1.0) -> PatroniCluster:
+    """The REST API client (support/patroni.py) with the lab's CA and API account."""
+    access = ApiAccess(ca_file=ca_file(lab),
+                       auth=(API_USER, lab.secret(API_PASSWORD_SECRET)))
+    return PatroniCluster(database_cluster(lab), access, timeout=timeout)
 
 
-def post_bootstrap_script(lab: LabContext) -> str:
-    """Runs once on the first primary: the application's role and database."""
-    statements = owner_sql(app_user(lab), app_dbname(lab), lab.secret(app_password_secret(lab)))
-    # A quoted here-document: the shell expands nothing in it.
-    return (
-        "#!/bin/sh\n# Called by Patroni once, after initdb, with a superuser connection string.\n"
-        "set -e\n"
-        f"{shlex.quote(str(PG_BIN / 'psql'))} -v ON_ERROR_STOP=1 \"$1\" <<'SQL'\n"
-        f"{statements}"
-        "SQL\n"
-    )
-
-
-def _write_owned(file: Path, text: str, mode: int) -> None:
-    file.write_text(text)
-    os.chmod(file, mode)
-    shutil.chown(file, OS_USER, OS_USER)
-
-
-def get_json(url: str, timeout: float = 1.0) -> dict | None:
+def cluster_view(lab: LabContext) -> ClusterState | None:
+    """The cluster as the first member that answers sees it."""
     try:
-        return requests.get(url, timeout=timeout).json()
-    except (requests.RequestException, ValueError):
+        return client(lab).state()
+    except PatroniUnavailable:
         return None
-
-
-def cluster_view(lab: LabContext) -> dict | None:
-    """Patroni's /cluster as seen by the first member that answers."""
-    for center in CENTERS:
-        view = get_json(f"{api_url(lab, center)}/cluster")
-        if view and view.get("members"):
-            return view
-    return None
-
-
-# /cluster calls a healthy replica "streaming" from Patroni 3.0.4 on, "running" before.
-RUNNING_STATES = ("running", "streaming")
 
 
 def database_summary(lab: LabContext) -> dict:
     """Leader, sync standby and each member's role and streaming state, by center."""
-    view = cluster_view(lab) or {"members": []}
-    members = {center_of(m["name"]): m for m in view["members"]}
-    leader = next((c for c, m in members.items() if m.get("role") == "leader"), None)
-    sync = next((c for c, m in members.items() if m.get("role") == "sync_standby"), None)
-    streaming: dict[str, str] = {}
-    if leader:
-        status = get_json(f"{api_url(lab, leader)}/patroni") or {}
-        for row in status.get("replication", []):
-            streaming[center_of(row.get("application_name", ""))] = row.get("state", "")
+    api = client(lab)
+    view = cluster_view(lab)
+    members = {center_of(m.name): m for m in (view.members.values() if view else [])}
+    leader = center_of(view.leader) if view and view.leader else None
+    sync = center_of(view.sync_standby) if view and view.sync_standby else None
+    streaming = {center_of(name): state for name, state in
+                 (api.streaming(member_name(leader)).items() if leader else [])}
     replicas = {}
     for center in CENTERS:
         member = members.get(center)
@@ -245,28 +177,28 @@ def database_summary(lab: LabContext) -> dict:
             replicas[center] = {"role": None, "state": "absent", "streaming": False}
             continue
         replicas[center] = {
-            "role": member.get("role"), "state": member.get("state"),
-            "timeline": member.get("timeline"), "lag": member.get("lag"),
+            "role": str(member.role), "state": member.state,
+            "timeline": member.timeline, "lag": member.lag,
             "streaming": center == leader or streaming.get(center) == "streaming",
         }
     timing = {}
     if leader:
-        config = get_json(f"{api_url(lab, leader)}/config") or {}
+        config = api.member_json(member_name(leader), "/config") or {}
         timing = {k: config.get(k) for k in ("ttl", "loop_wait", "retry_timeout")}
     return {"leader": leader, "sync_standby": sync, "replicas": replicas, "timing": timing}
 
 
 def apply_profile(lab: LabContext, profile: str) -> bool:
     """Patch Patroni's dynamic config to the profile's timings; True when it changed."""
-    summary_leader = database_summary(lab)["leader"]
-    if summary_leader is None:
+    leader = database_summary(lab)["leader"]
+    if leader is None:
         return False
-    url = f"{api_url(lab, summary_leader)}/config"
-    current = get_json(url) or {}
+    api = client(lab, timeout=5)
+    current = api.member_json(member_name(leader), "/config") or {}
     wanted = PROFILES[profile]
     if all(current.get(k) == v for k, v in wanted.items()):
         return False
-    requests.patch(url, json=wanted, timeout=5).raise_for_status()
+    api.patch_config(member_name(leader), wanted)
     return True
 
 
@@ -275,20 +207,12 @@ def switchover(lab: LabContext, to_center: str) -> None:
     summary = database_summary(lab)
     if summary["leader"] in (None, to_center):
         return
-    response = requests.post(f"{api_url(lab, to_center)}/switchover", timeout=30, json={
-        "leader": member_name(summary["leader"]), "candidate": member_name(to_center)})
-    if response.status_code != 200:
-        raise RuntimeError(f"switchover to {to_center} refused: {response.status_code} "
-                           f"{response.text.strip()}")
+    client(lab).switchover(member_name(summary["leader"]), member_name(to_center), timeout=30)
 
 
 def reinitialize(lab: LabContext, center: str) -> None:
     """Rebuild a replica from the primary (Patroni's /reinitialize)."""
-    response = requests.post(f"{api_url(lab, center)}/reinitialize", json={"force": True},
-                             timeout=10)
-    if response.status_code != 200:
-        raise RuntimeError(f"reinitialize of {center} refused: {response.status_code} "
-                           f"{response.text.strip()}")
+    client(lab).reinitialize(member_name(center))
 
 
 def postmaster_pid(lab: LabContext, center: str) -> int | None:
@@ -301,6 +225,73 @@ def postmaster_pid(lab: LabContext, center: str) -> int | None:
     return pid if processes.alive(pid) else None
 
 
+def adopt_legacy_member(lab: LabContext, center: str) -> None:
+    """A lab made before the role keeps its member: its data moves to the role's path
+    (only while nothing is there, so a member already there is never replaced)."""
+    old, new = legacy_node_dir(lab, center) / "data", data_dir(lab, center)
+    if not old.is_dir() or (new.is_dir() and any(new.iterdir())):
+        return
+    new.parent.mkdir(parents=True, exist_ok=True)
+    if new.is_dir():
+        new.rmdir()
+    shutil.move(str(old), str(new))
+    shutil.rmtree(legacy_node_dir(lab, center), ignore_errors=True)
+    with contextlib.suppress(OSError):  # the last member moved: nothing left there
+        lab.path("patroni").rmdir()
+
+
+def _install_tls(runtime: RuntimeInventory, lab: LabContext, center: str, renderer) -> None:
+    """What the role's TLS tasks do: the host's files copied for postgres, key 0600."""
+    host = next(h for h in runtime.hosts if h.name == host_name(center))
+    assert host.tls is not None  # add_to_runtime gives every db host its certificate
+    for source, variable, mode in ((host.tls.ca, "postgresql_patroni_tls_ca", 0o644),
+                                   (host.tls.cert, "postgresql_patroni_tls_cert", 0o644),
+                                   (host.tls.key, "postgresql_patroni_tls_key", 0o600)):
+        _write_owned(Path(str(renderer.var(variable))), Path(source).read_text(), mode)
+
+
+def database_cluster(lab: LabContext) -> DatabaseCluster:
+    """The cluster as the runtime inventory describes it (secrets by reference)."""
+    return DatabaseCluster(
+        cluster=scope(lab), dbname=app_dbname(lab), user=app_user(lab),
+        password=SecretRef(file=str(lab.secret_file(app_password_secret(lab)))),
+        superuser_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
+        replication_password=SecretRef(file=str(lab.secret_file("postgres-replication"))),
+        rewind_password=SecretRef(file=str(lab.secret_file("postgres-rewind"))),
+        timing=PatroniTiming(**PROFILES[lab.settings.patroni_profile]),
+        client_networks=list(LAB_NETWORKS),
+        members=[DbMember(name=member_name(c), center=c, host=lab.address(c),
+                          port=Ports.postgres, api_url=api_url(lab, c),
+                          intended_role=INTENDED[c]) for c in CENTERS],
+        read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
+        read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
+        admin_user="postgres",
+        admin_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
+        api_user=API_USER,
+        api_password=SecretRef(file=str(lab.secret_file(API_PASSWORD_SECRET))),
+    )
+
+
+def _write_owned(file: Path, text: str, mode: int) -> None:
+    """Write a file for postgres; created with `mode`, so a secret is never readable by others."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, mode)
+    shutil.chown(tmp, OS_USER, OS_USER)
+    os.replace(tmp, file)
+
+
+def _own_directory(directory: Path) -> None:
+    pw = pwd.getpwnam(OS_USER)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chown(directory, pw.pw_uid, pw.pw_gid)
+    os.chmod(directory, 0o700)
+
+
 class Patroni:
     name = "patroni"
 
@@ -308,32 +299,34 @@ class Patroni:
         self.others: list = []  # components that may contribute PostgreSQL parameters
 
     def prepare(self, lab: LabContext) -> None:
-        pw = pwd.getpwnam(OS_USER)
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
         extra = extra_parameters(lab, self.others)
         for center in CENTERS:
-            directory = node_dir(lab, center)
-            for sub in (directory, socket_dir(lab, center)):
-                sub.mkdir(parents=True, exist_ok=True)
-                os.chown(sub, pw.pw_uid, pw.pw_gid)
-                os.chmod(sub, 0o700)
-            _install_etcd_client_tls(lab, center)
-            config = render_config(lab, center, lab.settings.patroni_profile, extra)
-            _write_owned(directory / "patroni.yml", yaml.safe_dump(config, sort_keys=False), 0o600)
-            _write_owned(directory / "post_bootstrap.sh", post_bootstrap_script(lab), 0o700)
-        lab.path("patroni").chmod(0o755)
+            adopt_legacy_member(lab, center)
+            renderer = role(runtime, center, extra)
+            # What the role's config tasks make: postgres-owned 0700 directories...
+            # and postgres's home, which Debian's package makes (Patroni keeps pgpass there).
+            for directory in (home_dir(lab, center), config_dir(lab, center), socket_dir(lab, center),
+                              data_dir(lab, center).parent, tls_dir(lab, center)):
+                _own_directory(directory)
+            _install_tls(runtime, lab, center, renderer)
+            _write_owned(config_file(lab, center), renderer.template("patroni.yml.j2"), 0o600)
+            _write_owned(Path(str(renderer.var("postgresql_patroni_post_bootstrap"))),
+                         renderer.template("post_bootstrap.sh.j2"), 0o700)
 
     def reload(self, lab: LabContext) -> None:
         """Make running members re-read patroni.yml (a no-op when nothing changed)."""
+        api = client(lab, timeout=2)
         for center in CENTERS:
             try:
-                requests.post(f"{api_url(lab, center)}/reload", timeout=2)
-            except requests.RequestException:
+                api.reload(member_name(center))
+            except (requests.RequestException, PatroniRefused):
                 pass  # not running: it reads the file when it starts
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-patroni", center=center, component="patroni",
-                        command=[binaries.path("patroni"), str(node_dir(lab, center) / "patroni.yml")],
-                        user=OS_USER, directory=node_dir(lab, center), priority=200)
+                        command=[binaries.path("patroni"), str(config_file(lab, center))],
+                        user=OS_USER, directory=config_dir(lab, center), priority=200)
                 for center in CENTERS]
 
     def health(self, lab: LabContext) -> dict[str, dict]:
@@ -347,31 +340,19 @@ class Patroni:
         return result
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
+        from lab.components.sshd import give_tls
+
         system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
             name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
-        system.database = DatabaseCluster(
-            cluster=scope(lab), dbname=app_dbname(lab), user=app_user(lab),
-            password=SecretRef(file=str(lab.secret_file(app_password_secret(lab)))),
-            superuser_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
-            replication_password=SecretRef(file=str(lab.secret_file("postgres-replication"))),
-            rewind_password=SecretRef(file=str(lab.secret_file("postgres-rewind"))),
-            timing=PatroniTiming(**PROFILES[lab.settings.patroni_profile]),
-            client_networks=list(LAB_NETWORKS),
-            members=[DbMember(name=member_name(c), center=c, host=lab.address(c),
-                              port=Ports.postgres, api_url=api_url(lab, c),
-                              intended_role=INTENDED[c]) for c in CENTERS],
-            read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
-            read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
-            admin_user="postgres",
-            admin_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
-        )
+        system.database = database_cluster(lab)
         for center in CENTERS:
-            if not any(h.name == f"{center}-db" for h in runtime.hosts):
-                runtime.hosts.append(Host(name=f"{center}-db", center=center, role=HostRole.db,
+            if not any(h.name == host_name(center) for h in runtime.hosts):
+                runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.db,
                                           address=lab.address(center),
-                                          root=str(lab.path("hosts", f"{center}-db")),
+                                          root=str(_root(lab, center)),
                                           service_manager="supervisor",
                                           service_user=users.SERVICE_USER))
+            give_tls(lab, runtime, host_name(center), lab.address(center))
 
 
 def component() -> Patroni:

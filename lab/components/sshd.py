@@ -27,7 +27,7 @@ from lab.components import legacy, monitoring_host
 from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
-    from inventory.runtime import RuntimeInventory
+    from inventory.runtime import RuntimeInventory, TlsFiles
     from lab.context import LabContext
 
 SSHD = binaries.path("sshd")
@@ -68,8 +68,8 @@ def certificate_authority(lab: "LabContext") -> pki.CertificateAuthority:
 
 def host_certificate(lab: "LabContext", host: SshHost) -> pki.CertFiles:
     """The host's certificate, for its address and its name, made on first use."""
-    return certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), host.name,
-                                                     certificate_addresses(lab, host.address))
+    files = host_tls(lab, host.name, host.address)
+    return pki.CertFiles(ca=Path(files.ca), cert=Path(files.cert), key=Path(files.key))
 
 
 def certificate_addresses(lab: "LabContext", address: str) -> list[str]:
@@ -86,6 +86,24 @@ def tools_certificate(lab: "LabContext") -> pki.CertFiles:
     """The client certificate tricenter's own tools (exporter, lab, drills) present to etcd,
     which accepts no client without one. Its key is root's: the tools run as root here."""
     return certificate_authority(lab).ensure().issue_client(lab.path("pki", "clients"), TOOLS_CLIENT)
+
+
+def host_tls(lab: "LabContext", name: str, address: str) -> "TlsFiles":
+    """A lab host's TLS files as the runtime inventory names them. Every component that
+    lists a host gives it these, so TLS holds whichever components run (the sshd one
+    included or not); it also names the CA for clients."""
+    from inventory.runtime import TlsFiles
+
+    files = certificate_authority(lab).ensure().issue(lab.path("pki", "hosts"), name,
+                                                      certificate_addresses(lab, address))
+    return TlsFiles(**{k: str(v) for k, v in asdict(files).items()})
+
+
+def give_tls(lab: "LabContext", runtime: "RuntimeInventory", name: str, address: str) -> None:
+    """Give the listed host `name` its TLS files, and the inventory the CA clients trust."""
+    host = next(h for h in runtime.hosts if h.name == name)
+    host.tls = host.tls or host_tls(lab, name, address)
+    runtime.tls_ca_file = runtime.tls_ca_file or host.tls.ca
 
 
 def home(lab: "LabContext") -> Path:
@@ -218,7 +236,7 @@ class SshHosts:
         return result
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
-        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime, TlsFiles
+        from inventory.runtime import Host, HostRole, SecretRef, SshAccess, SystemRuntime
 
         for host in hosts(lab):
             access = SshAccess(host=host.address, port=PORT, user=LOGIN_USER,
@@ -235,7 +253,7 @@ class SshHosts:
             existing.root = str(host_root(lab, host))
             existing.service_manager = "supervisor"
             existing.service_user = users.SERVICE_USER
-            existing.tls = TlsFiles(**{k: str(v) for k, v in asdict(host_certificate(lab, host)).items()})
+            existing.tls = host_tls(lab, host.name, host.address)
         runtime.tls_ca_file = str(certificate_authority(lab).cert_file)
         # Every legacy system is named, so `migrate plan` lists them all; only the sample
         # system has a target cluster in the lab (the others plan as not provisioned).

@@ -80,6 +80,9 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
     legacy, target = found.system.legacy, found.system.database
     assert legacy is not None and legacy.database is not None and target is not None
     source = legacy.database
+    host = next(h for h in runtime.hosts if h.name == found.host)
+    # psql runs on the legacy host: the CA as that host holds it, else the inventory's.
+    ca_file = host.tls.ca if host.tls else runtime.tls_ca_file
     return {
         "migration_step": step, "migration_system": name, "migration_host": found.host,
         "migration_tables": tables, "migration_paths": legacy.paths,
@@ -97,7 +100,8 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
             "dbname": target.dbname, "app_user": target.user,
             "admin_user": target.admin_user or target.user,
             "admin_password": _lookup(target.admin_password or target.password,
-                                      "target admin password")},
+                                      "target admin password"),
+            "ca_file": ca_file},
     }
 
 

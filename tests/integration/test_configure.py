@@ -69,5 +69,5 @@ def test_configure_converges_then_changes_nothing(ctx):
     for host in ("main-db", "samecity-db", "remote-db"):
         root = ctx.path("hosts", host)
         for file in (root / "etc/patroni/patroni.yml", root / "etc/pgbackrest/pgbackrest.conf",
-                     root / "etc/etcd/tls/etcd.key", root / "etc/patroni/etcd-tls/patroni.key"):
+                     root / "etc/etcd/tls/etcd.key", root / "etc/patroni/tls/server.key"):
             assert stat.S_IMODE(file.stat().st_mode) == 0o600, file

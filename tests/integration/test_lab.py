@@ -81,7 +81,7 @@ def test_every_component_is_healthy(lab: Lab) -> None:
 def test_patronictl_lists_the_cluster_as_the_lab_sees_it(lab: Lab) -> None:
     """The operator's own tool works with what bootstrap installed (it once died at import)."""
     done = subprocess.run([binaries.path("patronictl"), "-c",
-                           str(patroni.node_dir(lab.ctx, "samecity") / "patroni.yml"),
+                           str(patroni.config_file(lab.ctx, "samecity")),
                            "list", "--format", "json"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from dr.cli import drill, repeat_summary
 from dr.engine import DrillOutcome, Event
 from dr.levels import combine, level_reached
 from dr.ledger import Observation, Write
-from dr.patroni import PatroniCluster
+from support.patroni import PatroniCluster
 from dr.report import find_report, write_report
 from dr.scenario import get_scenario
 from dr.verdict import evaluate, passed
@@ -76,8 +76,9 @@ BREAKOUT = '"><img src=x onerror=alert(2)>'
 class PatroniRefusing:
     """A Patroni REST API whose refusal text is hostile markup."""
 
-    def post(self, url: str, json: dict, timeout: float) -> SimpleNamespace:
-        return SimpleNamespace(status_code=503, text=f"switchover refused {BREAKOUT}{SCRIPT}")
+    def request(self, method: str, url: str, json: dict, auth: object, timeout: float,
+                verify: object) -> SimpleNamespace:
+        return SimpleNamespace(ok=False, status_code=503, text=f"switchover refused {BREAKOUT}{SCRIPT}")
 
 
 def test_html_report_escapes_step_details_and_text_from_patroni(tmp_path: Path) -> None:

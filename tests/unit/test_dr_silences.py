@@ -13,7 +13,7 @@ import pytest
 
 from dr import silences
 from dr.actions import StepContext, run_step
-from dr.patroni import ClusterState, MemberState
+from support.patroni import ClusterState, MemberState
 from dr.scenario import Step
 from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember, HostPort,
                                RuntimeInventory, SecretRef, SystemRuntime)

@@ -20,7 +20,7 @@ def _runtime() -> RuntimeInventory:
     centers = {c: CenterRuntime(name=c, role=c, addresses=[f"127.0.{n}.1"])
                for c, n in (("main", 1), ("samecity", 2), ("remote", 3))}
     members = [DbMember(name=f"pg-{c}", center=c, host=f"127.0.{n}.1",
-                        api_url=f"http://127.0.{n}.1:8008", intended_role=role)
+                        api_url=f"https://127.0.{n}.1:8008", intended_role=role)
                for c, n, role in (("main", 1, DbIntendedRole.leader),
                                   ("samecity", 2, DbIntendedRole.sync),
                                   ("remote", 3, DbIntendedRole.async_))]
@@ -78,6 +78,14 @@ def test_one_prometheus_per_center_plus_the_global_view(lab):
     prometheus.Prometheus().add_to_runtime(lab, runtime)
     assert runtime.monitoring.prometheus_url == prometheus.url(lab, "global")
     assert runtime.monitoring.prometheus == {c: prometheus.url(lab, c) for c in CENTERS}
+
+
+@pytest.mark.parametrize("center", CENTERS)
+def test_patroni_members_are_scraped_over_https_verified_against_the_lab_ca(lab, center):
+    patroni = _jobs(lab, center)["patroni"]
+    assert patroni["scheme"] == "https"
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    assert patroni["tls_config"]["ca_file"] == runtime.tls_ca_file
 
 
 @pytest.mark.parametrize("center", CENTERS)

@@ -35,7 +35,10 @@ def test_the_legacy_owner_may_replicate_and_the_app_owner_may_not():
 
 
 def test_post_bootstrap_feeds_psql_the_composed_statements_in_a_quoted_here_document(lab):
-    script = patroni.post_bootstrap_script(lab)
+    from lab.lab import Lab
+
+    script = patroni.role(Lab(lab, components=[patroni.component()]).runtime_inventory(),
+                          "main").template("post_bootstrap.sh.j2")
     password = lab.secret(patroni.app_password_secret(lab))
     body = script.split("<<'SQL'\n", 1)[1]
     assert body == owner_sql("registry", "registry", password) + "SQL\n"

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dr import history
-from dr.patroni import ClusterState, MemberState
+from support.patroni import ClusterState, MemberState
 from inventory.runtime import (CenterRuntime, DatabaseCluster, DbIntendedRole, DbMember, HostPort,
                                ObjectStore, RuntimeInventory, SecretRef, SystemRuntime)
 from monitoring import cli
@@ -82,8 +82,8 @@ def sources(tmp_path: Path, **overrides) -> Sources:
     defaults = dict(
         haproxy_stats=["http://127.0.10.6:7000"], pgbackrest_config=tmp_path / "pgbackrest.conf",
         drill_history=tmp_path / "drills.jsonl",
-        patroni=lambda db: INTENDED, leader_check=lambda leader: True,
-        tls=lambda url: 1900000000.0, replication=lambda db, leader, password: ROWS,
+        patroni=lambda db, ca: INTENDED, leader_check=lambda db, leader, ca: True,
+        tls=lambda url: 1900000000.0, replication=lambda db, leader, password, ca: ROWS,
         haproxy=lambda url: parse_haproxy_csv(HAPROXY_CSV), etcd=etcd_all_healthy,
         pgbackrest=lambda config, stanza, run_as: BACKUP,
         heartbeat=lambda store, access, secret, writer: (5000.0, {"main": 5000.0, "remote": 4990.0}))
@@ -143,8 +143,8 @@ def test_after_main_center_loss_the_layout_and_rpo_show_it(tmp_path: Path) -> No
                                 "pg-remote": member("pg-remote", "replica", timeline=4, lag=100)},
                                "pg-samecity")
     rows = [ReplicationRow("pg-remote", "streaming", "async", 0, 100, 100, 0.2, 0.2)]
-    text = scrape(sources(tmp_path, patroni=lambda db: failed_over,
-                          replication=lambda db, leader, pw: rows))
+    text = scrape(sources(tmp_path, patroni=lambda db, ca: failed_over,
+                          replication=lambda db, leader, pw, ca: rows))
     assert value(text, "tricenter_db_layout_as_intended", system="registry") == 0
     assert value(text, "tricenter_db_member_as_intended", system="registry", center="main") == 0
     assert value(text, "tricenter_db_member_up", system="registry", center="main") == 0
@@ -158,7 +158,7 @@ def test_after_main_center_loss_the_layout_and_rpo_show_it(tmp_path: Path) -> No
 
 def test_a_leader_whose_own_api_is_silent_is_lost_before_its_lease_ends(tmp_path: Path) -> None:
     asked = []
-    def silent(leader) -> bool:
+    def silent(db, leader, ca) -> bool:
         asked.append(leader.name)
         return False
     text = scrape(sources(tmp_path, leader_check=silent))
@@ -182,7 +182,7 @@ def test_certificate_expiry_of_https_endpoints_only(tmp_path: Path) -> None:
 def test_no_leader_means_unbounded_rpo(tmp_path: Path) -> None:
     leaderless = ClusterState({m: member(m, "replica", "running") for m in
                                ("pg-main", "pg-samecity", "pg-remote")}, "pg-main")
-    text = scrape(sources(tmp_path, patroni=lambda db: leaderless))
+    text = scrape(sources(tmp_path, patroni=lambda db, ca: leaderless))
     assert value(text, "tricenter_db_leader_present", system="registry") == 0
     assert value(text, "tricenter_rpo_estimate_bytes", system="registry", loss="center") == math.inf
 
@@ -190,14 +190,14 @@ def test_no_leader_means_unbounded_rpo(tmp_path: Path) -> None:
 def test_without_pg_monitor_lag_comes_from_patroni(tmp_path: Path) -> None:
     unreadable = [ReplicationRow(r.member, r.state, r.sync_state, None, None, None, None, None)
                   for r in ROWS]
-    text = scrape(sources(tmp_path, replication=lambda db, leader, pw: unreadable))
+    text = scrape(sources(tmp_path, replication=lambda db, leader, pw, ca: unreadable))
     assert value(text, "tricenter_db_replication_lag_bytes", system="registry", center="remote") == 4096
     assert value(text, "tricenter_rpo_estimate_bytes", system="registry", loss="region") == 4096
     assert value(text, "tricenter_rpo_estimate_seconds", system="registry", loss="region") is None
 
 
 def test_patroni_unreachable_is_a_failed_probe_and_no_primary(tmp_path: Path) -> None:
-    def down(db):
+    def down(db, ca):
         raise ProbeFailed("no Patroni REST API answered")
     text = scrape(sources(tmp_path, patroni=down))
     assert value(text, "tricenter_probe_success", probe="patroni", system="registry") == 0

@@ -27,6 +27,7 @@ SECRETS = {
     "TRICENTER_SAMPLE_SUPERUSER_PASSWORD": "super-pw-2",
     "TRICENTER_SAMPLE_REPLICATION_PASSWORD": "repl-pw-3",
     "TRICENTER_SAMPLE_REWIND_PASSWORD": "rewind-pw-4",
+    "TRICENTER_SAMPLE_API_PASSWORD": "api-pw-6",
     "TRICENTER_SAMPLE_S3_ACCESS_KEY": "AKIA-SAMPLE",
     "TRICENTER_SAMPLE_S3_SECRET_KEY": "s3-secret-5",
     "TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD": "etcd-root-pw-6",
@@ -96,7 +97,7 @@ def test_patroni_logs_in_to_etcd_with_a_certificate_and_its_own_user(hostvars, s
     etcd3 = yaml.safe_load(render("postgresql_patroni", "patroni.yml.j2", hostvars("main-db")))["etcd3"]
     assert etcd3["protocol"] == "https"
     assert (etcd3["cacert"], etcd3["cert"], etcd3["key"]) == (
-        "/etc/patroni/etcd-tls/ca.crt", "/etc/patroni/etcd-tls/patroni.crt", "/etc/patroni/etcd-tls/patroni.key")
+        "/etc/patroni/tls/ca.crt", "/etc/patroni/tls/server.crt", "/etc/patroni/tls/server.key")
     assert etcd3["username"] == "patroni"
     assert etcd3["password"] == secrets["TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD"]
 
@@ -116,11 +117,43 @@ def test_patroni_places_members_by_tier_and_takes_secrets_by_reference(hostvars,
     assert auth["replication"]["password"] == secrets["TRICENTER_SAMPLE_REPLICATION_PASSWORD"]
     hba = main["postgresql"]["pg_hba"]
     assert all(line.endswith(("scram-sha-256", "peer")) for line in hba)
-    # every member's and app's address may connect, nothing wider
-    assert "host all all 10.1.0.21/32 scram-sha-256" in hba
+    # over the network TLS only: no plain `host` line; every member's and app's address
+    # may connect, nothing wider
+    assert not [line for line in hba if line.split()[0] == "host"]
+    assert "hostssl all all 10.1.0.21/32 scram-sha-256" in hba
     assert not any("0.0.0.0/0" in line for line in hba)
     assert "archive-push" in main["postgresql"]["parameters"]["archive_command"]
     assert main["postgresql"]["data_dir"] == "/var/lib/postgresql/15/registry"
+
+
+def test_postgresql_and_the_rest_api_serve_tls_and_unsafe_calls_need_the_account(hostvars, secrets) -> None:
+    main = yaml.safe_load(render("postgresql_patroni", "patroni.yml.j2", hostvars("main-db")))
+    params = main["postgresql"]["parameters"]
+    assert params["ssl"] == "on"
+    assert params["ssl_cert_file"] == "/etc/patroni/tls/server.crt"
+    assert params["ssl_key_file"] == "/etc/patroni/tls/server.key"
+    for account in ("replication", "rewind"):  # Patroni's own connections to the leader
+        auth = main["postgresql"]["authentication"][account]
+        assert auth["sslmode"] == "verify-full" and auth["sslrootcert"] == "/etc/patroni/tls/ca.crt"
+    api = main["restapi"]
+    assert (api["certfile"], api["keyfile"]) == ("/etc/patroni/tls/server.crt", "/etc/patroni/tls/server.key")
+    assert api["authentication"] == {"username": "patroni", "password": secrets["TRICENTER_SAMPLE_API_PASSWORD"]}
+    assert main["ctl"]["cacert"] == "/etc/patroni/tls/ca.crt" and main["ctl"]["insecure"] is False
+
+
+def test_prometheus_scrapes_patroni_over_verified_https(hostvars) -> None:
+    config = yaml.safe_load(render("prometheus", "prometheus.yml.j2", hostvars("main-monitoring")))
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "patroni"]
+    assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": "/etc/tricenter/tls/ca.crt"}
+    # main's Prometheus: main's member only (each center scrapes its own)
+    assert [t for c in job["static_configs"] for t in c["targets"]] == ["10.1.0.11:8008"]
+
+
+def test_the_app_verifies_the_database_against_the_ca(hostvars) -> None:
+    variables = hostvars("main-app")
+    (instance,) = variables["tricenter_app_instances"]
+    env = render("app", "app.env.j2", variables, item=instance)
+    assert "APP_SSLROOTCERT=/etc/tricenter/tls/ca.crt" in env.splitlines()
 
 
 def test_post_bootstrap_quotes_the_application_password(hostvars, secrets) -> None:
@@ -131,13 +164,18 @@ def test_post_bootstrap_quotes_the_application_password(hostvars, secrets) -> No
 def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Path) -> None:
     config = render("haproxy", "haproxy.cfg.j2", hostvars("main-lb"))
     assert "option httpchk GET /primary" in config and "option httpchk GET /replica" in config
-    assert "server pg-remote 10.3.0.11:5432 check port 8008" in config
+    assert ("server pg-remote 10.3.0.11:5432 check port 8008 check-ssl verify required "
+            "ca-file /etc/tricenter/tls/ca.crt") in config
     assert "bind 10.1.0.31:5000" in config and "bind 10.1.0.31:8000" in config
     assert "server samecity-app 10.2.0.21:8080 check" in config
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if Path(haproxy).exists():
+        from lab.pki import CertificateAuthority
+
+        # HAProxy loads the CA file while checking: the host's, made here.
+        ca = CertificateAuthority(tmp_path / "pki").ensure().cert_file
         file = tmp_path / "haproxy.cfg"
-        file.write_text(config)
+        file.write_text(config.replace("/etc/tricenter/tls/ca.crt", str(ca)))
         checked = subprocess.run([haproxy, "-c", "-f", str(file)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
