@@ -350,7 +350,7 @@ def _forget_unencrypted_repository(lab: "LabContext") -> None:
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
                 client.delete_objects(Bucket=swift.BACKUP_BUCKET, Delete={"Objects": keys})
-    except Exception:  # the store is not up yet (lab down): the next `up` tries again
+    except Exception:  # the store is not up yet: health() tries again once it answers
         return
     marker.unlink()
 
@@ -390,6 +390,9 @@ class PgBackRest:
         reachable, detail = swift.proxy_reachable(lab)
         if not reachable:
             return {"global": {"healthy": False, "detail": f"S3 repo unreachable: {detail}"}}
+        # prepare() runs before the store is up: an older lab's unencrypted repository
+        # is forgotten here, the first time the store answers.
+        _forget_unencrypted_repository(lab)
         try:
             if not marker.exists():
                 stanza_create(lab)
