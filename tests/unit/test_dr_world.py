@@ -82,7 +82,8 @@ def runtime_file(tmp_path: Path, **changes) -> Path:
     return file
 
 
-def test_the_tier_targets_and_their_edition_come_from_the_runtime_inventory() -> None:
+def test_the_tier_targets_and_their_edition_come_from_the_runtime_inventory(monkeypatch) -> None:
+    monkeypatch.setenv("TRICENTER_SAMPLE_API_PASSWORD", "not-a-secret")  # the Patroni REST login
     runtime = RuntimeInventory.load(SAMPLE)
     system = runtime.systems["registry"]
     d = Drill(get_scenario("main-center-loss"), runtime, system, RecordingWorld(runtime))
