@@ -14,6 +14,7 @@ import click
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 from monitoring import probes
+from inventory.runtime import MissingTierTargets, RuntimeInventory
 from monitoring.collector import Sources, Targets, TricenterCollector
 
 
@@ -35,16 +36,13 @@ def _load_runtime(file: Path):
         raise UserError(f"{file}: not a runtime inventory: {exc}") from None
 
 
-def _tier_targets(runtime_source: str, inventory: Path | None) -> dict[str, Targets]:
-    """RTO/RPO targets of every tier of the topology behind the runtime inventory."""
-    from inventory.loader import DEFAULT_INVENTORY, LAB_INVENTORY, load_topology
-
-    root = inventory or (LAB_INVENTORY if runtime_source == "lab" else DEFAULT_INVENTORY)
+def _tier_targets(runtime_file: Path, runtime: RuntimeInventory) -> dict[str, Targets]:
+    """RTO/RPO targets of every system's tier, from the runtime inventory (as drills read them)."""
     try:
-        tiers = load_topology(root).tiers
-    except Exception as exc:  # noqa: BLE001 — an unreadable topology is a setup problem
-        raise UserError(f"cannot read the tiers of {root}: {exc} — pass --inventory DIR") from None
-    return {name: Targets(float(t.rto_seconds), float(t.rpo_seconds)) for name, t in tiers.items()}
+        return {s.tier: Targets(float(t.rto_seconds), float(t.rpo_seconds))
+                for s in runtime.systems.values() for t in [runtime.tier_of(s)]}
+    except MissingTierTargets as exc:
+        raise UserError(f"{runtime_file}: {exc}") from None
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -54,15 +52,11 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return address, int(port)
 
 
-def _collector(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                pgbackrest_config: Path | None, pgbackrest_user: str | None,
                drill_history: Path | None) -> TricenterCollector:
     runtime = _load_runtime(runtime_file)
-    targets = _tier_targets(runtime.source, inventory)
-    unknown = sorted({s.tier for s in runtime.systems.values()} - set(targets))
-    if unknown:
-        raise UserError(f"{runtime_file}: tier(s) {', '.join(unknown)} not declared in the "
-                        "topology's tiers.yaml — pass --inventory DIR")
+    targets = _tier_targets(runtime_file, runtime)
     # What changes slowly and may hang for long is refreshed off the scrape path.
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
                       pgbackrest_user=pgbackrest_user,
@@ -79,8 +73,6 @@ def _common(func):
     options = [
         click.option("--runtime", "runtime_file", type=click.Path(path_type=Path), required=True,
                      help="Runtime inventory (the lab writes .lab/runtime-inventory.yaml)."),
-        click.option("--inventory", type=click.Path(path_type=Path), default=None,
-                     help="Topology whose tiers give the RTO/RPO targets (default: by source)."),
         click.option("--haproxy-stats", multiple=True, metavar="URL",
                      help="HAProxy stats page to read (repeatable)."),
         click.option("--pgbackrest-config", type=click.Path(path_type=Path), default=None,
@@ -106,12 +98,12 @@ def exporter() -> None:
 @click.option("--listen", default="127.0.0.1:9641", show_default=True, help="ADDRESS:PORT")
 @click.option("--leader-poll", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds between leader checks between scrapes (0: off).")
-def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
           pgbackrest_config: Path | None, pgbackrest_user: str | None, drill_history: Path,
           listen: str, leader_poll: float) -> None:
     """Serve /metrics; every scrape asks the endpoints anew."""
     address, port = _parse_listen(listen)
-    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+    collector = _collector(runtime_file, haproxy_stats, pgbackrest_config, pgbackrest_user,
                            drill_history)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if leader_poll > 0:
@@ -132,11 +124,11 @@ def serve(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, 
 
 @exporter.command()
 @_common
-def show(runtime_file: Path, inventory: Path | None, haproxy_stats: tuple[str, ...],
+def show(runtime_file: Path, haproxy_stats: tuple[str, ...],
          pgbackrest_config: Path | None, pgbackrest_user: str | None,
          drill_history: Path) -> None:
     """Observe once and print the exposition (what a scrape would return)."""
-    collector = _collector(runtime_file, inventory, haproxy_stats, pgbackrest_config, pgbackrest_user,
+    collector = _collector(runtime_file, haproxy_stats, pgbackrest_config, pgbackrest_user,
                            drill_history)
     registry = CollectorRegistry()
     registry.register(collector)

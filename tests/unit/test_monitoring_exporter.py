@@ -270,14 +270,14 @@ def test_exposition_passes_promtool_check_metrics(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_cli_refuses_a_tier_the_topology_lacks(tmp_path: Path) -> None:
+def test_cli_refuses_a_tier_the_runtime_inventory_lacks(tmp_path: Path) -> None:
     rt = runtime()
     rt.systems["registry"].tier = "platinum"
     file = tmp_path / "runtime.yaml"
     rt.save(file)
     done = CliRunner().invoke(cli.exporter, ["show", "--runtime", str(file)])
     assert done.exit_code == 2
-    assert "platinum" in done.output and "tiers.yaml" in done.output
+    assert "platinum" in done.output and "`tiers:`" in done.output and str(file) in done.output
 
 
 def test_cli_refuses_a_bad_listen_address(tmp_path: Path) -> None:
