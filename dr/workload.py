@@ -87,8 +87,11 @@ class DbTarget:
                                autocommit=True, application_name="tricenter-drill", **tls)
 
 
-def db_target(db: DatabaseCluster, read_only: bool = False, base: Path | None = None,
-              ca_file: str | None = None) -> DbTarget:
+def db_target(db: DatabaseCluster, *, ca_file: str | None, read_only: bool = False,
+              base: Path | None = None) -> DbTarget:
+    """The read-write (or read-only) entry, verified against `ca_file` (the runtime
+    inventory's tls_ca_file): required, since libpq would otherwise look for a CA in
+    ~/.postgresql and refuse with a message about a file nobody named."""
     endpoint = db.read_only if read_only else db.read_write
     return DbTarget(endpoint.host, endpoint.port, db.dbname, db.user, resolve_secret(db.password, base),
                     ca_file, sslmode="verify-ca")

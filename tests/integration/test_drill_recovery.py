@@ -59,7 +59,8 @@ def run_drill(name: str, checkpoint=None, world=None) -> DrillOutcome:
 
 
 def missing_acknowledged_writes(outcome: DrillOutcome) -> list[int]:
-    target = db_target(outcome.system.database)
+    ca_file = cli.load_runtime(lab_runtime_file()).tls_ca_file
+    target = db_target(outcome.system.database, ca_file=ca_file)
     present = set(read_back(target, outcome.run_id, channel="db")) | set(read_back_app(target, outcome.run_id))
     return sorted(w.id for w in outcome.ledger.acked() if w.id not in present)
 
