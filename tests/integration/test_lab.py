@@ -133,17 +133,20 @@ def test_runtime_inventory_matches_what_runs(lab: Lab, runtime: RuntimeInventory
     intended = {m.center: m.intended_role for m in db.members}
     assert intended == {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
                         "remote": DbIntendedRole.async_}
-    running = {m["name"]: m for m in
-               requests.get(f"{db.members[0].api_url}/cluster", timeout=2).json()["members"]}
+    ca = runtime.tls_ca_file  # every service answers over TLS from the lab's CA
+    running = {m["name"]: m for m in requests.get(f"{db.members[0].api_url}/cluster", timeout=2,
+                                                  verify=ca).json()["members"]}
     assert set(running) == {m.name for m in db.members}
     for member in db.members:
         assert member.host in runtime.centers[member.center].addresses
         assert running[member.name]["api_url"].startswith(member.api_url)
         assert running[member.name]["host"] == member.host
-        state = requests.get(f"{member.api_url}/patroni", timeout=2).json()
+        state = requests.get(f"{member.api_url}/patroni", timeout=2, verify=ca).json()
         assert state["patroni"]["scope"] == db.cluster and state["state"] == "running"
     for url in runtime.etcd:
-        assert requests.get(f"{url}/health", timeout=2).json()["health"] == "true"
+        health = requests.get(f"{url}/health", timeout=2, verify=ca,
+                              cert=(runtime.client_tls.cert, runtime.client_tls.key))
+        assert health.json()["health"] == "true"
     for center, urls in system.app_backends.items():
         for url in urls:
             assert requests.get(f"{url}/health", timeout=2).headers["X-Served-By"] == center

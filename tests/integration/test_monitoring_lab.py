@@ -43,7 +43,8 @@ def patroni_view(runtime: RuntimeInventory, system: str) -> dict[str, tuple[str,
     centers = {m.name: m.center for m in db.members}
     for member in db.members:
         try:
-            cluster = requests.get(member.api_url.rstrip("/") + "/cluster", timeout=2).json()
+            cluster = requests.get(member.api_url.rstrip("/") + "/cluster", timeout=2,
+                                   verify=runtime.tls_ca_file).json()
         except requests.RequestException:
             continue
         roles = {"leader": "leader", "master": "leader", "primary": "leader",
