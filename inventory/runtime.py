@@ -463,6 +463,8 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
         "tricenter_alertmanagers": _alertmanagers(runtime),
         "tricenter_prometheus_targets": prometheus_targets(runtime),
     }
+    if runtime.monitoring.alert_receiver_url:
+        all_vars["tricenter_alert_receiver_url"] = runtime.monitoring.alert_receiver_url
     if runtime.etcd_auth is not None:
         auth = runtime.etcd_auth
         all_vars["tricenter_etcd_auth"] = {
@@ -496,7 +498,7 @@ def _netloc(url: str) -> str:
 
 
 def _alertmanagers(runtime: RuntimeInventory) -> list[dict]:
-    return [{"center": center, "url": url, "netloc": _netloc(url)}
+    return [{"center": center, "url": url, "netloc": _netloc(url), "address": _url_host_port(url)[0]}
             for center, url in sorted(runtime.monitoring.alertmanagers.items())]
 
 

@@ -7,15 +7,19 @@ that still deliver. Every center's Prometheus notifies every member; the members
 their notification log, so an alert goes out once. Notifications go to
 monitoring/alert_receiver.py at the global site (the pager's stand-in, outside every
 center), which drills read back.
+
+The configuration and the members' command lines are the alertmanager role's
+(playbooks/roles/alertmanager), rendered through Ansible's templating; this module only
+supervises.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import requests
-import yaml
 
 from lab import binaries
 from lab import users
@@ -30,13 +34,8 @@ if TYPE_CHECKING:
 BIN = binaries.path("alertmanager")
 AMTOOL = binaries.path("amtool")
 PORT = 9093
-CLUSTER_PORT = 9094
 RECEIVER_PORT = 9649
 RECEIVER_PROGRAM = f"{GLOBAL}-alert-receiver"
-# A member waits position × this before notifying, to let an earlier one's notice reach
-# it by gossip. The default 15 s would, while a lost member is not yet declared dead,
-# hold back the alert about that very loss; gossip on one machine takes milliseconds.
-PEER_TIMEOUT = "2s"
 
 
 def program(center: str) -> str:
@@ -59,10 +58,6 @@ def url(lab: "LabContext", center: str) -> str:
     return f"http://{listen_address(lab, center)}"
 
 
-def cluster_address(lab: "LabContext", center: str) -> str:
-    return monitoring_host.endpoint(lab, center, CLUSTER_PORT)
-
-
 def receiver_url(lab: "LabContext") -> str:
     return f"http://{monitoring_host.endpoint(lab, GLOBAL, RECEIVER_PORT)}"
 
@@ -71,15 +66,16 @@ def record_file(lab: "LabContext") -> Path:
     return monitoring_host.home(lab, GLOBAL) / "var/lib/alert-receiver/received.jsonl"
 
 
-def render_config(receiver: str) -> dict:
-    """alertmanager.yml as data. Drills time alerts in seconds, so notifications leave at
-    once (group_wait 0s) and resolutions follow within a group_interval."""
-    return {
-        "route": {"receiver": "recorder", "group_by": ["alertname", "system", "center"],
-                  "group_wait": "0s", "group_interval": "5s", "repeat_interval": "1h"},
-        "receivers": [{"name": "recorder", "webhook_configs": [
-            {"url": receiver + "/", "send_resolved": True}]}],
-    }
+def role(runtime: "RuntimeInventory", center: str):
+    """The alertmanager role for the center's monitoring host."""
+    from playbooks.render import renderer
+
+    return renderer(runtime, monitoring_host.host_name(center), "alertmanager")
+
+
+def render_config(runtime: "RuntimeInventory", center: str) -> str:
+    """alertmanager.yml as the alertmanager role writes it on the center's monitoring host."""
+    return role(runtime, center).template("alertmanager.yml.j2")
 
 
 def check_config(file: Path) -> subprocess.CompletedProcess:
@@ -88,14 +84,9 @@ def check_config(file: Path) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-def member_command(lab: "LabContext", center: str) -> list[str]:
-    peers = [f"--cluster.peer={cluster_address(lab, other)}" for other in CENTERS if other != center]
-    return [BIN, f"--config.file={config_file(lab, center)}",
-            f"--storage.path={data_dir(lab, center)}",
-            f"--web.listen-address={listen_address(lab, center)}",
-            f"--cluster.listen-address={cluster_address(lab, center)}",
-            f"--cluster.advertise-address={cluster_address(lab, center)}",
-            *peers, f"--cluster.peer-timeout={PEER_TIMEOUT}", "--log.level=info"]
+def member_command(runtime: "RuntimeInventory", center: str) -> list[str]:
+    """The member's command line: the flags the role's systemd unit runs it with."""
+    return [BIN, *role(runtime, center).var("alertmanager_flags")]
 
 
 def cluster_peers(lab: "LabContext", center: str) -> int | None:
@@ -112,18 +103,28 @@ class Alertmanager:
     name = "alertmanager"
 
     def prepare(self, lab: "LabContext") -> None:
-        config = yaml.safe_dump(render_config(receiver_url(lab)), sort_keys=False)
+        from inventory.runtime import RuntimeInventory
+
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
         for center in CENTERS:
             config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
-            config_file(lab, center).write_text(config)
+            config_file(lab, center).write_text(render_config(runtime, center))
+            config_file(lab, center).chmod(0o644)
             data_dir(lab, center).mkdir(parents=True, exist_ok=True)
             users.hand_over(data_dir(lab, center), recursive=True)
         record_file(lab).parent.mkdir(parents=True, exist_ok=True)
         users.hand_over(record_file(lab).parent, recursive=True)
 
+    def reload(self, lab: "LabContext") -> None:
+        """Make running members re-read alertmanager.yml (SIGHUP, as the role's handler)."""
+        monitoring_host.signal_running(lab, {program(center) for center in CENTERS}, signal.SIGHUP)
+
     def programs(self, lab: "LabContext") -> list[Program]:
+        from inventory.runtime import RuntimeInventory
+
+        runtime = RuntimeInventory.load(lab.runtime_inventory_file)
         members = [Program(name=program(center), center=center, component="alertmanager",
-                           command=member_command(lab, center), user=users.SERVICE_USER,
+                           command=member_command(runtime, center), user=users.SERVICE_USER,
                            directory=data_dir(lab, center), priority=400)
                    for center in CENTERS]
         # Standard library only: it runs unprivileged from the lab's code copy with the

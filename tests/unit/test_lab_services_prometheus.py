@@ -149,9 +149,22 @@ def test_a_broken_config_is_caught_by_promtool(lab, tmp_path):
     assert prometheus.check_config(bad).returncode != 0
 
 
-def test_alertmanager_config_passes_amtool(tmp_path):
-    file = tmp_path / "alertmanager.yml"
-    file.write_text(yaml.safe_dump(alertmanager.render_config("http://127.0.10.5:9649")))
+@pytest.mark.parametrize("center", CENTERS)
+def test_alertmanager_runs_on_the_config_the_role_writes_and_amtool_accepts_it(lab, center):
+    """One truth: the lab's alertmanager.yml is the alertmanager role's template, rendered
+    for the center's monitoring host, at the path the role writes it."""
+    from playbooks.render import renderer
+
+    alertmanager.Alertmanager().prepare(lab)
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    role = renderer(runtime, monitoring_host.host_name(center), "alertmanager")
+    file = alertmanager.config_file(lab, center)
+    assert role.var("alertmanager_config_file") == str(file)
+    assert role.var("alertmanager_data_dir") == str(alertmanager.data_dir(lab, center))
+    assert file.read_text() == role.template("alertmanager.yml.j2")
+    # Notifications go to the receiver the inventory names: the lab's recorder.
+    (hook,) = yaml.safe_load(file.read_text())["receivers"][0]["webhook_configs"]
+    assert hook == {"url": alertmanager.receiver_url(lab) + "/", "send_resolved": True}
     checked = alertmanager.check_config(file)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -163,6 +176,8 @@ def test_alertmanager_is_clustered_one_member_per_center(lab):
         assert member.center == center
         own = f"{lab.address(center, 'monitoring')}:9094"
         assert f"--cluster.listen-address={own}" in member.command
+        assert f"--config.file={alertmanager.config_file(lab, center)}" in member.command
+        assert f"--web.listen-address={alertmanager.listen_address(lab, center)}" in member.command
         peers = sorted(a.split("=", 1)[1] for a in member.command if a.startswith("--cluster.peer="))
         assert peers == sorted(f"{lab.address(c, 'monitoring')}:9094" for c in CENTERS if c != center)
     # The pager's stand-in sits outside every center.

@@ -34,7 +34,7 @@ SECRETS = {
     "TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD": "etcd-patroni-pw-7",
     "TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD": "backup-cipher-8",
 }
-ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "app")
+ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "alertmanager", "app")
 
 
 @pytest.fixture
@@ -229,6 +229,43 @@ def test_prometheus_config_passes_promtool(hostvars, tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_alertmanager_members_peer_across_the_centers_and_post_to_the_receiver(tmp_path: Path) -> None:
+    runtime = sample_runtime()
+    runtime.monitoring.alertmanagers.update(samecity="http://10.2.0.41:9093", remote="http://10.3.0.41:9093")
+    role = RoleRenderer("alertmanager", host_variables(runtime, "main-monitoring"))
+    unit = role.template("alertmanager.service.j2")
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    flags = exec_start.split()[1:]
+    assert flags == role.var("alertmanager_flags")  # the lab runs its members with these
+    assert "--web.listen-address=10.1.0.41:9093" in flags
+    assert "--cluster.listen-address=10.1.0.41:9094" in flags
+    # every other center's member, not itself
+    assert sorted(f for f in flags if f.startswith("--cluster.peer=")) == [
+        "--cluster.peer=10.2.0.41:9094", "--cluster.peer=10.3.0.41:9094"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in flags
+    config = role.template("alertmanager.yml.j2")
+    (hook,) = yaml.safe_load(config)["receivers"][0]["webhook_configs"]
+    assert hook == {"url": "https://pager.example.gov.cn/tricenter/", "send_resolved": True}
+    amtool = shutil.which("amtool") or "/usr/bin/amtool"
+    if Path(amtool).exists():
+        file = tmp_path / "alertmanager.yml"
+        file.write_text(config)
+        checked = subprocess.run([amtool, "check-config", str(file)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_alertmanager_needs_a_receiver_and_a_member_on_the_host(hostvars) -> None:
+    runtime = sample_runtime()
+    runtime.monitoring.alert_receiver_url = None
+    errors = validate("alertmanager", host_variables(runtime, "main-monitoring"))
+    assert any("tricenter_alert_receiver_url" in e for e in errors), errors
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/alertmanager/tasks/precheck.yml").read_text())
+    (member,) = [t for t in tasks if "alertmanagers" in json.dumps(t)]
+    check = member["ansible.builtin.assert"]["that"][0]
+    assert RoleRenderer("alertmanager", hostvars("main-monitoring")).var(f"({check})") is True
+    assert RoleRenderer("alertmanager", hostvars("main-db")).var(f"({check})") is False
+
+
 def test_app_instance_gets_its_database_and_a_pgpass(hostvars, secrets) -> None:
     variables = hostvars("samecity-app")
     item = variables["tricenter_app_instances"][0]
@@ -263,7 +300,8 @@ def validate(role: str, variables: dict) -> list[str]:
 
 @pytest.mark.parametrize("role,host", [("etcd", "main-db"), ("postgresql_patroni", "main-db"),
                                        ("pgbackrest", "main-db"), ("haproxy", "main-lb"),
-                                       ("prometheus", "main-monitoring"), ("app", "main-app")])
+                                       ("prometheus", "main-monitoring"),
+                                       ("alertmanager", "main-monitoring"), ("app", "main-app")])
 def test_argument_specs_accept_the_sample_inventory(role: str, host: str, hostvars) -> None:
     assert validate(role, hostvars(host)) == []
 
