@@ -259,6 +259,7 @@ def prepare_database(lab: "LabContext") -> None:
             marker.unlink()  # a fresh server holds none of the systems
         _run_pg(str(PG_BIN / "initdb"), "-D", str(data), "-U", OS_USER, "--data-checksums",
                 "--encoding=UTF8", "--locale=C.UTF-8", cwd=home(lab))
+    # Written here, not by a role: the department's existing server, which tricenter never configures.
     (data / "pg_hba.conf").write_text(HBA)
     (data / "postgresql.auto.conf").write_text(
         "".join(f"{k} = {v}\n" for k, v in server_settings(lab).items()))

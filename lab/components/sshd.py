@@ -130,6 +130,7 @@ def host_key(lab: "LabContext", host: SshHost) -> Path:
     return host_dir(lab, host) / "ssh_host_ed25519_key"
 
 
+# Written here, not by a role: it stands in for the sshd a cloud image brings (no role configures it).
 def render_sshd_config(lab: "LabContext", host: SshHost) -> str:
     options = [
         ("Port", PORT),

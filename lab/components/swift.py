@@ -145,6 +145,7 @@ def _ini(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+# Written here, not by a role: Swift stands in for the cloud's object store, which no role configures.
 def render_swift_conf(prefix: str, suffix: str) -> str:
     return _ini({
         "swift-hash": {"swift_hash_path_prefix": prefix, "swift_hash_path_suffix": suffix},
