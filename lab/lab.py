@@ -44,16 +44,10 @@ def _issue_certificates(ctx: LabContext, runtime: RuntimeInventory) -> None:
     from inventory.runtime import TlsFiles
     from lab.components import sshd
 
-    def files(certificate) -> TlsFiles:
-        return TlsFiles(**{k: str(v) for k, v in asdict(certificate).items()})
-
-    ca = sshd.certificate_authority(ctx).ensure()
     for host in runtime.hosts:
-        if host.tls is None:
-            host.tls = files(ca.issue(ctx.path("pki", "hosts"), host.name,
-                                      sshd.certificate_addresses(ctx, host.address)))
-    runtime.tls_ca_file = str(ca.cert_file)
-    runtime.client_tls = files(sshd.tools_certificate(ctx))
+        host.tls = host.tls or sshd.host_tls(ctx, host.name, host.address)
+    runtime.tls_ca_file = str(sshd.certificate_authority(ctx).ensure().cert_file)
+    runtime.client_tls = TlsFiles(**{k: str(v) for k, v in asdict(sshd.tools_certificate(ctx)).items()})
 
 class LabError(RuntimeError):
     """The lab could not reach the state asked for; the message says what is missing."""

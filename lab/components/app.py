@@ -10,6 +10,7 @@ import requests
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
 from lab import users
 from lab.component import Program
+from lab.components import sshd
 from lab.context import LabContext, Ports
 
 ACTIVE_CENTERS = ("main", "samecity")
@@ -25,7 +26,7 @@ def host_name(center: str) -> str:
 
 def config_dir(lab: LabContext, center: str) -> Path:
     """The app role's config directory under the app host's root."""
-    return lab.path("hosts", host_name(center)) / "etc" / "tricenter-app"
+    return sshd.host_root(lab, host_name(center)) / "etc" / "tricenter-app"
 
 
 def env_file(lab: LabContext, center: str) -> Path:
@@ -98,13 +99,11 @@ class SampleApp:
                 continue
             runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.app,
                                       address=lab.address(center, "app"),
-                                      root=str(lab.path("hosts", host_name(center))),
+                                      root=str(sshd.host_root(lab, host_name(center))),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
-        from lab.components.sshd import give_tls
-
         for center in ACTIVE_CENTERS:
-            give_tls(lab, runtime, host_name(center), lab.address(center, "app"))
+            sshd.give_tls(lab, runtime, host_name(center), lab.address(center, "app"))
 
 
 def component() -> SampleApp:

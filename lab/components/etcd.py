@@ -13,6 +13,7 @@ from inventory.runtime import EtcdAuth, RuntimeInventory, SecretRef
 from lab import binaries, pki
 from lab import users
 from lab.component import Program
+from lab.components import sshd
 from lab.context import CENTERS, LabContext, Ports
 
 HOST_FORMAT = "{center}-db"  # the lab host (lab/components/sshd.py) each member runs on
@@ -35,18 +36,14 @@ def host_name(center: str) -> str:
     return HOST_FORMAT.format(center=center)
 
 
-def _root(lab: LabContext, center: str) -> Path:
-    return lab.path("hosts", host_name(center))
-
-
 def config_file(lab: LabContext, center: str) -> Path:
     """Where the etcd role puts a member's config under its host's root (its defaults)."""
-    return _root(lab, center) / "etc/etcd/etcd.conf.yml"
+    return sshd.host_root(lab, host_name(center)) / "etc/etcd/etcd.conf.yml"
 
 
 def data_dir(lab: LabContext, center: str) -> Path:
     """The etcd role's data directory under the host's root (its defaults)."""
-    return _root(lab, center) / "var/lib/etcd"
+    return sshd.host_root(lab, host_name(center)) / "var/lib/etcd"
 
 
 def _role(runtime: RuntimeInventory, center: str):
@@ -63,23 +60,13 @@ def render_config(runtime: RuntimeInventory, center: str) -> str:
 def install_tls(runtime: RuntimeInventory, center: str) -> pki.CertFiles:
     """The host's certificate where the etcd role copies it, for the etcd account."""
     role = _role(runtime, center)
-    host = next(h for h in runtime.hosts if h.name == host_name(center))
-    if host.tls is None:
-        raise RuntimeError(f"host {host.name} has no tls files in the runtime inventory")
-    source = pki.CertFiles(ca=Path(host.tls.ca), cert=Path(host.tls.cert), key=Path(host.tls.key))
-    target = pki.CertFiles(ca=Path(str(role.var("etcd_tls_ca_file"))),
-                           cert=Path(str(role.var("etcd_tls_cert_file"))),
-                           key=Path(str(role.var("etcd_tls_key_file"))))
-    target.key.parent.mkdir(parents=True, exist_ok=True)
-    target.key.parent.chmod(0o700)
-    users.hand_over(target.key.parent)
-    return pki.install(source, target, str(role.var("etcd_user")))
+    return sshd.install_host_tls(runtime, host_name(center), role,
+                                 ("etcd_tls_ca_file", "etcd_tls_cert_file", "etcd_tls_key_file"),
+                                 str(role.var("etcd_user")))
 
 
 def client_tls(lab: LabContext) -> pki.CertFiles:
     """What the lab's own etcd clients present and verify with (the tools' certificate)."""
-    from lab.components import sshd
-
     return sshd.tools_certificate(lab)
 
 

@@ -12,23 +12,19 @@ from inventory.runtime import Host, HostRole, RuntimeInventory
 from lab import binaries
 from lab import users
 from lab.component import Program
-from lab.components import app, patroni
+from lab.components import app, patroni, sshd
 from lab.context import GLOBAL, LabContext
 
 HOST = f"{GLOBAL}-lb"  # the lab host (lab/components/sshd.py) the entry runs on
 
 
-def _root(lab: LabContext) -> Path:
-    return lab.path("hosts", HOST)
-
-
 def config_file(lab: LabContext) -> Path:
     """Where the haproxy role puts its config under the host's root (its defaults)."""
-    return _root(lab) / "etc/haproxy/haproxy.cfg"
+    return sshd.host_root(lab, HOST) / "etc/haproxy/haproxy.cfg"
 
 
 def admin_socket(lab: LabContext) -> Path:
-    return _root(lab) / "run/haproxy/admin.sock"
+    return sshd.host_root(lab, HOST) / "run/haproxy/admin.sock"
 
 
 def proxy(lab: LabContext, kind: str) -> str:
@@ -113,7 +109,7 @@ class HAProxy:
         # the host is listed so the haproxy role has somewhere to render for.
         if not any(h.name == HOST for h in runtime.hosts):
             runtime.hosts.append(Host(name=HOST, center=GLOBAL, role=HostRole.lb,
-                                      address=lab.entry_address, root=str(_root(lab)),
+                                      address=lab.entry_address, root=str(sshd.host_root(lab, HOST)),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
         from lab.components.sshd import give_tls

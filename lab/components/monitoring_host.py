@@ -30,7 +30,9 @@ def host_name(site: str) -> str:
 
 def home(lab: "LabContext", site: str) -> Path:
     """The host's root: roles write under it as under /."""
-    return lab.path("hosts", host_name(site))
+    from lab.components.sshd import host_root  # sshd lists the monitoring hosts: no cycle at import
+
+    return host_root(lab, host_name(site))
 
 
 def address(lab: "LabContext", site: str) -> str:

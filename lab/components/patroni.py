@@ -16,6 +16,7 @@ from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, 
 from lab import processes, users
 from lab import binaries
 from lab.component import Program
+from lab.components import sshd
 from lab.context import CENTERS, NETNS_SUPERNET, LabContext, Ports
 from support.patroni import (RUNNING_STATES, ApiAccess, ClusterState, PatroniCluster, PatroniRefused,
                              PatroniUnavailable)
@@ -64,12 +65,8 @@ def api_url(lab: LabContext, center: str) -> str:
 
 
 # Where the postgresql_patroni role puts things under the host's root (its defaults).
-def _root(lab: LabContext, center: str) -> Path:
-    return lab.path("hosts", host_name(center))
-
-
 def config_dir(lab: LabContext, center: str) -> Path:
-    return _root(lab, center) / "etc/patroni"
+    return sshd.host_root(lab, host_name(center)) / "etc/patroni"
 
 
 def config_file(lab: LabContext, center: str) -> Path:
@@ -82,13 +79,11 @@ def tls_dir(lab: LabContext, center: str) -> Path:
 
 def ca_file(lab: LabContext) -> str:
     """The lab CA's certificate, as clients verify PostgreSQL and the REST API with it."""
-    from lab.components.sshd import certificate_authority
-
-    return str(certificate_authority(lab).cert_file)
+    return str(sshd.certificate_authority(lab).cert_file)
 
 
 def home_dir(lab: LabContext, center: str) -> Path:
-    return _root(lab, center) / "var/lib/postgresql"
+    return sshd.host_root(lab, host_name(center)) / "var/lib/postgresql"
 
 
 def data_dir(lab: LabContext, center: str) -> Path:
@@ -96,7 +91,7 @@ def data_dir(lab: LabContext, center: str) -> Path:
 
 
 def socket_dir(lab: LabContext, center: str) -> Path:
-    return _root(lab, center) / "var/run/postgresql"
+    return sshd.host_root(lab, host_name(center)) / "var/run/postgresql"
 
 
 def legacy_node_dir(lab: LabContext, center: str) -> Path:
@@ -240,16 +235,6 @@ def adopt_legacy_member(lab: LabContext, center: str) -> None:
         lab.path("patroni").rmdir()
 
 
-def _install_tls(runtime: RuntimeInventory, lab: LabContext, center: str, renderer) -> None:
-    """What the role's TLS tasks do: the host's files copied for postgres, key 0600."""
-    host = next(h for h in runtime.hosts if h.name == host_name(center))
-    assert host.tls is not None  # add_to_runtime gives every db host its certificate
-    for source, variable, mode in ((host.tls.ca, "postgresql_patroni_tls_ca", 0o644),
-                                   (host.tls.cert, "postgresql_patroni_tls_cert", 0o644),
-                                   (host.tls.key, "postgresql_patroni_tls_key", 0o600)):
-        _write_owned(Path(str(renderer.var(variable))), Path(source).read_text(), mode)
-
-
 def database_cluster(lab: LabContext) -> DatabaseCluster:
     """The cluster as the runtime inventory describes it (secrets by reference)."""
     return DatabaseCluster(
@@ -309,7 +294,10 @@ class Patroni:
             for directory in (home_dir(lab, center), config_dir(lab, center), socket_dir(lab, center),
                               data_dir(lab, center).parent, tls_dir(lab, center)):
                 _own_directory(directory)
-            _install_tls(runtime, lab, center, renderer)
+            # What the role's TLS tasks do: the host's files copied for postgres, key 0600.
+            sshd.install_host_tls(runtime, host_name(center), renderer, (
+                "postgresql_patroni_tls_ca", "postgresql_patroni_tls_cert", "postgresql_patroni_tls_key"),
+                str(renderer.var("postgresql_patroni_os_user")))
             _write_owned(config_file(lab, center), renderer.template("patroni.yml.j2"), 0o600)
             _write_owned(Path(str(renderer.var("postgresql_patroni_post_bootstrap"))),
                          renderer.template("post_bootstrap.sh.j2"), 0o700)
@@ -340,8 +328,6 @@ class Patroni:
         return result
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
-        from lab.components.sshd import give_tls
-
         system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
             name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
         system.database = database_cluster(lab)
@@ -349,10 +335,10 @@ class Patroni:
             if not any(h.name == host_name(center) for h in runtime.hosts):
                 runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.db,
                                           address=lab.address(center),
-                                          root=str(_root(lab, center)),
+                                          root=str(sshd.host_root(lab, host_name(center))),
                                           service_manager="supervisor",
                                           service_user=users.SERVICE_USER))
-            give_tls(lab, runtime, host_name(center), lab.address(center))
+            sshd.give_tls(lab, runtime, host_name(center), lab.address(center))
 
 
 def component() -> Patroni:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
-from lab.components import swift
+from lab.components import sshd, swift
 from lab.context import CENTERS
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _role(lab: "LabContext", center: str):
 
 def host_config_file(lab: "LabContext", center: str) -> Path:
     """Where the pgbackrest role puts a database host's pgbackrest.conf (its defaults)."""
-    return lab.path("hosts", host_name(center), "etc/pgbackrest/pgbackrest.conf")
+    return sshd.host_root(lab, host_name(center)) / "etc/pgbackrest/pgbackrest.conf"
 
 
 def config_file(lab: "LabContext") -> Path:

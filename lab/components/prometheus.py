@@ -90,23 +90,17 @@ def render_config(lab: "LabContext", runtime: "RuntimeInventory",
     return role.template("prometheus.yml.j2"), targets
 
 
-def install_etcd_client_tls(lab: "LabContext", runtime: "RuntimeInventory", site: str) -> None:
+def install_etcd_client_tls(runtime: "RuntimeInventory", site: str) -> None:
     """The site's monitoring host certificate where the role copies it for Prometheus,
     which presents it when it scrapes etcd."""
-    from lab import pki
     from lab.components import sshd
     from playbooks.render import renderer
 
     name = monitoring_host.host_name(site)
     role = renderer(runtime, name, "prometheus")
-    host = next(h for h in sshd.hosts(lab) if h.name == name)
-    target = pki.CertFiles(ca=Path(str(role.var("prometheus_etcd_ca_file"))),
-                           cert=Path(str(role.var("prometheus_etcd_cert_file"))),
-                           key=Path(str(role.var("prometheus_etcd_key_file"))))
-    target.key.parent.mkdir(parents=True, exist_ok=True)
-    target.key.parent.chmod(0o700)
-    users.hand_over(target.key.parent)
-    pki.install(sshd.host_certificate(lab, host), target, str(role.var("prometheus_user")))
+    sshd.install_host_tls(runtime, name, role, ("prometheus_etcd_ca_file", "prometheus_etcd_cert_file",
+                                                "prometheus_etcd_key_file"),
+                          str(role.var("prometheus_user")))
 
 
 def check_config(file: Path) -> subprocess.CompletedProcess:
@@ -150,7 +144,7 @@ class Prometheus:
             config, targets = render_config(lab, runtime, site)
             config_file(lab, site).write_text(config)
             targets_file(lab, site).write_text(targets)
-            install_etcd_client_tls(lab, runtime, site)
+            install_etcd_client_tls(runtime, site)
             # Its TSDB and the drop-in directory the monitoring plane fills.
             users.hand_over(drop_in_dir(lab, site), data_dir(lab, site), recursive=True)
 

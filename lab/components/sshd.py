@@ -11,6 +11,8 @@ writes under / on a real host. The legacy host also runs the legacy database (se
 `legacy.py`)."""
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -28,6 +30,7 @@ from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory, TlsFiles
+    from playbooks.render import RoleRenderer
     from lab.context import LabContext
 
 SSHD = binaries.path("sshd")
@@ -56,9 +59,10 @@ def hosts(lab: "LabContext") -> list[SshHost]:
         for s in legacy.systems(lab)]
 
 
-def host_root(lab: "LabContext", host: SshHost) -> Path:
-    """Where the configuration plane puts this host's /etc and /var."""
-    return lab.path("hosts", host.name)
+def host_root(lab: "LabContext", name: str) -> Path:
+    """Where the configuration plane puts the host `name`'s /etc and /var (the `root` the
+    runtime inventory gives it; every role's paths are under it)."""
+    return lab.path("hosts", name)
 
 
 def certificate_authority(lab: "LabContext") -> pki.CertificateAuthority:
@@ -104,6 +108,26 @@ def give_tls(lab: "LabContext", runtime: "RuntimeInventory", name: str, address:
     host = next(h for h in runtime.hosts if h.name == name)
     host.tls = host.tls or host_tls(lab, name, address)
     runtime.tls_ca_file = runtime.tls_ca_file or host.tls.ca
+
+
+def install_host_tls(runtime: "RuntimeInventory", name: str, role: "RoleRenderer",
+                     variables: tuple[str, str, str], owner: str) -> pki.CertFiles:
+    """What a role's TLS copy tasks do on host `name`: the host's certificate files (as the
+    runtime inventory names them) copied to the role's paths for the service's account
+    `owner`, given as the role variables (CA, certificate, key); the key 0600 in a 0700
+    directory of that account."""
+    host = next(h for h in runtime.hosts if h.name == name)
+    if host.tls is None:
+        raise RuntimeError(f"host {name} has no tls files in the runtime inventory")
+    source = pki.CertFiles(ca=Path(host.tls.ca), cert=Path(host.tls.cert), key=Path(host.tls.key))
+    ca, cert, key = (Path(str(role.var(variable))) for variable in variables)
+    target = pki.CertFiles(ca=ca, cert=cert, key=key)
+    target.key.parent.mkdir(parents=True, exist_ok=True)
+    target.key.parent.chmod(0o700)
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(owner)
+        os.chown(target.key.parent, account.pw_uid, account.pw_gid)
+    return pki.install(source, target, owner)
 
 
 def home(lab: "LabContext") -> Path:
@@ -201,7 +225,7 @@ class SshHosts:
         authorized_keys(lab).write_text(Path(f"{client_key(lab)}.pub").read_text())
         for host in hosts(lab):
             host_dir(lab, host).mkdir(parents=True, exist_ok=True)
-            host_root(lab, host).mkdir(parents=True, exist_ok=True)
+            host_root(lab, host.name).mkdir(parents=True, exist_ok=True)
             _keygen(host_key(lab, host), f"tricenter-lab {host.name}")
             host_certificate(lab, host)
             (host_dir(lab, host) / "sshd_config").write_text(render_sshd_config(lab, host))
@@ -251,7 +275,7 @@ class SshHosts:
             existing.ssh = access
             # The lab's supervisord runs the services: the roles write config, as this
             # account, under the host's own root.
-            existing.root = str(host_root(lab, host))
+            existing.root = str(host_root(lab, host.name))
             existing.service_manager = "supervisor"
             existing.service_user = users.SERVICE_USER
             existing.tls = host_tls(lab, host.name, host.address)

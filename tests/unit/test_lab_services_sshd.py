@@ -34,7 +34,7 @@ def test_every_lab_host_has_ssh_and_its_own_root(lab):
     assert hosts["main-app"].address == lab.address("main", "app")
     assert hosts["remote-db"].address == lab.address("remote", "db")
     assert hosts["global-lb"].address == lab.entry_address
-    roots = {sshd.host_root(lab, h) for h in hosts.values()}
+    roots = {sshd.host_root(lab, h.name) for h in hosts.values()}
     assert len(roots) == len(hosts) and all(r.is_relative_to(lab.root) for r in roots)
     legacy_host = hosts[legacy.host_name(lab)]
     assert legacy_host.address == legacy.address(lab) == lab.address("legacy", "db")
