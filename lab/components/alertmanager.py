@@ -14,7 +14,6 @@ supervises.
 """
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,8 +115,18 @@ class Alertmanager:
         users.hand_over(record_file(lab).parent, recursive=True)
 
     def reload(self, lab: "LabContext") -> None:
-        """Make running members re-read alertmanager.yml (SIGHUP, as the role's handler)."""
-        monitoring_host.signal_running(lab, {program(center) for center in CENTERS}, signal.SIGHUP)
+        """Make running members re-read alertmanager.yml. Over HTTP (Alertmanager always
+        serves /-/reload), not SIGHUP: a member supervisord has just restarted dies of a
+        SIGHUP that comes before it installs its handler, while one that does not answer
+        yet reads the new file as it starts."""
+        for center in CENTERS:
+            try:
+                reply = requests.post(f"{url(lab, center)}/-/reload", timeout=30)
+            except requests.ConnectionError:
+                continue  # not serving yet: it reads the file when it starts
+            if not reply.ok:
+                raise RuntimeError(f"{program(center)} refused {config_file(lab, center)}: "
+                                   f"{reply.status_code} {reply.text.strip()}")
 
     def programs(self, lab: "LabContext") -> list[Program]:
         from inventory.runtime import RuntimeInventory
