@@ -18,7 +18,10 @@ def test_every_lab_program_starts_from_the_shared_lookup(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRICENTER_LAB_SLOT", raising=False)
     known = {str(b.path) for b in binaries.BINARIES.values()} | {sys.executable}
-    programs = Lab(LabContext(root=tmp_path / "lab")).programs()
+    lab = Lab(LabContext(root=tmp_path / "lab"))
+    lab.ctx.prepare_root()
+    lab.write_runtime_files()  # as `up` does first: Alertmanager's flags come from the role
+    programs = lab.programs()
     assert programs
     for program in programs:
         assert program.command[0] in known, (program.name, program.command[0])
