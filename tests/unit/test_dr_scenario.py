@@ -25,6 +25,15 @@ def test_isolation_needs_netns_and_regional_is_a_runbook() -> None:
     assert regional.targets.rpo_against == "replication_lag"
 
 
+def test_a_frozen_center_is_thawed_only_once_the_standby_leads() -> None:
+    # thawed earlier, the old primary renews a lease that a new etcd leader had extended,
+    # keeps the key, and the drill tests nothing (one of five back-to-back runs errored so)
+    steps = [(s.action, s.center) for s in load_catalogue()["main-center-freeze"].recovery.steps]
+    thaw = steps.index((Action.thaw_center, "main"))
+    assert (Action.wait_leader, "samecity") in steps[:thaw]
+    assert steps[0][0] == Action.hold  # and never shorter than the lease
+
+
 def test_every_unplanned_scenario_restores_the_original_layout() -> None:
     for s in load_catalogue().values():
         if s.kind in ("unplanned", "planned"):

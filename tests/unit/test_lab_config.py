@@ -212,6 +212,9 @@ def test_haproxy_routes_writes_to_the_primary_and_reads_to_replicas(ctx) -> None
     for block in (read_write, read_only):
         assert "inter 200ms fall 2 rise 1 on-marked-down shutdown-sessions" in block
         assert block.count("check port 8008") == 3
+    # a stopped primary's refused connection fails at once (switchover write gap)
+    assert "observe layer4 error-limit 1 on-error mark-down" in read_write
+    assert "observe" not in read_only
 
 
 def test_the_app_entry_spreads_over_both_active_centers(ctx) -> None:
