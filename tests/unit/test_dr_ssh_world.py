@@ -166,8 +166,8 @@ def test_a_cluster_or_member_that_is_not_the_inventorys_is_named(monkeypatch: py
 
     _patroni_answers(monkeypatch, {n: {"scope": "registry", "name": n} for n in names}, names + ["pg-stray"])
     assert ssh_world.patroni_mismatches(runtime, runtime.systems["registry"]) == [
-        "cluster registry lists members ['pg-main', 'pg-remote', 'pg-samecity', 'pg-stray'], "
-        "the runtime inventory ['pg-main', 'pg-remote', 'pg-samecity']"]
+        ("cluster registry lists members ['pg-main', 'pg-remote', 'pg-samecity', 'pg-stray'], "
+         "the runtime inventory ['pg-main', 'pg-remote', 'pg-samecity']")]
 
 
 def test_a_confirmed_run_is_refused_when_what_answers_is_not_the_inventorys(
