@@ -27,7 +27,7 @@ import paramiko
 
 from dr.scenario import Action, Scenario
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
-from support.patroni import ApiAccess, PatroniCluster
+from support.patroni import ApiAccess, PatroniCluster, PatroniUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +274,14 @@ class Connections:
             self._clients.clear()
 
 
+def _netloc(url: str | None) -> str:
+    return (url or "").split("://", 1)[-1].split("/", 1)[0]
+
+
 def patroni_mismatches(runtime: RuntimeInventory, system: SystemRuntime) -> list[str]:
     """How the Patroni cluster that answers differs from the runtime inventory's: each
-    member's REST API must name the inventory's scope and that member, and the cluster must
-    list exactly the inventory's members."""
+    member's REST API must serve the inventory's cluster (its `scope`), the cluster must list
+    exactly the inventory's members, and each under the API address the inventory gives it."""
     db = system.database
     cluster = PatroniCluster(db, ApiAccess.of(runtime, db), timeout=5)
     problems = []
@@ -285,19 +289,21 @@ def patroni_mismatches(runtime: RuntimeInventory, system: SystemRuntime) -> list
         body = cluster.member_json(member.name, "/patroni")
         if body is None:
             problems.append(f"member {member.name}: its REST API {member.api_url} does not answer")
-            continue
-        about = body.get("patroni", {})
-        if about.get("scope") != db.cluster:
+        elif body.get("patroni", {}).get("scope") != db.cluster:
             problems.append(f"member {member.name} ({member.api_url}) belongs to cluster "
-                            f"{about.get('scope')!r}, not {db.cluster!r}")
-        if about.get("name") != member.name:
-            problems.append(f"{member.api_url} answers as member {about.get('name')!r}, "
+                            f"{body.get('patroni', {}).get('scope')!r}, not {db.cluster!r}")
+    try:
+        listed = {name: _netloc(m.api_url) for name, m in cluster.state().members.items()}
+    except PatroniUnavailable as exc:
+        return [*problems, str(exc)]
+    for member in db.members:
+        answers = [name for name, netloc in listed.items() if netloc == _netloc(member.api_url)]
+        if answers != [member.name]:
+            problems.append(f"{member.api_url} answers as member {', '.join(map(repr, answers)) or 'nobody'}, "
                             f"not {member.name!r}")
-    if not problems:
-        listed = set(cluster.state().members)
-        if listed != {m.name for m in db.members}:
-            problems.append(f"cluster {db.cluster} lists members {sorted(listed)}, the runtime "
-                            f"inventory {sorted(m.name for m in db.members)}")
+    if set(listed) != {m.name for m in db.members}:
+        problems.append(f"cluster {db.cluster} lists members {sorted(listed)}, the runtime "
+                        f"inventory {sorted(m.name for m in db.members)}")
     return problems
 
 

@@ -137,36 +137,42 @@ def test_a_host_that_fails_does_not_keep_the_fault_from_the_others() -> None:
     assert sorted(calls) == ["main-app", "main-db", "main-lb", "main-monitoring"]
 
 
-def _patroni_answers(monkeypatch: pytest.MonkeyPatch, about: dict[str, dict], listed: list[str]) -> None:
+URLS = {"pg-main": "https://10.1.0.11:8008", "pg-samecity": "https://10.2.0.11:8008",
+        "pg-remote": "https://10.3.0.11:8008"}
+
+
+def _patroni_answers(monkeypatch: pytest.MonkeyPatch, scopes: dict[str, str], listed: dict[str, str]) -> None:
+    """Each member's /patroni names its scope; /cluster lists `listed` (name → API URL)."""
     from support.patroni import ClusterState, MemberState, PatroniCluster, Role
 
     def member_json(self, member: str, path: str, timeout=None):
         assert path == "/patroni"
-        return {"patroni": about[member]} if member in about else None
+        return {"patroni": {"scope": scopes[member], "version": "4.0.4"}} if member in scopes else None
 
     def state(self):
-        return ClusterState({n: MemberState(n, Role.replica, "streaming", 1, 0) for n in listed}, listed[0])
+        return ClusterState({n: MemberState(n, Role.replica, "streaming", 1, 0, f"{url}/patroni")
+                             for n, url in listed.items()}, "pg-main")
     monkeypatch.setattr(PatroniCluster, "member_json", member_json)
     monkeypatch.setattr(PatroniCluster, "state", state)
 
 
 def test_a_cluster_or_member_that_is_not_the_inventorys_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = RuntimeInventory.load(SAMPLE)
-    names = ["pg-main", "pg-samecity", "pg-remote"]
-    _patroni_answers(monkeypatch, {n: {"scope": "registry", "name": n} for n in names}, names)
-    assert ssh_world.patroni_mismatches(runtime, runtime.systems["registry"]) == []
+    system = runtime.systems["registry"]
+    _patroni_answers(monkeypatch, dict.fromkeys(URLS, "registry"), URLS)
+    assert ssh_world.patroni_mismatches(runtime, system) == []
 
-    _patroni_answers(monkeypatch, {"pg-main": {"scope": "payroll", "name": "pg-main"},
-                                   "pg-samecity": {"scope": "registry", "name": "pg-a"}}, names)
-    problems = ssh_world.patroni_mismatches(runtime, runtime.systems["registry"])
-    assert problems == [
+    _patroni_answers(monkeypatch, {"pg-main": "payroll", "pg-samecity": "registry"}, URLS)
+    assert ssh_world.patroni_mismatches(runtime, system) == [
         "member pg-main (https://10.1.0.11:8008) belongs to cluster 'payroll', not 'registry'",
-        "https://10.2.0.11:8008 answers as member 'pg-a', not 'pg-samecity'",
         "member pg-remote: its REST API https://10.3.0.11:8008 does not answer"]
 
-    _patroni_answers(monkeypatch, {n: {"scope": "registry", "name": n} for n in names}, names + ["pg-stray"])
-    assert ssh_world.patroni_mismatches(runtime, runtime.systems["registry"]) == [
-        ("cluster registry lists members ['pg-main', 'pg-remote', 'pg-samecity', 'pg-stray'], "
+    swapped = {"pg-main": URLS["pg-main"], "pg-a": URLS["pg-samecity"], "pg-remote": URLS["pg-remote"],
+               "pg-stray": "https://10.9.0.11:8008"}
+    _patroni_answers(monkeypatch, dict.fromkeys(URLS, "registry"), swapped)
+    assert ssh_world.patroni_mismatches(runtime, system) == [
+        "https://10.2.0.11:8008 answers as member 'pg-a', not 'pg-samecity'",
+        ("cluster registry lists members ['pg-a', 'pg-main', 'pg-remote', 'pg-stray'], "
          "the runtime inventory ['pg-main', 'pg-remote', 'pg-samecity']")]
 
 
