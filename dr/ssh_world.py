@@ -176,7 +176,9 @@ def plan(runtime: RuntimeInventory, scenario: Scenario,
                                Action.restore_copy, Action.drop_copy):
                 raise SshWorldError(f"scenario {scenario.name} needs the runbook action "
                                     f"{step.action.value}, which the SSH world does not offer yet")
-            lines.append(f"{phase:8} {step.action.value} (observes the cluster; changes nothing)")
+            what = ("asks Patroni's REST API for a planned switchover" if step.action == Action.switchover
+                    else "observes the cluster; changes nothing")
+            lines.append(f"{phase:8} {step.action.value} ({what})")
             continue
         center = _center_of(runtime, step.center)
         for c in commands_for(runtime, center, step.action.value, step.component, deadline):
