@@ -298,6 +298,9 @@ def patroni_mismatches(runtime: RuntimeInventory, system: SystemRuntime) -> list
         listed = {name: _netloc(m.api_url) for name, m in cluster.state().members.items()}
     except PatroniUnavailable as exc:
         return [*problems, str(exc)]
+    if not listed:  # Patroni answers but cannot read its DCS: nothing to compare yet
+        return [*problems, (f"cluster {db.cluster} lists no member (Patroni cannot read etcd?): "
+                            "nothing to check the inventory's member names against")]
     for member in db.members:
         answers = [name for name, netloc in listed.items() if netloc == _netloc(member.api_url)]
         if answers != [member.name]:
