@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -174,6 +175,10 @@ class LabHost:
                  "--center", self.center, "--role", self.role, "undo-at", name, str(time.time() + seconds),
                  undo], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         record.write_text(json.dumps({"pid": child.pid, "undo": undo, "at": time.time() + seconds}))
+        # armed once the child runs as the undo process (until its exec, /proc shows this
+        # one's arguments, and a disarm would not recognise it)
+        wait_until(f"the undo process of {name} runs", lambda: self._armer(name), START_DEADLINE_SECONDS,
+                   0.02, error=HostControlError)
         return f"{self.name}: {name} undoes itself in {seconds:.0f} s unless disarmed (pid {child.pid})"
 
     def _armer(self, name: str) -> int | None:
@@ -199,9 +204,12 @@ class LabHost:
         time.sleep(max(0.0, at - time.time()))
         record = self._record(name)
         try:
-            undo = json.loads(record.read_text())["undo"]
-        except (OSError, ValueError, KeyError):
+            armed = json.loads(record.read_text())
+        except (OSError, ValueError):
             return
+        if armed.get("pid") != os.getpid():  # disarmed, and armed again by another process
+            return
+        undo = armed["undo"]
         record.unlink(missing_ok=True)
         log.warning("%s: deadline of %s reached, undoing: %s", self.name, name, undo)
         subprocess.run(["/bin/sh", "-c", undo], check=False)
