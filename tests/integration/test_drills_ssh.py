@@ -39,6 +39,12 @@ def runtime_copy(lab, tmp_path: Path, change) -> Path:
     return file
 
 
+def refusal(done: subprocess.CompletedProcess) -> str:
+    """The error of a refused run: exit 2, and under --json the error as JSON on stdout."""
+    assert done.returncode == 2, done.stderr[-2000:]
+    return json.loads(done.stdout)["error"]
+
+
 def nothing_armed(lab) -> None:
     assert host_control.armed(lab.ctx.root) == []
 
@@ -57,9 +63,8 @@ def test_drill_through_ssh_passes_and_leaves_no_fault_armed(lab, scenario: str) 
 
 def test_without_confirm_the_plan_is_printed_and_nothing_changes(lab) -> None:
     done = ssh_drill("main-center-loss")
-    assert done.returncode == 2 and done.stdout == ""
+    assert "pass --confirm lab to run this plan" in refusal(done)
     assert "kill_center main on main-db: " in done.stderr and "lab.host_control" in done.stderr
-    assert "pass --confirm lab to run this plan" in done.stderr
     nothing_armed(lab)
     assert lab_layout()["leader"] == "main"
 
@@ -80,23 +85,24 @@ def test_a_host_key_not_the_inventorys_is_refused(lab, tmp_path: Path) -> None:
                 host["ssh"]["known_hosts_file"] = str(known)
     done = ssh_drill("main-center-loss", "--confirm", "lab", "--runtime",
                      str(runtime_copy(lab, tmp_path, pin_the_wrong_key)))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "refused, nothing was changed" in done.stderr
-    assert "host main-db: its host key" in done.stderr
+    error = refusal(done)
+    assert "refused, nothing was changed" in error and "host main-db: its host key" in error
     nothing_armed(lab)
 
 
 def test_a_cluster_or_member_name_not_the_inventorys_is_refused(lab, tmp_path: Path) -> None:
+    real: dict[str, str] = {}
+
     def rename(data: dict) -> None:
-        system = next(s for s in data["systems"].values() if s.get("database"))
-        system["database"]["cluster"] = "someone-else"
-        system["database"]["members"][1]["name"] = "pg-impostor"
+        database = next(s for s in data["systems"].values() if s.get("database"))["database"]
+        real.update(cluster=database["cluster"], member=database["members"][1]["name"])
+        database["cluster"] = "someone-else"
+        database["members"][1]["name"] = "pg-impostor"
     done = ssh_drill("db-primary-crash", "--confirm", "lab", "--runtime",
                      str(runtime_copy(lab, tmp_path, rename)))
-    assert done.returncode == 2, done.stderr[-2000:]
-    text = " ".join(done.stderr.split())  # the console wraps long lines
-    assert "belongs to cluster" in text and "not 'someone-else'" in text
-    assert "not 'pg-impostor'" in text
+    error = refusal(done)
+    assert f"belongs to cluster '{real['cluster']}', not 'someone-else'" in error
+    assert f"answers as member '{real['member']}', not 'pg-impostor'" in error
     nothing_armed(lab)
 
 
