@@ -79,10 +79,12 @@ def _fault(world: StepContext, step: Step) -> str:
     else:
         args = (center,)
     log.info("fault: %s %s", step.action.value, " ".join(args))
-    getattr(world.injector, step.action.value)(*args)
     if step.action in UNDO:
+        # recorded before acting: a fault interrupted (Ctrl-C) or failed half way, on some
+        # hosts only, is undone too; every undo is harmless where nothing was done
         world.undo.append((UNDO[step.action], args))
-    else:
+    getattr(world.injector, step.action.value)(*args)
+    if step.action not in UNDO:
         _record_undo(world, step.action.value, args)
     return f"{step.action.value} {' '.join(args)}"
 

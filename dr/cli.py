@@ -101,13 +101,18 @@ def open_world(runtime: RuntimeInventory, name: str | None) -> World:
 
 def confirm(world: World, scenario, system, runtime: RuntimeInventory, cloud: str | None,
             as_json: bool) -> None:
-    """Nothing runs on real hosts unless the plan can be carried out and the operator named
-    the cloud it runs on; otherwise print the plan and exit 2."""
+    """Nothing runs on real hosts unless the plan can be carried out, the operator named
+    the cloud it runs on and the world finds the hosts and cluster the runtime inventory
+    names; otherwise print the plan (or the mismatch) and exit 2."""
     try:
         steps = world.plan(scenario, system)
     except RuntimeError as exc:
         raise UserError(f"the {world.name} world cannot run {scenario.name}: {exc}") from None
     if cloud == runtime.cloud:
+        try:
+            world.preflight(scenario, system)
+        except RuntimeError as exc:
+            raise UserError(f"refused, nothing was changed: {exc}") from None
         return
     stream = err if as_json else out
     stream.print(f"plan of {scenario.name} on cloud {runtime.cloud} ({world.name} world):",

@@ -3,22 +3,31 @@ hosts of a center, as the runtime inventory names it per host (`hosts[].control`
 systemd units by default; a center is cut off with nftables.
 
 Safety: host keys are verified against the runtime inventory (never accepted on first
-sight); every fault is armed with a systemd timer that undoes it on the host by itself
-after UNDO_DEADLINE_SECONDS, even if tricenter dies; `plan` lists every command on every
-host before anything runs, and the CLI runs it only with `--confirm <cloud>`.
+sight); every fault is armed to undo itself on the host after UNDO_DEADLINE_SECONDS, even
+if tricenter dies (a systemd timer, or what `hosts[].control.arm` names); `plan` lists
+every command on every host before anything runs, the CLI runs it only with
+`--confirm <cloud>`, and `preflight` refuses hosts, a Patroni cluster or members that are
+not the ones the runtime inventory names.
+
+A fault hits the hosts of a center at once (one thread per host) over connections opened
+by `preflight`: the drill's clock starts before the fault, so SSH handshakes must not be
+in it.
 """
 from __future__ import annotations
 
 import base64
 import logging
 import shlex
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import paramiko
 
 from dr.scenario import Action, Scenario
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
+from support.patroni import ApiAccess, PatroniCluster, PatroniUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,8 @@ FAULTS = (Action.kill_center, Action.start_center, Action.freeze_center, Action.
 UNDO = {"kill_center": "start_center", "freeze_center": "thaw_center",
         "isolate_center": "heal_center", "kill_component": "start_component"}
 DISARMS = {undo: fault for fault, undo in UNDO.items()}
+DEFAULT_ARM = "systemd-run --quiet --on-active={seconds} --unit={name} /bin/sh -c {undo}"
+DEFAULT_DISARM = "systemctl stop {name}.timer 2>/dev/null || true"
 SSH_TIMEOUT_SECONDS = 15
 COMMAND_TIMEOUT_SECONDS = 120
 
@@ -93,20 +104,27 @@ def _timer(action: str, center: str, component: str | None) -> str:
     return "tricenter-drill-undo-" + "-".join(x for x in (action, center, component) if x)
 
 
+def _fill(template: str, **values: str) -> str:
+    # replace, not str.format: a template may hold braces of its own (nft, shell)
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
 def _armed(runtime: RuntimeInventory, host: Host, action: str, center: str,
-           component: str | None, command: str) -> str:
-    """The fault, preceded by a systemd timer that undoes it after the deadline; an undo
-    first disarms the timer of the fault it undoes."""
+           component: str | None, command: str, deadline: float) -> str:
+    """The fault, preceded by arming its undo on the host (by itself after `deadline`
+    seconds); an undo first disarms the fault it undoes."""
     if action in UNDO:
         undo = host_command(runtime, host, UNDO[action], component)
         if undo is None:
             raise SshWorldError(f"host {host.name}: nothing undoes {action}; set "
                                 f"hosts[{host.name}].control.commands['{UNDO[action]}']")
-        arm = (f"systemd-run --quiet --on-active={UNDO_DEADLINE_SECONDS} "
-               f"--unit={_timer(action, center, component)} /bin/sh -c {shlex.quote(undo)}")
+        arm = _fill(host.control.arm or DEFAULT_ARM, name=_timer(action, center, component),
+                    seconds=f"{deadline:g}", undo=shlex.quote(undo))
         return f"{arm} && {command}"
     if action in DISARMS:
-        disarm = f"systemctl stop {_timer(DISARMS[action], center, component)}.timer 2>/dev/null"
+        disarm = _fill(host.control.disarm or DEFAULT_DISARM, name=_timer(DISARMS[action], center, component))
         return f"{{ {disarm} || true; }} && {command}"
     return command
 
@@ -114,11 +132,14 @@ def _armed(runtime: RuntimeInventory, host: Host, action: str, center: str,
 def host_command(runtime: RuntimeInventory, host: Host, action: str,
                  component: str | None = None) -> str | None:
     key = f"{action}:{component}" if component else action
-    return host.control.commands.get(key) or default_command(runtime, host, action, component)
+    if key in host.control.commands:  # empty: the host has nothing this action acts on
+        return host.control.commands[key] or None
+    return default_command(runtime, host, action, component)
 
 
 def commands_for(runtime: RuntimeInventory, center: str, action: str,
-                 component: str | None = None) -> list[HostCommand]:
+                 component: str | None = None,
+                 deadline: float = UNDO_DEADLINE_SECONDS) -> list[HostCommand]:
     """What runs on which host of `center` for one fault or its undo."""
     hosts = [h for h in runtime.hosts_in(center)]
     if not hosts:
@@ -127,7 +148,8 @@ def commands_for(runtime: RuntimeInventory, center: str, action: str,
     for host in hosts:
         command = host_command(runtime, host, action, component)
         if command is not None:
-            out.append(HostCommand(host.name, _armed(runtime, host, action, center, component, command)))
+            out.append(HostCommand(host.name, _armed(runtime, host, action, center, component,
+                                                     command, deadline)))
     if not out:
         key = f"{action}:{component}" if component else action
         raise SshWorldError(f"no host of center {center} has a command for {key}: set "
@@ -142,7 +164,8 @@ def _center_of(runtime: RuntimeInventory, role: str) -> str:
     raise SshWorldError(f"the runtime inventory has no center with role '{role}'")
 
 
-def plan(runtime: RuntimeInventory, scenario: Scenario) -> list[str]:
+def plan(runtime: RuntimeInventory, scenario: Scenario,
+         deadline: float = UNDO_DEADLINE_SECONDS) -> list[str]:
     """Every command the scenario runs, on every host, in order (undo on abort included)."""
     lines = []
     steps = [("fault", s) for s in scenario.fault] + [("recover", s) for s in scenario.recovery.steps] \
@@ -153,10 +176,12 @@ def plan(runtime: RuntimeInventory, scenario: Scenario) -> list[str]:
                                Action.restore_copy, Action.drop_copy):
                 raise SshWorldError(f"scenario {scenario.name} needs the runbook action "
                                     f"{step.action.value}, which the SSH world does not offer yet")
-            lines.append(f"{phase:8} {step.action.value} (observes the cluster; changes nothing)")
+            what = ("asks Patroni's REST API for a planned switchover" if step.action == Action.switchover
+                    else "observes the cluster; changes nothing")
+            lines.append(f"{phase:8} {step.action.value} ({what})")
             continue
         center = _center_of(runtime, step.center)
-        for c in commands_for(runtime, center, step.action.value, step.component):
+        for c in commands_for(runtime, center, step.action.value, step.component, deadline):
             lines.append(f"{phase:8} {step.action.value} {center}"
                          f"{' ' + step.component if step.component else ''} on {c.host}: {c.command}")
     return lines
@@ -181,14 +206,28 @@ def _client(host: Host) -> paramiko.SSHClient:
     return client
 
 
-def run_on(host: Host, command: str) -> str:
-    """Run one command as the inventory's SSH user; SshWorldError with its stderr on failure."""
+def connect(host: Host) -> paramiko.SSHClient:
+    """Log in as the inventory's SSH user; SshWorldError unless the host proves the key the
+    runtime inventory holds for it."""
     client = _client(host)
     key = host.ssh.private_key.file if host.ssh.private_key and host.ssh.private_key.file else None
     try:
         client.connect(host.ssh.host, port=host.ssh.port, username=host.ssh.user, key_filename=key,
                        allow_agent=key is None, look_for_keys=key is None, timeout=SSH_TIMEOUT_SECONDS)
-        log.info("%s: %s", host.name, command)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise SshWorldError(f"host {host.name}: its host key ({exc.key.get_name()} "
+                            f"{exc.key.get_base64()[:16]}…) is not the one the runtime inventory "
+                            "holds: refusing (a different machine answers, or the inventory is stale)") from None
+    except (paramiko.SSHException, OSError) as exc:
+        client.close()
+        raise SshWorldError(f"{host.name}: {type(exc).__name__}: {exc}") from exc
+    return client
+
+
+def _exec(host: Host, client: paramiko.SSHClient, command: str) -> str:
+    log.info("%s: %s", host.name, command)
+    try:
         _, stdout, stderr = client.exec_command(command, timeout=COMMAND_TIMEOUT_SECONDS)
         status = stdout.channel.recv_exit_status()
         if status != 0:
@@ -197,8 +236,80 @@ def run_on(host: Host, command: str) -> str:
         return stdout.read().decode(errors="replace")
     except (paramiko.SSHException, OSError) as exc:
         raise SshWorldError(f"{host.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def run_on(host: Host, command: str) -> str:
+    """Run one command over a connection of its own; SshWorldError with its stderr on failure."""
+    client = connect(host)
+    try:
+        return _exec(host, client, command)
     finally:
         client.close()
+
+
+class Connections:
+    """One verified connection per host, opened once and reused: a fault's commands then
+    start without a handshake."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, paramiko.SSHClient] = {}
+        self._lock = threading.Lock()
+
+    def open(self, host: Host) -> paramiko.SSHClient:
+        with self._lock:
+            client = self._clients.get(host.name)
+        transport = client.get_transport() if client else None
+        if transport is not None and transport.is_active():
+            return client
+        client = connect(host)
+        with self._lock:
+            self._clients[host.name] = client
+        return client
+
+    def run(self, host: Host, command: str) -> str:
+        return _exec(host, self.open(host), command)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+def _netloc(url: str | None) -> str:
+    return (url or "").split("://", 1)[-1].split("/", 1)[0]
+
+
+def patroni_mismatches(runtime: RuntimeInventory, system: SystemRuntime) -> list[str]:
+    """How the Patroni cluster that answers differs from the runtime inventory's: each
+    member's REST API must serve the inventory's cluster (its `scope`), the cluster must list
+    exactly the inventory's members, and each under the API address the inventory gives it."""
+    db = system.database
+    cluster = PatroniCluster(db, ApiAccess.of(runtime, db), timeout=5)
+    problems = []
+    for member in db.members:
+        body = cluster.member_json(member.name, "/patroni")
+        if body is None:
+            problems.append(f"member {member.name}: its REST API {member.api_url} does not answer")
+        elif body.get("patroni", {}).get("scope") != db.cluster:
+            problems.append(f"member {member.name} ({member.api_url}) belongs to cluster "
+                            f"{body.get('patroni', {}).get('scope')!r}, not {db.cluster!r}")
+    try:
+        listed = {name: _netloc(m.api_url) for name, m in cluster.state().members.items()}
+    except PatroniUnavailable as exc:
+        return [*problems, str(exc)]
+    if not listed:  # Patroni answers but cannot read its DCS: nothing to compare yet
+        return [*problems, (f"cluster {db.cluster} lists no member (Patroni cannot read etcd?): "
+                            "nothing to check the inventory's member names against")]
+    for member in db.members:
+        answers = [name for name, netloc in listed.items() if netloc == _netloc(member.api_url)]
+        if answers != [member.name]:
+            problems.append(f"{member.api_url} answers as member {', '.join(map(repr, answers)) or 'nobody'}, "
+                            f"not {member.name!r}")
+    if set(listed) != {m.name for m in db.members}:
+        problems.append(f"cluster {db.cluster} lists members {sorted(listed)}, the runtime "
+                        f"inventory {sorted(m.name for m in db.members)}")
+    return problems
 
 
 class SshWorld:
@@ -209,17 +320,45 @@ class SshWorld:
     name = "ssh"
     confirmation_needed = True
 
-    def __init__(self, runtime: RuntimeInventory, run: Callable[[Host, str], str] | None = None) -> None:
+    def __init__(self, runtime: RuntimeInventory, run: Callable[[Host, str], str] | None = None,
+                 undo_deadline_seconds: float = UNDO_DEADLINE_SECONDS) -> None:
         self.runtime = runtime
-        self._run = run or run_on
+        self.connections = Connections()
+        self._run = run or self.connections.run
         self._hosts = {h.name: h for h in runtime.hosts}
+        self.undo_deadline_seconds = undo_deadline_seconds
 
     def plan(self, scenario: Scenario, system: SystemRuntime) -> list[str]:
-        return plan(self.runtime, scenario)
+        return plan(self.runtime, scenario, self.undo_deadline_seconds)
+
+    def _hosts_of(self, scenario: Scenario) -> list[Host]:
+        centers = {_center_of(self.runtime, s.center) for s in
+                   [*scenario.fault, *scenario.recovery.steps, *scenario.restore] if s.action in FAULTS}
+        return [h for h in self.runtime.hosts if h.center in centers]
+
+    def preflight(self, scenario: Scenario, system: SystemRuntime) -> None:
+        """Before anything changes: log in to every host the scenario acts on (each must
+        prove the host key the runtime inventory holds) and ask Patroni whether its cluster
+        and members are the inventory's. SshWorldError lists every mismatch."""
+        hosts = self._hosts_of(scenario)
+        problems = []
+        if hosts:
+            with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+                opened = [pool.submit(self.connections.open, h) for h in hosts]
+            problems += [str(f.exception()) for f in opened if f.exception()]
+        problems += patroni_mismatches(self.runtime, system)
+        if problems:
+            raise SshWorldError("what answers is not what the runtime inventory names: "
+                                + "; ".join(problems))
 
     def _act(self, center: str, action: str, component: str | None = None) -> None:
-        for c in commands_for(self.runtime, center, action, component):
-            self._run(self._hosts[c.host], c.command)
+        """Run the action on every host of the center at once (a center fails as one)."""
+        commands = commands_for(self.runtime, center, action, component, self.undo_deadline_seconds)
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            done = [pool.submit(self._run, self._hosts[c.host], c.command) for c in commands]
+        failed = [str(f.exception()) for f in done if f.exception()]
+        if failed:
+            raise SshWorldError("; ".join(failed))
 
     # --- FaultInjector ----------------------------------------------------------------
     def kill_center(self, center: str) -> None:
@@ -248,7 +387,8 @@ class SshWorld:
 
     # --- Runbook ----------------------------------------------------------------------
     def recovery_command(self) -> str:
-        return "tricenter configure"
+        # the lab's hosts are the lab's processes: `lab up` converges them
+        return "tricenter lab up" if self.runtime.source == "lab" else "tricenter configure"
 
     def netns_enabled(self) -> bool:
         return True  # isolate_center is a real cut (nftables) on real hosts

@@ -32,6 +32,11 @@ class World(FaultInjector, Runbook, Protocol):
         """Every action the scenario takes on every host, before any is taken; raises
         when the world cannot carry the scenario out."""
 
+    def preflight(self, scenario: Scenario, system: SystemRuntime) -> None:
+        """Once confirmed, before anything changes: check that what answers is what the
+        runtime inventory names (hosts by their keys, the Patroni cluster and members);
+        raises RuntimeError naming each mismatch."""
+
     def report_context(self) -> dict:
         """What a report states about where the drill ran (network mode, Patroni profile…)."""
 

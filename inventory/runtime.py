@@ -88,10 +88,16 @@ class HostControl(_Model):
     center-level fault stops, freezes or starts (empty: the role's default units);
     `commands`: an action's command replacing the default (keys: kill_center,
     start_center, freeze_center, thaw_center, isolate_center, heal_center,
-    kill_component:<component>, start_component:<component>)."""
+    kill_component:<component>, start_component:<component>; an empty command: the host
+    has nothing that action acts on). `arm`/`disarm`: how a fault is armed to undo itself
+    on the host after a deadline, even if tricenter dies, and disarmed by its undo —
+    templates with {name}, {seconds} and {undo} (the undo command, shell-quoted); None:
+    a systemd timer (`systemd-run --on-active`)."""
 
     units: list[str] = Field(default_factory=list)
     commands: dict[str, str] = Field(default_factory=dict)
+    arm: str | None = None
+    disarm: str | None = None
 
 
 class Host(_Model):

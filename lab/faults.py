@@ -51,23 +51,14 @@ class LabFaults:
                                 f"known: {sorted({m['center'] for m in manifest.values()})}")
         return chosen
 
-    def _postmaster_group(self, center: str, procs: processes.ProcessTable) -> set[int]:
-        if center not in CENTERS:
-            return set()
-        pid = patroni.postmaster_pid(self.lab, center)
-        if not pid:
-            return set()
-        return processes.group_members(pid, procs) | processes.descendants([pid], procs)
+    def _postmasters(self, center: str) -> list[int]:
+        pid = patroni.postmaster_pid(self.lab, center) if center in CENTERS else None
+        return [pid] if pid else []
 
     def center_pids(self, center: str) -> set[int]:
-        """Every live process of a center: its programs' process groups and trees, and its
-        postmaster's group."""
-        procs = processes.table()
+        """Every live process of a center (processes.fault_pids)."""
         roots = [i["pid"] for i in self.programs(center) if i["pid"]]
-        pids = processes.descendants(roots, procs) | self._postmaster_group(center, procs)
-        for root in roots:
-            pids |= processes.group_members(root, procs)
-        return pids
+        return processes.fault_pids(roots, self._postmasters(center), processes.table())
 
     # --- FaultInjector ----------------------------------------------------------------
     def kill_center(self, center: str) -> None:
@@ -119,21 +110,12 @@ class LabFaults:
         """SIGKILL one component of a center. 'postgres' kills the postmaster's process
         group and leaves Patroni running (Patroni then restarts PostgreSQL itself);
         'patroni' kills Patroni alone and leaves PostgreSQL running."""
-        procs = processes.table()
-        if component == "postgres":
-            pids = self._postmaster_group(center, procs)
-            if not pids:
-                raise LabFaultError(f"no running postmaster in {center}")
-        else:
-            infos = [i for i in self.programs(center, component) if i["pid"]]
-            if not infos:
-                raise LabFaultError(f"no running {component} in {center}")
-            roots = [i["pid"] for i in infos]
-            pids = set()
-            for pid in roots:
-                pids |= processes.group_members(pid, procs)
-            if component != "patroni":
-                pids |= processes.descendants(roots, procs)
+        roots = [i["pid"] for i in self.programs(center, component) if i["pid"]] \
+            if component != "postgres" else []
+        postmasters = self._postmasters(center) if component == "postgres" else []
+        if not roots and not postmasters:
+            raise LabFaultError(f"no running {'postmaster' if component == 'postgres' else component} in {center}")
+        pids = processes.fault_pids(roots, postmasters, processes.table(), component)
         log.info("kill %s in %s: SIGKILL to %d processes", component, center, len(pids))
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)

@@ -96,6 +96,27 @@ def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
             pass
 
 
+def fault_pids(roots: Iterable[int], postmasters: Iterable[int], procs: ProcessTable,
+               component: str | None = None) -> set[int]:
+    """What a fault signals, from the pids of the programs it hits (`roots`) and of the
+    postmasters their Patroni launched: the programs' process groups and trees, and each
+    postmaster's group (Patroni setsid()s it, so only its group holds it once Patroni is
+    gone). For one component: 'postgres' is the postmasters alone (Patroni lives on),
+    'patroni' its program's group alone (PostgreSQL lives on)."""
+    roots, postmasters = list(roots), list(postmasters)
+    pids: set[int] = set()
+    if component in (None, "postgres"):
+        for pid in postmasters:
+            pids |= group_members(pid, procs) | descendants([pid], procs)
+    if component == "postgres":
+        return pids
+    for root in roots:
+        pids |= group_members(root, procs)
+    if component != "patroni":
+        pids |= descendants(roots, procs)
+    return pids
+
+
 def wait_gone(pids: Iterable[int], deadline_seconds: float) -> set[int]:
     """Wait until none of the pids is alive; return the ones still alive at the deadline."""
     remaining = set(pids)

@@ -18,13 +18,16 @@ import subprocess
 import time
 import xmlrpc.client
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.xmlrpc import SupervisorTransport
 
 from lab import processes
 from lab.component import Program
-from lab.context import LabContext
 from support.waiting import WaitTimeout, wait_until
+
+if TYPE_CHECKING:  # the lab's host control drives supervisord without loading the topology
+    from lab.context import LabContext
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,9 @@ class LabWorld(LabFaults, LabRunbook):
     def plan(self, scenario, system) -> list[str]:
         return []
 
+    def preflight(self, scenario, system) -> None:
+        pass  # the lab world finds the lab's processes from the lab's own records
+
     def __init__(self, runtime: RuntimeInventory | None = None, lab: LabContext | None = None):
         if runtime is not None and runtime.source != "lab":
             # it would signal this machine's lab processes, not the hosts the inventory names

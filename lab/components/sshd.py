@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from lab.components import legacy, monitoring_host
 from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
-    from inventory.runtime import RuntimeInventory, TlsFiles
+    from inventory.runtime import HostControl, RuntimeInventory, TlsFiles
     from playbooks.render import RoleRenderer
     from lab.context import LabContext
 
@@ -194,6 +195,33 @@ def known_hosts_lines(lab: "LabContext") -> list[str]:
     return lines
 
 
+def host_control(lab: "LabContext", host: SshHost) -> "HostControl":
+    """The host's drill commands (lab/host_control.py): run over SSH on this host, they act
+    on this host's lab programs, and arm each fault with a detached undo process (lab hosts
+    have no systemd timers)."""
+    from inventory.runtime import HostControl
+    from lab import host_control
+    from lab.components import patroni
+
+    base = ["env", f"PYTHONPATH={lab.repo}", lab.python, "-m", "lab.host_control", "--root", str(lab.root),
+            "--host", host.name, "--center", host.center, "--role", host.role]
+    components = list(host_control.ROLE_COMPONENTS[host.role])
+    if host.role == "db":
+        base += ["--postmaster-pid", str(patroni.data_dir(lab, host.center) / "postmaster.pid")]
+        components.append("postgres")
+    run = lambda *args: shlex.join(base + list(args))
+    commands = {"kill_center": run("kill"), "start_center": run("start"),
+                "freeze_center": run("freeze"), "thaw_center": run("thaw"),
+                # a cut needs the lab's netns mode, which the lab world drives
+                "isolate_center": "", "heal_center": ""}
+    for component in components:
+        commands[f"kill_component:{component}"] = run("kill", component)
+        commands[f"start_component:{component}"] = run("start", component)
+    # {undo} arrives shell-quoted; the other placeholders are plain words
+    return HostControl(commands=commands, arm=run("arm") + " {name} {seconds} {undo}",
+                       disarm=run("disarm") + " {name}")
+
+
 def _ssh_ok(lab: "LabContext", host: SshHost) -> tuple[bool, str]:
     """Log in with the client key, checking the host key against known_hosts."""
     import paramiko
@@ -279,6 +307,7 @@ class SshHosts:
             existing.service_manager = "supervisor"
             existing.service_user = users.SERVICE_USER
             existing.tls = host_tls(lab, host.name, host.address)
+            existing.control = host_control(lab, host)
         runtime.tls_ca_file = str(certificate_authority(lab).cert_file)
         # Every legacy system is named, so `migrate plan` lists them all; only the sample
         # system has a target cluster in the lab (the others plan as not provisioned).

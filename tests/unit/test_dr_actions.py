@@ -122,3 +122,21 @@ def test_nothing_is_left_to_do_when_every_fault_was_undone_and_the_layout_is_int
     assert left_to_do(result, [], "tricenter lab up") == []
     todo = left_to_do(result, ["leader is pg-samecity, intended pg-main"], "tricenter lab up")
     assert len(todo) == 1 and "leader is pg-samecity" in todo[0] and "`tricenter lab up`" in todo[0]
+
+
+def test_a_fault_interrupted_half_way_is_undone_too() -> None:
+    """Ctrl-C while the SSH world is still killing the center's hosts: some are down, the
+    call never returned, and the abort must still start the center again."""
+    class InterruptedInjector(RecordingInjector):
+        def kill_center(self, center: str) -> None:
+            self.calls.append(("kill_center", center))
+            raise KeyboardInterrupt
+    w = world()
+    w.injector = InterruptedInjector()
+    try:
+        run_step(w, Step(action="kill_center", center="main"))
+    except KeyboardInterrupt:
+        pass
+    result = undo_all(w, lambda m: None)
+    assert result.restored == ["start_center main"]
+    assert w.injector.calls == [("kill_center", "main"), ("start_center", "main")]

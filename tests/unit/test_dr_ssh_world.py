@@ -82,15 +82,111 @@ def test_a_scenario_needing_a_runbook_action_it_lacks_is_refused_before_anything
 
 
 def test_faults_run_the_planned_commands_on_the_centers_hosts(ran) -> None:
-    world = SshWorld(RuntimeInventory.load(SAMPLE))
+    world = SshWorld(RuntimeInventory.load(SAMPLE), run=ssh_world.run_on)
     world.freeze_center("samecity")
     world.thaw_center("samecity")
-    assert [host for host, _ in ran] == ["samecity-db", "samecity-app"] * 2
-    assert "systemctl kill --signal=SIGSTOP patroni etcd" in ran[0][1]
-    assert "tricenter-drill-undo-freeze_center-samecity.timer" in ran[2][1]
+    # the hosts of a center are hit at once, each by its own thread: order within a step is free
+    freeze, thaw = dict(ran[:2]), dict(ran[2:])
+    assert sorted(freeze) == sorted(thaw) == ["samecity-app", "samecity-db"]
+    assert "systemctl kill --signal=SIGSTOP patroni etcd" in freeze["samecity-db"]
+    assert "tricenter-drill-undo-freeze_center-samecity.timer" in thaw["samecity-db"]
 
 
 def test_a_host_whose_key_the_inventory_does_not_know_is_never_trusted() -> None:
     host = RuntimeInventory.load(SAMPLE).hosts[0]
     with pytest.raises(SshWorldError, match=r"host main-db: .*knows no host key for 10.1.0.11 .*refusing to trust"):
         ssh_world.run_on(host, "true")
+
+
+def _sample_with(change) -> RuntimeInventory:
+    data = yaml.safe_load(SAMPLE.read_text())
+    change(data)
+    return RuntimeInventory.model_validate(data)
+
+
+def test_the_control_section_names_how_a_host_arms_and_disarms_a_fault() -> None:
+    def arm_by_hand(data: dict) -> None:
+        data["hosts"][0]["control"] = {"arm": "/opt/dr/arm {name} {seconds} {undo}",
+                                       "disarm": "/opt/dr/disarm {name}"}
+    lines = plan(_sample_with(arm_by_hand), get_scenario("main-center-loss"), deadline=90)
+    kill = next(line for line in lines if line.startswith("fault") and " on main-db:" in line)
+    assert kill.endswith(": /opt/dr/arm tricenter-drill-undo-kill_center-main 90 "
+                         "'systemctl start patroni etcd' && systemctl kill --signal=SIGKILL patroni etcd")
+    start = next(line for line in lines if line.startswith("restore") and " on main-db:" in line)
+    assert "{ /opt/dr/disarm tricenter-drill-undo-kill_center-main || true; } && systemctl start" in start
+
+
+def test_an_empty_command_says_the_host_has_nothing_that_action_acts_on() -> None:
+    def no_isolation(data: dict) -> None:
+        for host in data["hosts"]:
+            host["control"] = {"commands": {"isolate_center": "", "heal_center": ""}}
+    with pytest.raises(SshWorldError, match=r"no host of center main has a command for isolate_center"):
+        plan(_sample_with(no_isolation), get_scenario("main-center-isolation"))
+
+
+def test_a_host_that_fails_does_not_keep_the_fault_from_the_others() -> None:
+    calls: list[str] = []
+
+    def run(host, command: str) -> str:
+        calls.append(host.name)
+        if host.name == "main-db":
+            raise SshWorldError("main-db: `systemctl kill` exited 1: no such unit")
+        return ""
+    with pytest.raises(SshWorldError, match="main-db: `systemctl kill` exited 1"):
+        SshWorld(RuntimeInventory.load(SAMPLE), run=run).kill_center("main")
+    assert sorted(calls) == ["main-app", "main-db", "main-lb", "main-monitoring"]
+
+
+URLS = {"pg-main": "https://10.1.0.11:8008", "pg-samecity": "https://10.2.0.11:8008",
+        "pg-remote": "https://10.3.0.11:8008"}
+
+
+def _patroni_answers(monkeypatch: pytest.MonkeyPatch, scopes: dict[str, str], listed: dict[str, str]) -> None:
+    """Each member's /patroni names its scope; /cluster lists `listed` (name → API URL)."""
+    from support.patroni import ClusterState, MemberState, PatroniCluster, Role
+
+    def member_json(self, member: str, path: str, timeout=None):
+        assert path == "/patroni"
+        return {"patroni": {"scope": scopes[member], "version": "4.0.4"}} if member in scopes else None
+
+    def state(self):
+        return ClusterState({n: MemberState(n, Role.replica, "streaming", 1, 0, f"{url}/patroni")
+                             for n, url in listed.items()}, "pg-main")
+    monkeypatch.setattr(PatroniCluster, "member_json", member_json)
+    monkeypatch.setattr(PatroniCluster, "state", state)
+
+
+def test_a_cluster_or_member_that_is_not_the_inventorys_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = RuntimeInventory.load(SAMPLE)
+    system = runtime.systems["registry"]
+    _patroni_answers(monkeypatch, dict.fromkeys(URLS, "registry"), URLS)
+    assert ssh_world.patroni_mismatches(runtime, system) == []
+
+    _patroni_answers(monkeypatch, {"pg-main": "payroll", "pg-samecity": "registry"}, URLS)
+    assert ssh_world.patroni_mismatches(runtime, system) == [
+        "member pg-main (https://10.1.0.11:8008) belongs to cluster 'payroll', not 'registry'",
+        "member pg-remote: its REST API https://10.3.0.11:8008 does not answer"]
+
+    swapped = {"pg-main": URLS["pg-main"], "pg-a": URLS["pg-samecity"], "pg-remote": URLS["pg-remote"],
+               "pg-stray": "https://10.9.0.11:8008"}
+    _patroni_answers(monkeypatch, dict.fromkeys(URLS, "registry"), swapped)
+    assert ssh_world.patroni_mismatches(runtime, system) == [
+        "https://10.2.0.11:8008 answers as member 'pg-a', not 'pg-samecity'",
+        ("cluster registry lists members ['pg-a', 'pg-main', 'pg-remote', 'pg-stray'], "
+         "the runtime inventory ['pg-main', 'pg-remote', 'pg-samecity']")]
+
+
+def test_a_confirmed_run_is_refused_when_what_answers_is_not_the_inventorys(
+        ran, monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrong_key(host):
+        raise SshWorldError(f"host {host.name}: its host key (ssh-ed25519 AAAA…) is not the one "
+                            "the runtime inventory holds: refusing")
+    monkeypatch.setattr(ssh_world, "connect", wrong_key)
+    monkeypatch.setattr(ssh_world, "patroni_mismatches",
+                        lambda runtime, system: ["member pg-main belongs to cluster 'payroll'"])
+    result = CliRunner().invoke(tricenter, ["drill", "run", "main-center-loss", "--world", "ssh",
+                                            "--runtime", str(SAMPLE), "--confirm", "guangdong"])
+    assert result.exit_code == 2, result.output
+    assert "refused, nothing was changed" in result.output
+    assert "host main-db: its host key" in result.output and "cluster 'payroll'" in result.output
+    assert ran == []
