@@ -25,7 +25,7 @@ WORLD_OPTIONS = {"lab": ("--world", "lab"), "ssh": ("--world", "ssh", "--confirm
 def run(scenario: str, repeat: int, world: tuple[str, ...]) -> dict:
     """RTOs, lost writes and passes of N trials, whatever the repeat count."""
     done = subprocess.run(CLI + ["drill", "run", scenario, "--repeat", str(repeat), "--json", *world],
-                          capture_output=True, text=True, timeout=600 * repeat)
+                          check=False, capture_output=True, text=True, timeout=600 * repeat)
     if not done.stdout.strip():
         sys.exit(f"{scenario} produced no result (exit {done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout)

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from inventory.names import path_under
-from lab import binaries, pki
+from lab import binaries, pki, users
 from lab.component import Program
-from lab import users
 from lab.components import legacy, monitoring_host
 from lab.context import CENTERS, GLOBAL
 
