@@ -254,8 +254,8 @@ def main() -> None:
     rows = [ReplicationRow("x-samecity", "streaming", "sync", 0, 0, 0, 0.0, 0.0)]
     backup = {"status": {"code": 0}, "backup": [{"type": "full", "timestamp": {"stop": 1.0}}]}
     sources = Sources(haproxy_stats=[base], pgbackrest_config=Path("/dev/null"),
-                      replication=lambda db, leader, pw: rows,
-                      pgbackrest=lambda config, stanza, run_as: backup)
+                      replication=lambda db, leader, pw, ca_file=None: rows,
+                      pgbackrest=lambda config, stanza, run_as=None: backup)
     registry = CollectorRegistry()
     registry.register(TricenterCollector(runtime(args.systems, base), sources,
                                          {"critical": Targets(120, 0)}))

@@ -98,21 +98,26 @@ def exporter() -> None:
 @click.option("--listen", default="127.0.0.1:9641", show_default=True, help="ADDRESS:PORT")
 @click.option("--leader-poll", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds between leader checks between scrapes (0: off).")
+@click.option("--scrape-interval", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="Prometheus' scrape interval: the leader checks' timeout "
+              "and how long a silent leader is given before it counts as lost derive from it.")
 def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
           pgbackrest_config: Path | None, pgbackrest_user: str | None, drill_history: Path,
-          listen: str, leader_poll: float) -> None:
+          listen: str, leader_poll: float, scrape_interval: float) -> None:
     """Serve /metrics; every scrape asks the endpoints anew."""
     address, port = _parse_listen(listen)
     collector = _collector(runtime_file, haproxy_stats, pgbackrest_config, pgbackrest_user,
                            drill_history)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if leader_poll > 0:
-        from monitoring.leader_watch import LeaderWatch
+        from monitoring.leader_watch import LeaderWatch, Timing
 
-        ca_file = collector.runtime.tls_ca_file
-        collector.watch = LeaderWatch(collector.runtime,
-                                      lambda db: probes.leader_confirmed(db, ca_file),
-                                      interval=leader_poll)
+        collector.watch = LeaderWatch(
+            collector.runtime,
+            functools.partial(probes.leader_poll, ca_file=collector.runtime.tls_ca_file),
+            Timing.for_scrapes(scrape_interval, leader_poll))
+        # The scrape reports the watch's verdict instead of asking /primary once more.
+        collector.sources.leader_lost = collector.watch.leader_lost
         collector.watch.start()
     registry = CollectorRegistry()
     registry.register(collector)

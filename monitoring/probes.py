@@ -6,10 +6,14 @@ logic is tested with these probes faked at this boundary.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import json
 import logging
+import os
+import socket
 import subprocess
 import threading
 import time
@@ -19,7 +23,14 @@ from pathlib import Path
 import requests
 
 from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
-from support.patroni import ApiAccess, ClusterState, PatroniCluster, PatroniUnavailable
+from support.patroni import (
+    ApiAccess,
+    ClusterState,
+    PatroniCluster,
+    PatroniUnavailable,
+    PrimaryAnswer,
+    direct_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +72,31 @@ class HaproxyServer:
     sessions_total: float
 
 
-_clusters: dict[str, PatroniCluster] = {}
+_clusters: dict[tuple[str, float], PatroniCluster] = {}
 _local = threading.local()
 
 
 def _session() -> requests.Session:
-    """One session per probing thread: connections to an endpoint are reused across scrapes."""
+    """One session per probing thread (the collector's threads live as long as it does):
+    connections, and their TLS handshakes, are reused across scrapes."""
     if not hasattr(_local, "session"):
-        _local.session = requests.Session()
+        _local.session = direct_session()
     return _local.session
 
 
 def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> PatroniCluster:
-    """One client per cluster, kept across scrapes: it asks first the member that answered
-    last, not a lost center's. The exporter only reads: no REST API account."""
-    client = _clusters.get(db.cluster)
+    """One client per cluster and timeout (the scrape's, the leader watch's: each its own
+    session), kept across scrapes: it asks first the member that answered last, not a
+    lost center's, over connections kept open. The exporter only reads: no REST API account."""
+    key = (db.cluster, timeout)
+    client = _clusters.get(key)
     access = ApiAccess(ca_file=ca_file)
     if client is None or client.db != db or client.access != access:
-        client = _clusters[db.cluster] = PatroniCluster(db, access, timeout=timeout)
+        client = _clusters[key] = PatroniCluster(db, access, timeout=timeout)
     return client
 
 
-def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> ClusterState:
+def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 1.0) -> ClusterState:
     """The cluster as any member's /cluster says."""
     try:
         return _client(db, ca_file, timeout).state()
@@ -91,21 +105,33 @@ def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: fl
 
 
 def patroni_leader_answers(db: DatabaseCluster, leader: DbMember, ca_file: str | None = None,
-                           timeout: float = 0.5) -> bool:
+                           timeout: float = 1.0) -> bool:
     """Whether the leader's own REST API says it is the primary. Any member's /cluster
     keeps naming a vanished leader until its lease expires (ttl, 20 s and more): asking
     the leader itself sees a lost center within one scrape."""
     return _client(db, ca_file, timeout).is_primary(leader.name, timeout)
 
 
-def leader_confirmed(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> bool:
-    """Whether the cluster has a leader whose own REST API confirms it leads."""
-    try:
-        state = patroni_cluster(db, ca_file, timeout)
-    except ProbeFailed:
-        return False
-    return state.leader is not None and patroni_leader_answers(db, db.member(state.leader), ca_file,
-                                                               timeout)
+def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
+                ca_file: str | None = None):
+    """One poll of monitoring/leader_watch.py: the last known leader's own /primary; only
+    when it does not confirm, the other members' /cluster (whom do they name?) and the
+    /primary of the leader they name. One request per cluster while all is well."""
+    from monitoring.leader_watch import LeaderPoll
+
+    client = _client(db, ca_file, timeout)
+    answer = PrimaryAnswer.silent
+    if last_leader is not None:
+        answer = client.primary_answer(last_leader, timeout)
+        if answer is PrimaryAnswer.yes:
+            return LeaderPoll(last_leader, answer)
+    views = tuple(view.leader for m in db.members if m.name != last_leader
+                  and (view := client.member_view(m.name, timeout)) is not None)
+    named = [v for v in views if v is not None]
+    leader = max(set(named), key=named.count) if named else None
+    if leader is not None and leader != last_leader:
+        answer = client.primary_answer(leader, timeout)
+    return LeaderPoll(leader if leader is not None else last_leader, answer, views)
 
 
 def tls_not_after(url: str, timeout: float = 1) -> float:
@@ -146,24 +172,102 @@ def replication(db: DatabaseCluster, leader: DbMember, password: str, ca_file: s
                 timeout: float = 2) -> list[ReplicationRow]:
     """pg_stat_replication on the leader, over TLS verified against the inventory's CA (the
     leader's own address: its certificate names it). Without pg_monitor the LSN columns
-    are NULL; the collector then falls back to Patroni's lag."""
+    are NULL; the collector then falls back to Patroni's lag. The connection is kept for
+    the next scrape (see LeaderConnections); a kept one that fails is replaced once."""
+    import psycopg
+
+    key = (leader.host, leader.port, db.dbname, db.user, password, ca_file)
+    for attempt in (1, 2):
+        conn = _connections.checkout(key)
+        kept = conn is not None
+        try:
+            conn = conn or _connect(leader, db, password, ca_file, timeout)
+            with _cut_after(conn, timeout):
+                rows = conn.execute(REPLICATION_QUERY).fetchall()
+        except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
+            if kept and attempt == 1:
+                continue  # the server restarted or failed over since the last scrape
+            raise ProbeFailed(f"{leader.name}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
+        _connections.checkin(key, conn)
+        return [ReplicationRow(*row) for row in rows]
+    raise AssertionError("unreachable")
+
+
+def _connect(leader: DbMember, db: DatabaseCluster, password: str, ca_file: str | None,
+             timeout: float):
     import psycopg
 
     tls = {"sslmode": "verify-full", **({"sslrootcert": ca_file} if ca_file else {})}
+    # autocommit: each query its own transaction, so pg_stat_replication is read afresh
+    # (a transaction keeps the statistics snapshot it first read).
+    return psycopg.connect(host=leader.host, port=leader.port, dbname=db.dbname, user=db.user,
+                           password=password, connect_timeout=max(2, int(timeout)),
+                           application_name="tricenter-exporter", autocommit=True,
+                           keepalives=1, keepalives_idle=30, tcp_user_timeout=int(timeout * 1000),
+                           **tls)
+
+
+class LeaderConnections:
+    """PostgreSQL connections kept between scrapes, one per leader and account: a new one
+    costs a TLS handshake, a SCRAM exchange and a backend fork, most of a scrape's CPU.
+    A connection is checked out while in use, so concurrent scrapes never share one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, object] = {}
+
+    def checkout(self, key: tuple):
+        with self._lock:
+            return self._idle.pop(key, None)
+
+    def checkin(self, key: tuple, conn) -> None:
+        """Keep `conn`; connections to any other member of its cluster (an old leader) close."""
+        with self._lock:
+            stale = [k for k in self._idle if k[2:] == key[2:] and k != key]
+            previous = [self._idle.pop(k) for k in stale] + (
+                [self._idle.pop(key)] if key in self._idle else [])
+            self._idle[key] = conn
+        for old in previous:
+            old.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), {}
+        for conn in idle:
+            conn.close()
+
+
+_connections = LeaderConnections()
+
+
+@contextlib.contextmanager
+def _cut_after(conn, seconds: float):
+    """Bound a query on a kept connection: a frozen server (SIGSTOP, or a host whose kernel
+    still acknowledges) would block it for ever. After `seconds` the socket is shut
+    down, and the query fails with an OperationalError."""
+    fd = conn.pgconn.socket
+
+    def cut() -> None:
+        try:
+            socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with psycopg.connect(host=leader.host, port=leader.port, dbname=db.dbname, user=db.user,
-                             password=password, connect_timeout=max(2, int(timeout)),
-                             application_name="tricenter-exporter", **tls) as conn:
-            rows = conn.execute(REPLICATION_QUERY).fetchall()
-    except psycopg.Error as exc:
-        raise ProbeFailed(f"{leader.name}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
-    return [ReplicationRow(*row) for row in rows]
+        yield
+    finally:
+        timer.cancel()
 
 
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
     """The servers of HAProxy's stats page (CSV export: `<url>;csv`)."""
     try:
-        reply = requests.get(stats_url.rstrip("/") + "/;csv", timeout=timeout)
+        reply = _session().get(stats_url.rstrip("/") + "/;csv", timeout=timeout)
         reply.raise_for_status()
     except requests.RequestException as exc:
         raise ProbeFailed(f"haproxy stats {stats_url}: {type(exc).__name__}") from None
@@ -222,16 +326,11 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
     region: (written, center → the timestamp that region serves; None: absent or unreachable).
     The difference to what was written is the replication lag between regions. `ca_file`:
     the CA the store's certificate is checked against (the runtime inventory's)."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     def client(region: str):
-        return boto3.client("s3", endpoint_url=store.endpoint, region_name=region,
-                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            verify=(ca_file or True) if store.verify_tls else False,
-                            config=Config(connect_timeout=timeout, read_timeout=timeout,
-                                          retries={"max_attempts": 1}))
+        return _s3_client(store.endpoint, region, access_key, secret_key,
+                          (ca_file or True) if store.verify_tls else False, timeout)
 
     if not store.verify_tls:  # the inventory chose it (a self-signed lab proxy): no warning per scrape
         import urllib3
@@ -251,6 +350,21 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
         except (BotoCoreError, ClientError, ValueError):
             seen[center] = None
     return written, seen
+
+
+@functools.lru_cache(maxsize=16)
+def _s3_client(endpoint: str, region: str, access_key: str, secret_key: str,
+               verify: str | bool, timeout: float):
+    """One S3 client per region, kept: building one loads botocore's service model (tens
+    of ms of CPU) and a kept client reuses its connections. botocore clients are
+    thread-safe."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key, verify=verify,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
 
 
 class Background:
