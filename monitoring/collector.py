@@ -49,6 +49,7 @@ class SystemObservation:
     watched: bool = False  # leader_answers is the leader watch's verdict, not this scrape's
     replication: list[ReplicationRow] | None = None
     backup: dict | None = None  # the stanza's `pgbackrest info` entry
+    backup_age: float | None = None  # seconds since that entry was read (a cached answer)
     failures: dict[str, str] = field(default_factory=dict)  # probe → why
 
 
@@ -58,6 +59,7 @@ class Observation:
     haproxy: list[HaproxyServer] | None = None
     etcd: list[EtcdMemberStatus] = field(default_factory=list)
     heartbeat: tuple[float, dict[str, float | None]] | None = None  # object store
+    heartbeat_age: float | None = None  # seconds since the heartbeat was taken (cached)
     drills: list[dict] = field(default_factory=list)  # the drill history
     certificates: dict[str, float] = field(default_factory=dict)  # https URL → not-after
     failures: dict[str, str] = field(default_factory=dict)  # global probe → why
@@ -249,6 +251,10 @@ class Families:
                                   ["endpoint"])
         self.probe_ok = _gauge("tricenter_probe_success", "1 when the probe answered this scrape",
                                ["probe", "system"])
+        self.probe_age = _gauge("tricenter_probe_answer_age_seconds",
+                                "Age of the answer a slow probe (pgbackrest, object_store) "
+                                "gave this scrape: refreshed in the background, not per scrape",
+                                ["probe", "system"])
 
     def all(self) -> list:
         return list(vars(self).values())
@@ -271,6 +277,8 @@ def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Tar
         f.cert_expiry.add_metric([_hostport(url)], not_after)
     for probe, _ in obs.failures.items():
         f.probe_ok.add_metric([probe, ""], 0)
+    if obs.heartbeat_age is not None:
+        f.probe_age.add_metric(["object_store", ""], obs.heartbeat_age)
     for probe in ("haproxy", "etcd", "object_store"):
         if probe not in obs.failures and _global_probe_ran(obs, probe):
             f.probe_ok.add_metric([probe, ""], 1)
@@ -295,6 +303,8 @@ def _system(f: Families, runtime: RuntimeInventory, system: SystemRuntime, obs: 
         f.restore_time.add_metric([name], verified)
     for probe, _ in obs.failures.items():
         f.probe_ok.add_metric([probe, name], 0)
+    if obs.backup_age is not None:
+        f.probe_age.add_metric(["pgbackrest", name], obs.backup_age)
     if obs.backup is not None:
         f.probe_ok.add_metric(["pgbackrest", name], 1)
         f.backup_ok.add_metric([name], 1 if obs.backup.get("status", {}).get("code") == 0 else 0)
@@ -503,12 +513,19 @@ def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["postgres"] = str(exc)
     if sources.pgbackrest_config is not None:
+        args = (sources.pgbackrest_config, db.cluster, sources.pgbackrest_user)
         try:
-            obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster,
-                                            sources.pgbackrest_user)
+            obs.backup = sources.pgbackrest(*args)
         except ProbeFailed as exc:
             obs.failures["pgbackrest"] = str(exc)
+        obs.backup_age = answer_age(sources.pgbackrest, args)
     return obs
+
+
+def answer_age(probe: Callable, args: tuple) -> float | None:
+    """How old the answer of a cached probe (probes.Background) is; None for a live one."""
+    age = getattr(probe, "age", None)
+    return age(*args) if age is not None else None
 
 
 def _not_after(sources: Sources, url: str) -> float | None:
@@ -552,9 +569,10 @@ def observe(runtime: RuntimeInventory, sources: Sources,
         writer = next((c for c in store.regions if runtime.centers.get(c) and
                        runtime.centers[c].role == "main"), next(iter(store.regions)))
         try:
-            obs.heartbeat = sources.heartbeat(
-                store, resolve_secret(store.access_key, sources.secret_base),
-                resolve_secret(store.secret_key, sources.secret_base), writer)
+            args = (store, resolve_secret(store.access_key, sources.secret_base),
+                    resolve_secret(store.secret_key, sources.secret_base), writer)
+            obs.heartbeat = sources.heartbeat(*args)
+            obs.heartbeat_age = answer_age(sources.heartbeat, args)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["object_store"] = str(exc)
     if sources.drill_history is not None:

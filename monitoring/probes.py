@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+import urllib3
 
 from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
 from support.patroni import (
@@ -29,7 +29,6 @@ from support.patroni import (
     PatroniCluster,
     PatroniUnavailable,
     PrimaryAnswer,
-    direct_session,
 )
 
 log = logging.getLogger(__name__)
@@ -73,17 +72,6 @@ class HaproxyServer:
 
 
 _clusters: dict[tuple[str, float], PatroniCluster] = {}
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One session per probing thread (the collector's threads live as long as it does):
-    connections, and their TLS handshakes, are reused across scrapes."""
-    if not hasattr(_local, "session"):
-        _local.session = direct_session()
-    return _local.session
-
-
 def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> PatroniCluster:
     """One client per cluster and timeout (the scrape's, the leader watch's: each its own
     session), kept across scrapes: it asks first the member that answered last, not a
@@ -267,11 +255,12 @@ def _cut_after(conn, seconds: float):
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
     """The servers of HAProxy's stats page (CSV export: `<url>;csv`)."""
     try:
-        reply = _session().get(stats_url.rstrip("/") + "/;csv", timeout=timeout)
-        reply.raise_for_status()
-    except requests.RequestException as exc:
+        reply = _pool(None).request("GET", stats_url.rstrip("/") + "/;csv", timeout=timeout)
+    except urllib3.exceptions.HTTPError as exc:
         raise ProbeFailed(f"haproxy stats {stats_url}: {type(exc).__name__}") from None
-    return parse_haproxy_csv(reply.text)
+    if reply.status != 200:
+        raise ProbeFailed(f"haproxy stats {stats_url}: HTTP {reply.status}")
+    return parse_haproxy_csv(reply.data.decode("utf-8", "replace"))
 
 
 def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
@@ -282,20 +271,40 @@ def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
             for r in rows if r.get("svname") not in (None, "FRONTEND", "BACKEND")]
 
 
-def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 0.5) -> EtcdMemberStatus:
-    """A member's own view: /health, and the leader id from the v3 JSON gateway. `tls`:
-    the client certificate etcd demands and the CA its certificate is checked against."""
-    base = url.rstrip("/")
-    client = {"verify": tls.ca, "cert": (tls.cert, tls.key)} if tls is not None else {}
+def _pool(tls: TlsFiles | None) -> urllib3.PoolManager:
+    """One connection pool per client identity, shared by every probing thread (urllib3's
+    pools are thread-safe): each endpoint's keep-alive connection, and its TLS handshake,
+    serves scrape after scrape."""
+    return _pool_for(None if tls is None else (tls.ca, tls.cert, tls.key))
+
+
+@functools.lru_cache(maxsize=8)
+def _pool_for(files: tuple[str, str, str] | None) -> urllib3.PoolManager:
+    if files is None:
+        return urllib3.PoolManager(maxsize=4, retries=False)
+    ca, cert, key = files
+    return urllib3.PoolManager(maxsize=4, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca,
+                               cert_file=cert, key_file=key)
+
+
+def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 1.0) -> EtcdMemberStatus:
+    """A member's own view, from the v3 JSON gateway's status: its id, the leader it
+    follows, its alarms. Healthy: it answers, follows a leader (a member cut off from the
+    quorum has none within an election timeout) and raises no alarm — what /health says,
+    in one request instead of two. `tls`: the client certificate etcd demands and the CA
+    its certificate is checked against."""
     try:
-        health = _session().get(base + "/health", timeout=timeout, **client).json()
-        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout,
-                                 **client).json()
-    except (requests.RequestException, ValueError):
+        reply = _pool(tls).request("POST", url.rstrip("/") + "/v3/maintenance/status", body=b"{}",
+                                   headers={"Content-Type": "application/json"}, timeout=timeout)
+        status = json.loads(reply.data) if reply.status == 200 else None
+    except (urllib3.exceptions.HTTPError, ValueError):
+        status = None
+    if not isinstance(status, dict):
         return EtcdMemberStatus(url=url, healthy=False, member_id=None, leader_id=None)
-    return EtcdMemberStatus(url=url, healthy=str(health.get("health")) == "true",
+    leader = str(status.get("leader") or "")
+    return EtcdMemberStatus(url=url, healthy=leader not in ("", "0") and not status.get("errors"),
                             member_id=str(status.get("header", {}).get("member_id") or "") or None,
-                            leader_id=str(status.get("leader") or "") or None)
+                            leader_id=leader if leader not in ("", "0") else None)
 
 
 def pgbackrest_info(config: Path, stanza: str, run_as: str | None = None,
@@ -396,6 +405,13 @@ class Background:
         if error is not None:
             raise ProbeFailed(error)
         return value
+
+    def age(self, *args) -> float | None:
+        """Seconds since the answer a call with these arguments returns was obtained (None:
+        none yet): the exporter says how old a cached answer is."""
+        with self._lock:
+            entry = self._results.get(repr(args))
+        return None if entry is None else max(self.clock() - entry[0], 0.0)
 
     def _refresh(self, key: str, args: tuple) -> None:
         try:
