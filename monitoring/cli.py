@@ -73,6 +73,20 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
     return TricenterCollector(runtime, sources, targets)
 
 
+def _watch_poll(runtime: RuntimeInventory, secret_base: Path):
+    """The leader watch's poll: Patroni, or (quick) the leader's database over the
+    connection the exporter keeps for pg_stat_replication, with the same account."""
+    from dr.workload import SecretUnavailable, resolve_secret
+
+    def poll(db, last_leader, timeout, quick):
+        try:
+            password = resolve_secret(db.password, secret_base) if quick else None
+        except (SecretUnavailable, OSError):
+            password = None
+        return probes.leader_poll(db, last_leader, timeout, runtime.tls_ca_file, quick, password)
+    return poll
+
+
 def _common(func):
     options = [
         click.option("--runtime", "runtime_file", type=click.Path(path_type=Path), required=True,
@@ -117,8 +131,7 @@ def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
         from monitoring.leader_watch import LeaderWatch, Timing
 
         collector.watch = LeaderWatch(
-            collector.runtime,
-            functools.partial(probes.leader_poll, ca_file=collector.runtime.tls_ca_file),
+            collector.runtime, _watch_poll(collector.runtime, runtime_file.parent),
             Timing.for_scrapes(scrape_interval, leader_poll))
         # The scrape reports the watch's verdict instead of asking /primary once more.
         collector.sources.leader_lost = collector.watch.leader_lost

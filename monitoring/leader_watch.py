@@ -80,18 +80,25 @@ class Timing:
     grace: float = 2.0
     silent_grace: float = 5.0
     timeout: float = 2.0
+    patroni_every: int = 5  # polls: in between, a quick one may confirm (see probes.leader_poll)
 
     @classmethod
     def for_scrapes(cls, scrape_interval: float, interval: float = 1.0) -> Timing:
         if scrape_interval <= 0 or interval <= 0:
             raise ValueError(f"intervals must be positive (scrape {scrape_interval}, poll {interval})")
         return cls(interval=interval, grace=2 * interval, silent_grace=max(scrape_interval, 2 * interval),
-                   timeout=max(0.4 * scrape_interval, 0.5))
+                   timeout=max(0.4 * scrape_interval, 0.5),
+                   patroni_every=max(1, round(scrape_interval / interval)))
 
 
 class LeaderWatch:
+    """`poll(db, last_leader, timeout, quick)`: one LeaderPoll. `quick` is True except on
+    every `patroni_every`-th poll, and after one that did not confirm: a quick poll may
+    confirm the leader by its database alone, so Patroni's own word (its lock) is asked
+    at least once a scrape interval."""
+
     def __init__(self, runtime: RuntimeInventory,
-                 poll: Callable[[DatabaseCluster, str | None, float], LeaderPoll],
+                 poll: Callable[[DatabaseCluster, str | None, float, bool], LeaderPoll],
                  timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic):
         self.databases = {name: s.database for name, s in runtime.systems.items() if s.database}
         self.poll, self.timing, self.clock = poll, timing, clock
@@ -99,6 +106,7 @@ class LeaderWatch:
         self.runs: dict[str, Run | None] = {name: None for name in self.databases}
         self.polled: set[str] = set()
         self.episodes = {name: 0 for name in self.databases}
+        self.rounds = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -141,7 +149,11 @@ class LeaderWatch:
             return run is not None and run.counted
 
     def poll_once(self, pool: ThreadPoolExecutor) -> None:
-        answers = {name: pool.submit(self.poll, db, self.leaders[name], self.timing.timeout)
+        started = self.clock()  # what a poll finds held when it was asked, not when it ended
+        full_round = self.rounds % self.timing.patroni_every == 0
+        self.rounds += 1
+        answers = {name: pool.submit(self.poll, db, self.leaders[name], self.timing.timeout,
+                                     not full_round and self.runs[name] is None)
                    for name, db in self.databases.items()}
         for name, answer in answers.items():
             try:
@@ -149,7 +161,7 @@ class LeaderWatch:
             except Exception as exc:  # noqa: BLE001 — a probe that breaks proves nothing
                 log.info("%s: leader poll failed: %s", name, exc)
                 poll = LeaderPoll(self.leaders[name], PrimaryAnswer.silent)
-            self.update(name, poll)
+            self.update(name, poll, at=started)
 
     def run(self) -> None:
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="leader-watch") as pool:

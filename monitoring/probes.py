@@ -101,12 +101,20 @@ def patroni_leader_answers(db: DatabaseCluster, leader: DbMember, ca_file: str |
 
 
 def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
-                ca_file: str | None = None):
+                ca_file: str | None = None, quick: bool = False, password: str | None = None):
     """One poll of monitoring/leader_watch.py: the last known leader's own /primary; only
     when it does not confirm, the other members' /cluster (whom do they name?) and the
-    /primary of the leader they name. One request per cluster while all is well."""
+    /primary of the leader they name. One request per cluster while all is well.
+
+    `quick`: first ask the leader's database over the connection the exporter keeps
+    (a query, where /primary costs a TLS handshake: Patroni closes every connection).
+    It can only confirm; any doubt (no kept connection, an error, in recovery) falls
+    through to Patroni."""
     from monitoring.leader_watch import LeaderPoll
 
+    if quick and last_leader is not None and password is not None and _database_leads(
+            db, db.member(last_leader), password, ca_file, timeout / 2):
+        return LeaderPoll(last_leader, PrimaryAnswer.yes)
     client = _client(db, ca_file, timeout)
     answer = PrimaryAnswer.silent
     if last_leader is not None:
@@ -164,7 +172,7 @@ def replication(db: DatabaseCluster, leader: DbMember, password: str, ca_file: s
     the next scrape (see LeaderConnections); a kept one that fails is replaced once."""
     import psycopg
 
-    key = (leader.host, leader.port, db.dbname, db.user, password, ca_file)
+    key = _connection_key(db, leader, password, ca_file)
     for attempt in (1, 2):
         conn = _connections.checkout(key)
         kept = conn is not None
@@ -181,6 +189,31 @@ def replication(db: DatabaseCluster, leader: DbMember, password: str, ca_file: s
         _connections.checkin(key, conn)
         return [ReplicationRow(*row) for row in rows]
     raise AssertionError("unreachable")
+
+
+def _connection_key(db: DatabaseCluster, leader: DbMember, password: str,
+                    ca_file: str | None) -> tuple:
+    return (leader.host, leader.port, db.dbname, db.user, password, ca_file)
+
+
+def _database_leads(db: DatabaseCluster, leader: DbMember, password: str, ca_file: str | None,
+                    timeout: float) -> bool:
+    """Whether the leader's PostgreSQL, over a connection already kept, is out of recovery.
+    Never opens one: against a lost leader that would wait for the connect timeout."""
+    import psycopg
+
+    key = _connection_key(db, leader, password, ca_file)
+    conn = _connections.checkout(key)
+    if conn is None:
+        return False
+    try:
+        with _cut_after(conn, timeout):
+            row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        conn.close()
+        return False
+    _connections.checkin(key, conn)
+    return bool(row and row[0])
 
 
 def _connect(leader: DbMember, db: DatabaseCluster, password: str, ca_file: str | None,

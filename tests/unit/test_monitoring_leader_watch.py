@@ -14,10 +14,10 @@ from tests.unit.test_monitoring_exporter import INTENDED, runtime
 YES, NO, REFUSED, SILENT = (PrimaryAnswer.yes, PrimaryAnswer.no, PrimaryAnswer.refused,
                             PrimaryAnswer.silent)
 CONFIRMED = LeaderPoll("pg-main", YES)
-TIMING = Timing(interval=1.0, grace=2.0, silent_grace=5.0, timeout=2.0)
+TIMING = Timing(interval=1.0, grace=2.0, silent_grace=5.0, timeout=2.0, patroni_every=5)
 
 
-def never(db, leader, timeout) -> LeaderPoll:
+def never(db, leader, timeout, quick) -> LeaderPoll:
     raise AssertionError("the tests feed polls through update()")
 
 
@@ -94,13 +94,13 @@ def test_the_verdict_is_unknown_before_a_first_poll_and_clears_on_confirmation()
 
 def test_timing_derives_from_the_scrape_interval() -> None:
     timing = Timing.for_scrapes(5.0, 1.0)
-    assert (timing.grace, timing.silent_grace, timing.timeout) == (2.0, 5.0, 2.0)
+    assert (timing.grace, timing.silent_grace, timing.timeout, timing.patroni_every) == (2.0, 5.0, 2.0, 5)
     with pytest.raises(ValueError, match="positive"):
         Timing.for_scrapes(0, 1.0)
 
 
 def test_a_failing_probe_proves_nothing_but_silence() -> None:
-    def broken(db, leader, timeout) -> LeaderPoll:
+    def broken(db, leader, timeout, quick) -> LeaderPoll:
         raise OSError("no route")
     clock = iter(float(t) for t in range(100))
     watch = LeaderWatch(runtime(), broken, TIMING, clock=lambda: next(clock))
@@ -110,6 +110,36 @@ def test_a_failing_probe_proves_nothing_but_silence() -> None:
         assert watch.counts() == {"registry": 0}
         watch.poll_once(pool)
     assert watch.counts() == {"registry": 1}
+
+
+def test_patroni_is_asked_once_a_scrape_interval_and_after_any_doubt() -> None:
+    asked: list[bool] = []
+    answers = iter([CONFIRMED] * 7 + [LeaderPoll("pg-main", SILENT)] + [CONFIRMED] * 3)
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        asked.append(quick)
+        return next(answers)
+    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: 0.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for _ in range(11):
+            watch.poll_once(pool)
+    full, quick = False, True
+    assert asked == [full, quick, quick, quick, quick, full, quick, quick,
+                     full,  # the poll after one without confirmation asks Patroni
+                     quick, full]
+
+
+def test_a_quick_poll_confirms_by_the_database_or_falls_through_to_patroni(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: True)
+    fake = FakeCluster({"pg-main": NO}, {"pg-samecity": "pg-samecity"})
+    monkeypatch.setattr(probes, "_client", lambda db, ca_file, timeout: fake)
+    db = runtime().systems["registry"].database
+    assert probes.leader_poll(db, "pg-main", 2.0, None, True, "pw") == CONFIRMED
+    assert fake.asked == []
+    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: False)
+    assert judge(probes.leader_poll(db, "pg-main", 2.0, None, True, "pw")) is not Verdict.confirmed
+    assert fake.asked[0] == ("primary", "pg-main")
 
 
 class FakeCluster:
