@@ -30,6 +30,9 @@ from monitoring.probes import EtcdMemberStatus, HaproxyServer, ProbeFailed, Repl
 log = logging.getLogger(__name__)
 
 INF = math.inf
+# Probing threads: enough to overlap the waits on 100 systems' endpoints, few enough that
+# the interpreter lock is not fought over (the work between waits is Python).
+WORKERS = 16
 ROLES = ("leader", "sync_standby", "replica")  # anything else is reported as "other"
 LEADER_ROLES = ("leader", "master", "primary", "standby_leader")
 SYNC_ROLES = ("sync_standby", "synchronous_standby")
@@ -43,8 +46,10 @@ RESTORE_SCENARIO = "backup-restore"
 class SystemObservation:
     cluster: ClusterState | None = None
     leader_answers: bool | None = None  # the leader's own REST API confirms it leads
+    watched: bool = False  # leader_answers is the leader watch's verdict, not this scrape's
     replication: list[ReplicationRow] | None = None
     backup: dict | None = None  # the stanza's `pgbackrest info` entry
+    backup_age: float | None = None  # seconds since that entry was read (a cached answer)
     failures: dict[str, str] = field(default_factory=dict)  # probe → why
 
 
@@ -54,6 +59,7 @@ class Observation:
     haproxy: list[HaproxyServer] | None = None
     etcd: list[EtcdMemberStatus] = field(default_factory=list)
     heartbeat: tuple[float, dict[str, float | None]] | None = None  # object store
+    heartbeat_age: float | None = None  # seconds since the heartbeat was taken (cached)
     drills: list[dict] = field(default_factory=list)  # the drill history
     certificates: dict[str, float] = field(default_factory=dict)  # https URL → not-after
     failures: dict[str, str] = field(default_factory=dict)  # global probe → why
@@ -245,6 +251,10 @@ class Families:
                                   ["endpoint"])
         self.probe_ok = _gauge("tricenter_probe_success", "1 when the probe answered this scrape",
                                ["probe", "system"])
+        self.probe_age = _gauge("tricenter_probe_answer_age_seconds",
+                                "Age of the answer a slow probe (pgbackrest, object_store) "
+                                "gave this scrape: refreshed in the background, not per scrape",
+                                ["probe", "system"])
 
     def all(self) -> list:
         return list(vars(self).values())
@@ -267,6 +277,8 @@ def families(runtime: RuntimeInventory, obs: Observation, targets: dict[str, Tar
         f.cert_expiry.add_metric([_hostport(url)], not_after)
     for probe, _ in obs.failures.items():
         f.probe_ok.add_metric([probe, ""], 0)
+    if obs.heartbeat_age is not None:
+        f.probe_age.add_metric(["object_store", ""], obs.heartbeat_age)
     for probe in ("haproxy", "etcd", "object_store"):
         if probe not in obs.failures and _global_probe_ran(obs, probe):
             f.probe_ok.add_metric([probe, ""], 1)
@@ -291,13 +303,17 @@ def _system(f: Families, runtime: RuntimeInventory, system: SystemRuntime, obs: 
         f.restore_time.add_metric([name], verified)
     for probe, _ in obs.failures.items():
         f.probe_ok.add_metric([probe, name], 0)
+    if obs.backup_age is not None:
+        f.probe_age.add_metric(["pgbackrest", name], obs.backup_age)
     if obs.backup is not None:
         f.probe_ok.add_metric(["pgbackrest", name], 1)
         f.backup_ok.add_metric([name], 1 if obs.backup.get("status", {}).get("code") == 0 else 0)
         for kind, stop in sorted(_backup_timestamps(obs.backup).items()):
             f.backup_time.add_metric([name, kind], stop)
     if system.database is not None and "patroni" in obs.failures:
-        f.leader.add_metric([name], 0)  # no member answers: no primary anyone can reach
+        # No member answers this scrape: no primary anyone can reach — unless the leader
+        # watch, which tells slowness from loss, has a confirmed leader.
+        f.leader.add_metric([name], 1 if obs.watched and obs.leader_answers else 0)
     elif system.database is not None:
         _database(f, runtime, system.database, name, obs)
 
@@ -325,7 +341,8 @@ def _database(f: Families, runtime: RuntimeInventory, db: DatabaseCluster, name:
         if seen is not None and seen.timeline is not None:
             f.member_timeline.add_metric(labels, seen.timeline)
     f.layout.add_metric([name], 1 if layout_holds else 0)
-    f.leader.add_metric([name], 1 if cluster.leader and obs.leader_answers is not False else 0)
+    present = obs.leader_answers if obs.watched else cluster.leader and obs.leader_answers is not False
+    f.leader.add_metric([name], 1 if present else 0)
     f.sync_required.add_metric([name], 1 if any(
         m.intended_role == DbIntendedRole.sync for m in db.members) else 0)
     f.sync_count.add_metric([name], sum(1 for m in cluster.members.values()
@@ -381,16 +398,23 @@ def https_endpoints(runtime: RuntimeInventory) -> list[str]:
     return sorted({u for u in urls if u.startswith("https://")})
 
 
+def member_owners(runtime: RuntimeInventory) -> dict[str, tuple[str, str, str]]:
+    """Database member name → ("db", system, center)."""
+    return {m.name: ("db", s.name, m.center) for s in runtime.systems.values()
+            if s.database is not None for m in s.database.members}
+
+
 def server_owner(runtime: RuntimeInventory, owners: dict[str, tuple[str, str, str]],
-                 server: HaproxyServer) -> tuple[str, str, str]:
+                 server: HaproxyServer, members: dict[str, tuple[str, str, str]] | None = None
+                 ) -> tuple[str, str, str]:
     """(kind, system, center) of a HAProxy server: by its address, else by its name — the
-    stats page leaves `addr` empty unless `stats show-legends` is on."""
+    stats page leaves `addr` empty unless `stats show-legends` is on. `members`:
+    member_owners(runtime), computed once per scrape rather than once per server."""
     if server.address in owners:
         return owners[server.address]
-    for system in runtime.systems.values():
-        db = system.database
-        if db is not None and any(m.name == server.server for m in db.members):
-            return "db", system.name, db.member(server.server).center
+    members = member_owners(runtime) if members is None else members
+    if server.server in members:
+        return members[server.server]
     by_address = {a: c.name for c in runtime.centers.values() for a in c.addresses}
     tokens = set(server.server.split("-"))
     center = next((c for c in runtime.centers if c in tokens), by_address.get(_host(server.address), ""))
@@ -399,9 +423,9 @@ def server_owner(runtime: RuntimeInventory, owners: dict[str, tuple[str, str, st
 
 
 def _haproxy(f: Families, runtime: RuntimeInventory, obs: Observation) -> None:
-    owners = server_owners(runtime)
+    owners, members = server_owners(runtime), member_owners(runtime)
     for server in obs.haproxy or []:
-        kind, system, center = server_owner(runtime, owners, server)
+        kind, system, center = server_owner(runtime, owners, server, members)
         labels = [server.proxy, server.server, kind, system, center or "unknown"]
         f.server_up.add_metric(labels, 1 if server.status == "UP" else 0)
         f.sessions.add_metric(labels, server.sessions_total)
@@ -454,6 +478,9 @@ class Sources:
     etcd: Callable = probes.etcd_member
     pgbackrest: Callable = probes.pgbackrest_info
     heartbeat: Callable = probes.object_store_heartbeat
+    # system → the leader watch's verdict (True: leader lost, None: no verdict yet), which
+    # replaces the scrape's own /primary; set when a watch runs (monitoring/cli.py).
+    leader_lost: Callable[[str], bool | None] = lambda system: None
 
 
 def confirmed_leader(obs: SystemObservation) -> str | None:
@@ -472,9 +499,13 @@ def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None
         obs.cluster = sources.patroni(db, ca_file)
     except ProbeFailed as exc:
         obs.failures["patroni"] = str(exc)
-    if obs.cluster is not None and obs.cluster.leader is not None:
+    lost = sources.leader_lost(system.name)
+    if lost is not None:
+        obs.leader_answers, obs.watched = not lost, True
+    elif obs.cluster is not None and obs.cluster.leader is not None:
         obs.leader_answers = sources.leader_check(db, db.member(obs.cluster.leader), ca_file)
-    if obs.leader_answers:  # a frozen leader would hold the scrape for the connect timeout
+    # Only a leader that answers: a frozen one would hold the scrape for the connect timeout.
+    if obs.leader_answers and obs.cluster is not None and obs.cluster.leader is not None:
         try:
             password = resolve_secret(db.password, sources.secret_base)
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password,
@@ -482,12 +513,19 @@ def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["postgres"] = str(exc)
     if sources.pgbackrest_config is not None:
+        args = (sources.pgbackrest_config, db.cluster, sources.pgbackrest_user)
         try:
-            obs.backup = sources.pgbackrest(sources.pgbackrest_config, db.cluster,
-                                            sources.pgbackrest_user)
+            obs.backup = sources.pgbackrest(*args)
         except ProbeFailed as exc:
             obs.failures["pgbackrest"] = str(exc)
+        obs.backup_age = answer_age(sources.pgbackrest, args)
     return obs
+
+
+def answer_age(probe: Callable, args: tuple) -> float | None:
+    """How old the answer of a cached probe (probes.Background) is; None for a live one."""
+    age = getattr(probe, "age", None)
+    return age(*args) if age is not None else None
 
 
 def _not_after(sources: Sources, url: str) -> float | None:
@@ -498,23 +536,32 @@ def _not_after(sources: Sources, url: str) -> float | None:
         return None
 
 
-def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> Observation:
-    """One look at everything the runtime inventory names."""
+def _haproxy_servers(sources: Sources) -> list[HaproxyServer]:
+    return [s for url in sources.haproxy_stats for s in sources.haproxy(url)]
+
+
+def observe(runtime: RuntimeInventory, sources: Sources,
+            pool: ThreadPoolExecutor | None = None) -> Observation:
+    """One look at everything the runtime inventory names; `pool`: the collector's own,
+    whose threads (and their kept connections) outlive the scrape."""
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=WORKERS) as own:
+            return observe(runtime, sources, own)
     from dr import history
     from dr.workload import SecretUnavailable, resolve_secret
 
     obs = Observation()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        systems = {name: pool.submit(_observe_system, s, sources, runtime.tls_ca_file)
-                   for name, s in runtime.systems.items()}
-        etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
-        certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}
-        obs.systems = {name: future.result() for name, future in systems.items()}
-        obs.etcd = [future.result() for future in etcd]
-        obs.certificates = {url: t for url, f in certificates.items() if (t := f.result()) is not None}
-    if sources.haproxy_stats:
+    systems = {name: pool.submit(_observe_system, s, sources, runtime.tls_ca_file)
+               for name, s in runtime.systems.items()}
+    etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
+    certificates = {url: pool.submit(_not_after, sources, url) for url in https_endpoints(runtime)}
+    haproxy = pool.submit(_haproxy_servers, sources) if sources.haproxy_stats else None
+    obs.systems = {name: future.result() for name, future in systems.items()}
+    obs.etcd = [future.result() for future in etcd]
+    obs.certificates = {url: t for url, f in certificates.items() if (t := f.result()) is not None}
+    if haproxy is not None:
         try:
-            obs.haproxy = [s for url in sources.haproxy_stats for s in sources.haproxy(url)]
+            obs.haproxy = haproxy.result()
         except ProbeFailed as exc:
             obs.failures["haproxy"] = str(exc)
     store = runtime.object_store
@@ -522,9 +569,10 @@ def observe(runtime: RuntimeInventory, sources: Sources, workers: int = 16) -> O
         writer = next((c for c in store.regions if runtime.centers.get(c) and
                        runtime.centers[c].role == "main"), next(iter(store.regions)))
         try:
-            obs.heartbeat = sources.heartbeat(
-                store, resolve_secret(store.access_key, sources.secret_base),
-                resolve_secret(store.secret_key, sources.secret_base), writer)
+            args = (store, resolve_secret(store.access_key, sources.secret_base),
+                    resolve_secret(store.secret_key, sources.secret_base), writer)
+            obs.heartbeat = sources.heartbeat(*args)
+            obs.heartbeat_age = answer_age(sources.heartbeat, args)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["object_store"] = str(exc)
     if sources.drill_history is not None:
@@ -544,13 +592,14 @@ class TricenterCollector(Collector):
         self.watch = watch  # a started monitoring.leader_watch.LeaderWatch, or None
         self.sources = sources
         self.targets = targets or {}
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="probe")
 
     def describe(self) -> list:
         return []  # registering must not probe every endpoint once more
 
     def collect(self) -> Iterator:
         started = time.monotonic()
-        obs = observe(self.runtime, self.sources)
+        obs = observe(self.runtime, self.sources, self.pool)
         episodes = self.watch.counts() if self.watch is not None else None
         yield from families(self.runtime, obs, self.targets, time.time(), episodes)
         if self.sources.drill_history is not None:

@@ -1,58 +1,171 @@
-"""Catches a primary outage shorter than the scrape interval.
+"""Catches a primary outage shorter than the scrape interval, without crying wolf.
 
 Prometheus scrapes every 5 s; the lab's Patroni fails over in about 5 s, and Patroni
 restarts a crashed PostgreSQL within a second, so a scrape can miss the whole outage (seen
 in db-primary-crash and main-center-freeze drills). This watch asks, every second, whether
-each cluster has a leader that confirms it leads, and counts every run of at least
-`threshold` unconfirmed polls as one leaderless episode. A planned switchover leaves the
-cluster without a confirmed leader for about one poll, under the default threshold of 3.
+each cluster's leader confirms it leads, and counts every long enough run without that
+confirmation as one leaderless episode.
+
+A leader that does not answer in time is not yet a lost leader: on a loaded machine its
+REST API can take longer than a second (a 0.5 s timeout and 3 misses raised false
+"primary lost" alerts). So the watch tells evidence apart (`judge`):
+
+- definite: the leader refuses connections or says it is not the primary, or the other
+  members answer and none names a running leader (or they name another one) — counted
+  after `grace` (2 s: a planned switchover leaves about one poll unconfirmed);
+- silent: the leader does not answer and the other members still name it (their view is
+  the DCS's, which keeps the leader until its lease runs out) — counted only after
+  `silent_grace`, a whole scrape interval by default: time for a slow answer to come.
+
+Timeouts come from the scrape interval: a request may take up to `timeout` (0.4 of it),
+so an answer slower than a poll still counts as an answer.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from inventory.runtime import DatabaseCluster, RuntimeInventory
+from support.patroni import PrimaryAnswer
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LeaderPoll:
+    """One look at a cluster: the leader asked, its own answer, and what the other members
+    that answered /cluster name as leader (None: a member that names none)."""
+
+    leader: str | None
+    answer: PrimaryAnswer
+    views: tuple[str | None, ...] = ()
+
+
+class Verdict(StrEnum):
+    confirmed = "confirmed"
+    lost = "lost"  # definite evidence: no leader leads
+    unsure = "unsure"  # only silence: gone, cut off, or slow
+
+
+def judge(poll: LeaderPoll) -> Verdict:
+    """What one poll proves about the cluster's leader."""
+    if poll.answer is PrimaryAnswer.yes:
+        return Verdict.confirmed
+    if poll.answer in (PrimaryAnswer.no, PrimaryAnswer.refused):
+        return Verdict.lost
+    if poll.views and (poll.leader is None or any(v != poll.leader for v in poll.views)):
+        return Verdict.lost  # the members answer, and not for this leader
+    return Verdict.unsure
+
+
+@dataclass
+class Run:
+    """A run of polls without a confirmed leader."""
+
+    since: float
+    definite: bool = False
+    counted: bool = False
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The watch's clock, derived from the scrape interval (see the module docstring)."""
+
+    interval: float = 1.0
+    grace: float = 2.0
+    silent_grace: float = 5.0
+    timeout: float = 2.0
+    patroni_every: int = 5  # polls: in between, a quick one may confirm (see probes.leader_poll)
+
+    @classmethod
+    def for_scrapes(cls, scrape_interval: float, interval: float = 1.0) -> Timing:
+        if scrape_interval <= 0 or interval <= 0:
+            raise ValueError(f"intervals must be positive (scrape {scrape_interval}, poll {interval})")
+        return cls(interval=interval, grace=2 * interval, silent_grace=max(scrape_interval, 2 * interval),
+                   timeout=max(0.4 * scrape_interval, 0.5),
+                   patroni_every=max(1, round(scrape_interval / interval)))
+
+
 class LeaderWatch:
-    def __init__(self, runtime: RuntimeInventory, confirmed: Callable[[DatabaseCluster], bool],
-                 interval: float = 1.0, threshold: int = 3):
+    """`poll(db, last_leader, timeout, quick)`: one LeaderPoll. `quick` is True except on
+    every `patroni_every`-th poll, and after one that did not confirm: a quick poll may
+    confirm the leader by its database alone, so Patroni's own word (its lock) is asked
+    at least once a scrape interval."""
+
+    def __init__(self, runtime: RuntimeInventory,
+                 poll: Callable[[DatabaseCluster, str | None, float, bool], LeaderPoll],
+                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic):
         self.databases = {name: s.database for name, s in runtime.systems.items() if s.database}
-        self.confirmed, self.interval, self.threshold = confirmed, interval, threshold
-        self.misses = {name: 0 for name in self.databases}
+        self.poll, self.timing, self.clock = poll, timing, clock
+        self.leaders: dict[str, str | None] = {name: None for name in self.databases}
+        self.runs: dict[str, Run | None] = {name: None for name in self.databases}
+        self.polled: set[str] = set()
         self.episodes = {name: 0 for name in self.databases}
+        self.rounds = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
-    def update(self, system: str, confirmed: bool) -> None:
-        """One poll's answer; the episode counts once, when it reaches the threshold."""
+    def update(self, system: str, poll: LeaderPoll, at: float | None = None) -> Verdict:
+        """One poll's answer; an episode counts once, when its run outlasts its grace."""
+        at = self.clock() if at is None else at
+        verdict = judge(poll)
         with self._lock:
-            self.misses[system] = 0 if confirmed else self.misses[system] + 1
-            if self.misses[system] == self.threshold:
+            self.polled.add(system)
+            if poll.leader is not None:
+                self.leaders[system] = poll.leader
+            if verdict is Verdict.confirmed:
+                self.runs[system] = None
+                return verdict
+            run = self.runs[system] = self.runs[system] or Run(since=at)
+            run.definite |= verdict is Verdict.lost
+            if not run.counted and self._outlasted(run, at):
+                run.counted = True
                 self.episodes[system] += 1
-                log.warning("%s: no confirmed leader for %d polls", system, self.threshold)
+                log.warning("%s: no confirmed leader for %.1f s (%s; %s answered %s)", system,
+                            at - run.since, "definite" if run.definite else "silence only",
+                            poll.leader, poll.answer)
+        return verdict
+
+    def _outlasted(self, run: Run, at: float) -> bool:
+        grace = self.timing.grace if run.definite else self.timing.silent_grace
+        return at - run.since >= grace
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self.episodes)
 
+    def leader_lost(self, system: str) -> bool | None:
+        """Whether the current run without a confirmed leader has counted as an episode
+        (the exporter's tricenter_db_leader_present follows it); None before a first poll."""
+        with self._lock:
+            if system not in self.polled:
+                return None
+            run = self.runs.get(system)
+            return run is not None and run.counted
+
     def poll_once(self, pool: ThreadPoolExecutor) -> None:
-        answers = {name: pool.submit(self.confirmed, db) for name, db in self.databases.items()}
+        started = self.clock()  # what a poll finds held when it was asked, not when it ended
+        full_round = self.rounds % self.timing.patroni_every == 0
+        self.rounds += 1
+        answers = {name: pool.submit(self.poll, db, self.leaders[name], self.timing.timeout,
+                                     not full_round and self.runs[name] is None)
+                   for name, db in self.databases.items()}
         for name, answer in answers.items():
             try:
-                self.update(name, bool(answer.result()))
-            except Exception as exc:  # noqa: BLE001 — a probe error is an unconfirmed leader
-                log.info("%s: leader check failed: %s", name, exc)
-                self.update(name, False)
+                poll = answer.result()
+            except Exception as exc:  # noqa: BLE001 — a probe that breaks proves nothing
+                log.info("%s: leader poll failed: %s", name, exc)
+                poll = LeaderPoll(self.leaders[name], PrimaryAnswer.silent)
+            self.update(name, poll, at=started)
 
     def run(self) -> None:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            while not self._stop.wait(self.interval):
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="leader-watch") as pool:
+            while not self._stop.wait(self.timing.interval):
                 self.poll_once(pool)
 
     def start(self) -> threading.Thread:

@@ -6,20 +6,30 @@ logic is tested with these probes faked at this boundary.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import json
 import logging
+import os
+import socket
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+import urllib3
 
 from inventory.runtime import DatabaseCluster, DbMember, ObjectStore, TlsFiles
-from support.patroni import ApiAccess, ClusterState, PatroniCluster, PatroniUnavailable
+from support.patroni import (
+    ApiAccess,
+    ClusterState,
+    PatroniCluster,
+    PatroniUnavailable,
+    PrimaryAnswer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +71,20 @@ class HaproxyServer:
     sessions_total: float
 
 
-_clusters: dict[str, PatroniCluster] = {}
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One session per probing thread: connections to an endpoint are reused across scrapes."""
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
-
-
+_clusters: dict[tuple[str, float], PatroniCluster] = {}
 def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> PatroniCluster:
-    """One client per cluster, kept across scrapes: it asks first the member that answered
-    last, not a lost center's. The exporter only reads: no REST API account."""
-    client = _clusters.get(db.cluster)
+    """One client per cluster and timeout (the scrape's, the leader watch's: each its own
+    session), kept across scrapes: it asks first the member that answered last, not a
+    lost center's, over connections kept open. The exporter only reads: no REST API account."""
+    key = (db.cluster, timeout)
+    client = _clusters.get(key)
     access = ApiAccess(ca_file=ca_file)
     if client is None or client.db != db or client.access != access:
-        client = _clusters[db.cluster] = PatroniCluster(db, access, timeout=timeout)
+        client = _clusters[key] = PatroniCluster(db, access, timeout=timeout)
     return client
 
 
-def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> ClusterState:
+def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 1.0) -> ClusterState:
     """The cluster as any member's /cluster says."""
     try:
         return _client(db, ca_file, timeout).state()
@@ -91,21 +93,41 @@ def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: fl
 
 
 def patroni_leader_answers(db: DatabaseCluster, leader: DbMember, ca_file: str | None = None,
-                           timeout: float = 0.5) -> bool:
+                           timeout: float = 1.0) -> bool:
     """Whether the leader's own REST API says it is the primary. Any member's /cluster
     keeps naming a vanished leader until its lease expires (ttl, 20 s and more): asking
     the leader itself sees a lost center within one scrape."""
     return _client(db, ca_file, timeout).is_primary(leader.name, timeout)
 
 
-def leader_confirmed(db: DatabaseCluster, ca_file: str | None = None, timeout: float = 0.5) -> bool:
-    """Whether the cluster has a leader whose own REST API confirms it leads."""
-    try:
-        state = patroni_cluster(db, ca_file, timeout)
-    except ProbeFailed:
-        return False
-    return state.leader is not None and patroni_leader_answers(db, db.member(state.leader), ca_file,
-                                                               timeout)
+def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
+                ca_file: str | None = None, quick: bool = False, password: str | None = None):
+    """One poll of monitoring/leader_watch.py: the last known leader's own /primary; only
+    when it does not confirm, the other members' /cluster (whom do they name?) and the
+    /primary of the leader they name. One request per cluster while all is well.
+
+    `quick`: first ask the leader's database over the connection the exporter keeps
+    (a query, where /primary costs a TLS handshake: Patroni closes every connection).
+    It can only confirm; any doubt (no kept connection, an error, in recovery) falls
+    through to Patroni."""
+    from monitoring.leader_watch import LeaderPoll
+
+    if quick and last_leader is not None and password is not None and _database_leads(
+            db, db.member(last_leader), password, ca_file, timeout / 2):
+        return LeaderPoll(last_leader, PrimaryAnswer.yes)
+    client = _client(db, ca_file, timeout)
+    answer = PrimaryAnswer.silent
+    if last_leader is not None:
+        answer = client.primary_answer(last_leader, timeout)
+        if answer is PrimaryAnswer.yes:
+            return LeaderPoll(last_leader, answer)
+    views = tuple(view.leader for m in db.members if m.name != last_leader
+                  and (view := client.member_view(m.name, timeout)) is not None)
+    named = [v for v in views if v is not None]
+    leader = max(set(named), key=named.count) if named else None
+    if leader is not None and leader != last_leader:
+        answer = client.primary_answer(leader, timeout)
+    return LeaderPoll(leader if leader is not None else last_leader, answer, views)
 
 
 def tls_not_after(url: str, timeout: float = 1) -> float:
@@ -146,28 +168,132 @@ def replication(db: DatabaseCluster, leader: DbMember, password: str, ca_file: s
                 timeout: float = 2) -> list[ReplicationRow]:
     """pg_stat_replication on the leader, over TLS verified against the inventory's CA (the
     leader's own address: its certificate names it). Without pg_monitor the LSN columns
-    are NULL; the collector then falls back to Patroni's lag."""
+    are NULL; the collector then falls back to Patroni's lag. The connection is kept for
+    the next scrape (see LeaderConnections); a kept one that fails is replaced once."""
+    import psycopg
+
+    key = _connection_key(db, leader, password, ca_file)
+    for attempt in (1, 2):
+        conn = _connections.checkout(key)
+        kept = conn is not None
+        try:
+            conn = conn or _connect(leader, db, password, ca_file, timeout)
+            with _cut_after(conn, timeout):
+                rows = conn.execute(REPLICATION_QUERY).fetchall()
+        except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
+            if kept and attempt == 1:
+                continue  # the server restarted or failed over since the last scrape
+            raise ProbeFailed(f"{leader.name}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
+        _connections.checkin(key, conn)
+        return [ReplicationRow(*row) for row in rows]
+    raise AssertionError("unreachable")
+
+
+def _connection_key(db: DatabaseCluster, leader: DbMember, password: str,
+                    ca_file: str | None) -> tuple:
+    return (leader.host, leader.port, db.dbname, db.user, password, ca_file)
+
+
+def _database_leads(db: DatabaseCluster, leader: DbMember, password: str, ca_file: str | None,
+                    timeout: float) -> bool:
+    """Whether the leader's PostgreSQL, over a connection already kept, is out of recovery.
+    Never opens one: against a lost leader that would wait for the connect timeout."""
+    import psycopg
+
+    key = _connection_key(db, leader, password, ca_file)
+    conn = _connections.checkout(key)
+    if conn is None:
+        return False
+    try:
+        with _cut_after(conn, timeout):
+            row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        conn.close()
+        return False
+    _connections.checkin(key, conn)
+    return bool(row and row[0])
+
+
+def _connect(leader: DbMember, db: DatabaseCluster, password: str, ca_file: str | None,
+             timeout: float):
     import psycopg
 
     tls = {"sslmode": "verify-full", **({"sslrootcert": ca_file} if ca_file else {})}
+    # autocommit: each query its own transaction, so pg_stat_replication is read afresh
+    # (a transaction keeps the statistics snapshot it first read).
+    return psycopg.connect(host=leader.host, port=leader.port, dbname=db.dbname, user=db.user,
+                           password=password, connect_timeout=max(2, int(timeout)),
+                           application_name="tricenter-exporter", autocommit=True,
+                           keepalives=1, keepalives_idle=30, tcp_user_timeout=int(timeout * 1000),
+                           **tls)
+
+
+class LeaderConnections:
+    """PostgreSQL connections kept between scrapes, one per leader and account: a new one
+    costs a TLS handshake, a SCRAM exchange and a backend fork, most of a scrape's CPU.
+    A connection is checked out while in use, so concurrent scrapes never share one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, object] = {}
+
+    def checkout(self, key: tuple):
+        with self._lock:
+            return self._idle.pop(key, None)
+
+    def checkin(self, key: tuple, conn) -> None:
+        """Keep `conn`; connections to any other member of its cluster (an old leader) close."""
+        with self._lock:
+            stale = [k for k in self._idle if k[2:] == key[2:] and k != key]
+            previous = [self._idle.pop(k) for k in stale] + (
+                [self._idle.pop(key)] if key in self._idle else [])
+            self._idle[key] = conn
+        for old in previous:
+            old.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), {}
+        for conn in idle:
+            conn.close()
+
+
+_connections = LeaderConnections()
+
+
+@contextlib.contextmanager
+def _cut_after(conn, seconds: float):
+    """Bound a query on a kept connection: a frozen server (SIGSTOP, or a host whose kernel
+    still acknowledges) would block it for ever. After `seconds` the socket is shut
+    down, and the query fails with an OperationalError."""
+    fd = conn.pgconn.socket
+
+    def cut() -> None:
+        try:
+            socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with psycopg.connect(host=leader.host, port=leader.port, dbname=db.dbname, user=db.user,
-                             password=password, connect_timeout=max(2, int(timeout)),
-                             application_name="tricenter-exporter", **tls) as conn:
-            rows = conn.execute(REPLICATION_QUERY).fetchall()
-    except psycopg.Error as exc:
-        raise ProbeFailed(f"{leader.name}: {type(exc).__name__}: {str(exc).strip()[:200]}") from None
-    return [ReplicationRow(*row) for row in rows]
+        yield
+    finally:
+        timer.cancel()
 
 
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
     """The servers of HAProxy's stats page (CSV export: `<url>;csv`)."""
     try:
-        reply = requests.get(stats_url.rstrip("/") + "/;csv", timeout=timeout)
-        reply.raise_for_status()
-    except requests.RequestException as exc:
+        reply = _pool(None).request("GET", stats_url.rstrip("/") + "/;csv", timeout=timeout)
+    except urllib3.exceptions.HTTPError as exc:
         raise ProbeFailed(f"haproxy stats {stats_url}: {type(exc).__name__}") from None
-    return parse_haproxy_csv(reply.text)
+    if reply.status != 200:
+        raise ProbeFailed(f"haproxy stats {stats_url}: HTTP {reply.status}")
+    return parse_haproxy_csv(reply.data.decode("utf-8", "replace"))
 
 
 def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
@@ -178,20 +304,40 @@ def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
             for r in rows if r.get("svname") not in (None, "FRONTEND", "BACKEND")]
 
 
-def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 0.5) -> EtcdMemberStatus:
-    """A member's own view: /health, and the leader id from the v3 JSON gateway. `tls`:
-    the client certificate etcd demands and the CA its certificate is checked against."""
-    base = url.rstrip("/")
-    client = {"verify": tls.ca, "cert": (tls.cert, tls.key)} if tls is not None else {}
+def _pool(tls: TlsFiles | None) -> urllib3.PoolManager:
+    """One connection pool per client identity, shared by every probing thread (urllib3's
+    pools are thread-safe): each endpoint's keep-alive connection, and its TLS handshake,
+    serves scrape after scrape."""
+    return _pool_for(None if tls is None else (tls.ca, tls.cert, tls.key))
+
+
+@functools.lru_cache(maxsize=8)
+def _pool_for(files: tuple[str, str, str] | None) -> urllib3.PoolManager:
+    if files is None:
+        return urllib3.PoolManager(maxsize=4, retries=False)
+    ca, cert, key = files
+    return urllib3.PoolManager(maxsize=4, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca,
+                               cert_file=cert, key_file=key)
+
+
+def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 1.0) -> EtcdMemberStatus:
+    """A member's own view, from the v3 JSON gateway's status: its id, the leader it
+    follows, its alarms. Healthy: it answers, follows a leader (a member cut off from the
+    quorum has none within an election timeout) and raises no alarm — what /health says,
+    in one request instead of two. `tls`: the client certificate etcd demands and the CA
+    its certificate is checked against."""
     try:
-        health = _session().get(base + "/health", timeout=timeout, **client).json()
-        status = _session().post(base + "/v3/maintenance/status", json={}, timeout=timeout,
-                                 **client).json()
-    except (requests.RequestException, ValueError):
+        reply = _pool(tls).request("POST", url.rstrip("/") + "/v3/maintenance/status", body=b"{}",
+                                   headers={"Content-Type": "application/json"}, timeout=timeout)
+        status = json.loads(reply.data) if reply.status == 200 else None
+    except (urllib3.exceptions.HTTPError, ValueError):
+        status = None
+    if not isinstance(status, dict):
         return EtcdMemberStatus(url=url, healthy=False, member_id=None, leader_id=None)
-    return EtcdMemberStatus(url=url, healthy=str(health.get("health")) == "true",
+    leader = str(status.get("leader") or "")
+    return EtcdMemberStatus(url=url, healthy=leader not in ("", "0") and not status.get("errors"),
                             member_id=str(status.get("header", {}).get("member_id") or "") or None,
-                            leader_id=str(status.get("leader") or "") or None)
+                            leader_id=leader if leader not in ("", "0") else None)
 
 
 def pgbackrest_info(config: Path, stanza: str, run_as: str | None = None,
@@ -222,16 +368,11 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
     region: (written, center → the timestamp that region serves; None: absent or unreachable).
     The difference to what was written is the replication lag between regions. `ca_file`:
     the CA the store's certificate is checked against (the runtime inventory's)."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     def client(region: str):
-        return boto3.client("s3", endpoint_url=store.endpoint, region_name=region,
-                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            verify=(ca_file or True) if store.verify_tls else False,
-                            config=Config(connect_timeout=timeout, read_timeout=timeout,
-                                          retries={"max_attempts": 1}))
+        return _s3_client(store.endpoint, region, access_key, secret_key,
+                          (ca_file or True) if store.verify_tls else False, timeout)
 
     if not store.verify_tls:  # the inventory chose it (a self-signed lab proxy): no warning per scrape
         import urllib3
@@ -251,6 +392,21 @@ def object_store_heartbeat(store: ObjectStore, access_key: str, secret_key: str,
         except (BotoCoreError, ClientError, ValueError):
             seen[center] = None
     return written, seen
+
+
+@functools.lru_cache(maxsize=16)
+def _s3_client(endpoint: str, region: str, access_key: str, secret_key: str,
+               verify: str | bool, timeout: float):
+    """One S3 client per region, kept: building one loads botocore's service model (tens
+    of ms of CPU) and a kept client reuses its connections. botocore clients are
+    thread-safe."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key, verify=verify,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
 
 
 class Background:
@@ -282,6 +438,13 @@ class Background:
         if error is not None:
             raise ProbeFailed(error)
         return value
+
+    def age(self, *args) -> float | None:
+        """Seconds since the answer a call with these arguments returns was obtained (None:
+        none yet): the exporter says how old a cached answer is."""
+        with self._lock:
+            entry = self._results.get(repr(args))
+        return None if entry is None else max(self.clock() - entry[0], 0.0)
 
     def _refresh(self, key: str, args: tuple) -> None:
         try:

@@ -320,3 +320,79 @@ def test_a_failed_background_probe_reports_its_reason() -> None:
     probe.wait()
     with pytest.raises(ProbeFailed, match="exited 82"):
         probe("x")
+
+
+def test_a_cached_answer_says_how_old_it_is(tmp_path) -> None:
+    from monitoring.probes import Background
+
+    now = [100.0]
+    probe = Background(lambda config, stanza, run_as: BACKUP, max_age=60, clock=lambda: now[0])
+    assert probe.age(tmp_path / "pgbackrest.conf", "registry", None) is None
+    with pytest.raises(ProbeFailed):
+        probe(tmp_path / "pgbackrest.conf", "registry", None)
+    probe.wait()
+    now[0] = 142.0
+    text = scrape(sources(tmp_path, pgbackrest=probe, pgbackrest_user=None))
+    assert value(text, "tricenter_probe_answer_age_seconds", probe="pgbackrest", system="registry") == 42
+    assert value(text, "tricenter_backup_repository_ok", system="registry") == 1
+
+
+def test_kept_connections_to_an_old_leader_close_when_the_new_one_is_kept() -> None:
+    from monitoring.probes import LeaderConnections
+
+    class Conn:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+    kept = LeaderConnections()
+    old, new = Conn(), Conn()
+    kept.checkin(("127.0.1.1", 5432, "registry", "registry", "pw", None), old)
+    assert kept.checkout(("127.0.2.1", 5432, "registry", "registry", "pw", None)) is None
+    kept.checkin(("127.0.2.1", 5432, "registry", "registry", "pw", None), new)
+    assert old.closed and not new.closed
+    assert kept.checkout(("127.0.2.1", 5432, "registry", "registry", "pw", None)) is new
+    assert kept.checkout(("127.0.2.1", 5432, "registry", "registry", "pw", None)) is None  # in use
+
+
+@pytest.mark.parametrize(("status", "healthy", "leader"), [
+    ({"header": {"member_id": "11"}, "leader": "22"}, True, "22"),
+    ({"header": {"member_id": "11"}, "leader": "0"}, False, None),  # cut off from the quorum
+    ({"header": {"member_id": "11"}, "leader": "22", "errors": ["NOSPACE"]}, False, "22"),
+])
+def test_an_etcd_member_is_healthy_when_it_follows_a_leader_without_alarms(
+        status: dict, healthy: bool, leader: str | None) -> None:
+    import json
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from monitoring.probes import etcd_member
+
+    class Status(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps(status).encode()
+            self.send_response(200 if self.path == "/v3/maintenance/status" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+    server = HTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        member = etcd_member(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
+    finally:
+        server.server_close()
+    assert (member.healthy, member.member_id, member.leader_id) == (healthy, "11", leader)
+
+
+def test_an_etcd_member_that_does_not_answer_is_unhealthy() -> None:
+    import socket
+
+    from monitoring.probes import etcd_member
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert etcd_member(f"http://127.0.0.1:{port}").healthy is False

@@ -1,46 +1,235 @@
-"""The leader watch counts outages too short for a scrape, and not a switchover's blink."""
+"""The leader watch counts outages too short for a scrape, not a switchover's blink, and
+not a leader that is only slow to answer on a loaded machine."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from monitoring.leader_watch import LeaderWatch
-from tests.unit.test_monitoring_exporter import runtime
+import pytest
+
+from monitoring import probes
+from monitoring.leader_watch import LeaderPoll, LeaderWatch, Timing, Verdict, judge
+from support.patroni import ClusterState, MemberState, PrimaryAnswer, Role
+from tests.unit.test_monitoring_exporter import INTENDED, runtime
+
+YES, NO, REFUSED, SILENT = (PrimaryAnswer.yes, PrimaryAnswer.no, PrimaryAnswer.refused,
+                            PrimaryAnswer.silent)
+CONFIRMED = LeaderPoll("pg-main", YES)
+TIMING = Timing(interval=1.0, grace=2.0, silent_grace=5.0, timeout=2.0, patroni_every=5)
 
 
-def test_three_unconfirmed_polls_are_one_episode_counted_once() -> None:
-    watch = LeaderWatch(runtime(), confirmed=lambda db: True)
-    for confirmed in (True, False, False, False, False, False, True, False, True):
-        watch.update("registry", confirmed)
+def never(db, leader, timeout, quick) -> LeaderPoll:
+    raise AssertionError("the tests feed polls through update()")
+
+
+def feed(watch: LeaderWatch, polls: list[LeaderPoll], start: float = 0.0, step: float = 1.0) -> None:
+    for i, poll in enumerate(polls):
+        watch.update("registry", poll, at=start + i * step)
+
+
+@pytest.mark.parametrize(("poll", "verdict"), [
+    (LeaderPoll("pg-main", YES), Verdict.confirmed),
+    (LeaderPoll("pg-main", NO), Verdict.lost),  # it answers: it is not the primary
+    (LeaderPoll("pg-main", REFUSED), Verdict.lost),  # nothing listens: Patroni is gone
+    (LeaderPoll("pg-main", SILENT), Verdict.unsure),  # no other member asked yet
+    (LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), Verdict.unsure),  # lease still held
+    (LeaderPoll("pg-main", SILENT, (None, None)), Verdict.lost),  # the members name no leader
+    (LeaderPoll("pg-main", SILENT, ("pg-samecity",)), Verdict.lost),  # they name another one
+    (LeaderPoll(None, SILENT, ()), Verdict.unsure),  # nobody answers at all
+    (LeaderPoll(None, SILENT, (None,)), Verdict.lost),
+])
+def test_what_one_poll_proves(poll: LeaderPoll, verdict: Verdict) -> None:
+    assert judge(poll) is verdict
+
+
+def test_a_leader_refusing_for_the_grace_is_one_episode_counted_once() -> None:
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed(watch, [CONFIRMED] + [LeaderPoll("pg-main", REFUSED)] * 5 + [CONFIRMED]
+         + [LeaderPoll("pg-main", REFUSED)] + [CONFIRMED])
     assert watch.counts() == {"registry": 1}
 
 
 def test_a_switchover_blink_is_no_episode() -> None:
-    watch = LeaderWatch(runtime(), confirmed=lambda db: True)
-    for confirmed in (True, False, True, False, False, True):
-        watch.update("registry", confirmed)
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed(watch, [CONFIRMED, LeaderPoll("pg-main", NO), LeaderPoll("pg-samecity", YES),
+                 LeaderPoll("pg-samecity", NO), LeaderPoll("pg-samecity", NO), CONFIRMED])
     assert watch.counts() == {"registry": 0}
 
 
-def test_a_failing_probe_counts_as_unconfirmed() -> None:
-    def broken(db) -> bool:
-        raise OSError("connection refused")
-    watch = LeaderWatch(runtime(), confirmed=broken)
+def test_a_slow_leader_is_no_episode_within_a_scrape_interval() -> None:
+    """The false alarm seen under load: three polls without an answer in time."""
+    watch = LeaderWatch(runtime(), never, TIMING)
+    slow = LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main"))
+    feed(watch, [CONFIRMED, slow, slow, slow, slow, CONFIRMED])
+    assert watch.counts() == {"registry": 0}
+    assert watch.leader_lost("registry") is False
+
+
+def test_a_leader_silent_for_a_scrape_interval_is_an_episode() -> None:
+    """A frozen or cut-off center: silence alone, past silent_grace."""
+    watch = LeaderWatch(runtime(), never, TIMING)
+    silent = LeaderPoll("pg-main", SILENT, ("pg-main",))
+    feed(watch, [CONFIRMED] + [silent] * 5)
+    assert watch.counts() == {"registry": 0}
+    watch.update("registry", silent, at=6.0)  # 5 s after the first silent poll
+    assert watch.counts() == {"registry": 1}
+    assert watch.leader_lost("registry") is True
+
+
+def test_silence_turning_definite_counts_after_the_shorter_grace() -> None:
+    """Killed center: the leader is silent, then the members stop naming it."""
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed(watch, [CONFIRMED, LeaderPoll("pg-main", SILENT, ("pg-main",)),
+                 LeaderPoll("pg-main", SILENT, (None,)), LeaderPoll("pg-main", SILENT, (None,))])
+    assert watch.counts() == {"registry": 1}  # 2 s after the first unconfirmed poll
+
+
+def test_the_verdict_is_unknown_before_a_first_poll_and_clears_on_confirmation() -> None:
+    watch = LeaderWatch(runtime(), never, TIMING)
+    assert watch.leader_lost("registry") is None
+    feed(watch, [LeaderPoll("pg-main", REFUSED)] * 3)
+    assert watch.leader_lost("registry") is True
+    watch.update("registry", CONFIRMED, at=10.0)
+    assert watch.leader_lost("registry") is False
+
+
+def test_timing_derives_from_the_scrape_interval() -> None:
+    timing = Timing.for_scrapes(5.0, 1.0)
+    assert (timing.grace, timing.silent_grace, timing.timeout, timing.patroni_every) == (2.0, 5.0, 2.0, 5)
+    with pytest.raises(ValueError, match="positive"):
+        Timing.for_scrapes(0, 1.0)
+
+
+def test_a_failing_probe_proves_nothing_but_silence() -> None:
+    def broken(db, leader, timeout, quick) -> LeaderPoll:
+        raise OSError("no route")
+    clock = iter(float(t) for t in range(100))
+    watch = LeaderWatch(runtime(), broken, TIMING, clock=lambda: next(clock))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for _ in range(3):
+        for _ in range(5):
             watch.poll_once(pool)
+        assert watch.counts() == {"registry": 0}
+        watch.poll_once(pool)
     assert watch.counts() == {"registry": 1}
 
 
-def test_the_collector_exports_the_watchs_episodes(tmp_path) -> None:
+def test_patroni_is_asked_once_a_scrape_interval_and_after_any_doubt() -> None:
+    asked: list[bool] = []
+    answers = iter([CONFIRMED] * 7 + [LeaderPoll("pg-main", SILENT)] + [CONFIRMED] * 3)
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        asked.append(quick)
+        return next(answers)
+    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: 0.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for _ in range(11):
+            watch.poll_once(pool)
+    full, quick = False, True
+    assert asked == [full, quick, quick, quick, quick, full, quick, quick,
+                     full,  # the poll after one without confirmation asks Patroni
+                     quick, full]
+
+
+def test_a_quick_poll_confirms_by_the_database_or_falls_through_to_patroni(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: True)
+    fake = FakeCluster({"pg-main": NO}, {"pg-samecity": "pg-samecity"})
+    monkeypatch.setattr(probes, "_client", lambda db, ca_file, timeout: fake)
+    db = runtime().systems["registry"].database
+    assert probes.leader_poll(db, "pg-main", 2.0, None, True, "pw") == CONFIRMED
+    assert fake.asked == []
+    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: False)
+    assert judge(probes.leader_poll(db, "pg-main", 2.0, None, True, "pw")) is not Verdict.confirmed
+    assert fake.asked[0] == ("primary", "pg-main")
+
+
+class FakeCluster:
+    """What probes.leader_poll asks of the Patroni client."""
+
+    def __init__(self, answers: dict[str, PrimaryAnswer], views: dict[str, str | None]):
+        self.answers, self.views, self.asked = answers, views, []
+
+    def primary_answer(self, member: str, timeout: float) -> PrimaryAnswer:
+        self.asked.append(("primary", member))
+        return self.answers.get(member, SILENT)
+
+    def member_view(self, member: str, timeout: float) -> ClusterState | None:
+        self.asked.append(("cluster", member))
+        if member not in self.views:
+            return None
+        leader = self.views[member]
+        members = {n: m for n, m in INTENDED.members.items() if n != "pg-main"}
+        if leader is not None:
+            members[leader] = MemberState(leader, Role.leader, "running", timeline=4, lag=None)
+        return ClusterState(members, member)
+
+
+def poll_with(monkeypatch: pytest.MonkeyPatch, fake: FakeCluster, last: str | None) -> LeaderPoll:
+    monkeypatch.setattr(probes, "_client", lambda db, ca_file, timeout: fake)
+    return probes.leader_poll(runtime().systems["registry"].database, last, 2.0)
+
+
+def test_a_confirming_leader_costs_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCluster({"pg-main": YES}, {})
+    assert poll_with(monkeypatch, fake, "pg-main") == LeaderPoll("pg-main", YES)
+    assert fake.asked == [("primary", "pg-main")]
+
+
+def test_a_silent_leader_makes_the_poll_ask_the_other_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCluster({}, {"pg-samecity": "pg-main", "pg-remote": "pg-main"})
+    poll = poll_with(monkeypatch, fake, "pg-main")
+    assert poll == LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main"))
+    assert judge(poll) is Verdict.unsure
+
+
+def test_after_a_failover_the_poll_follows_the_leader_the_members_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCluster({"pg-main": REFUSED, "pg-samecity": YES},
+                       {"pg-samecity": "pg-samecity", "pg-remote": "pg-samecity"})
+    poll = poll_with(monkeypatch, fake, "pg-main")
+    assert poll.leader == "pg-samecity" and judge(poll) is Verdict.confirmed
+
+
+def test_a_first_poll_finds_the_leader_from_the_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCluster({"pg-main": YES}, {m: "pg-main" for m in ("pg-main", "pg-samecity", "pg-remote")})
+    assert judge(poll_with(monkeypatch, fake, None)) is Verdict.confirmed
+
+
+def test_the_collector_exports_the_watchs_episodes_and_verdict(tmp_path) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
     from monitoring.collector import TricenterCollector
     from tests.unit.test_monitoring_exporter import TARGETS, sources, value
 
-    watch = LeaderWatch(runtime(), confirmed=lambda db: False)
-    for _ in range(3):
-        watch.update("registry", False)
+    def no_scrape_check(db, leader, ca) -> bool:
+        raise AssertionError("with a watch, the scrape does not ask /primary itself")
+
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed(watch, [LeaderPoll("pg-main", REFUSED)] * 3)
+    src = sources(tmp_path, leader_check=no_scrape_check, leader_lost=watch.leader_lost)
     registry = CollectorRegistry()
-    registry.register(TricenterCollector(runtime(), sources(tmp_path), TARGETS, watch=watch))
+    registry.register(TricenterCollector(runtime(), src, TARGETS, watch=watch))
     text = generate_latest(registry).decode()
     assert value(text, "tricenter_db_leaderless_episodes_total", system="registry") == 1
+    assert value(text, "tricenter_db_leader_present", system="registry") == 0
+    watch.update("registry", CONFIRMED, at=10.0)
+    text = generate_latest(registry).decode()
+    assert value(text, "tricenter_db_leader_present", system="registry") == 1
+
+
+def test_a_slow_scrape_of_patroni_is_no_lost_leader_while_the_watch_confirms(tmp_path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitoring.collector import TricenterCollector
+    from tests.unit.test_monitoring_exporter import TARGETS, sources, value
+
+    def timed_out(db, ca) -> ClusterState:
+        raise probes.ProbeFailed("no Patroni REST API answered /cluster: ReadTimeout")
+
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed(watch, [CONFIRMED])
+    registry = CollectorRegistry()
+    registry.register(TricenterCollector(
+        runtime(), sources(tmp_path, patroni=timed_out, leader_lost=watch.leader_lost), TARGETS, watch=watch))
+    text = generate_latest(registry).decode()
+    assert value(text, "tricenter_db_leader_present", system="registry") == 1
+    assert value(text, "tricenter_probe_success", probe="patroni", system="registry") == 0
