@@ -93,9 +93,10 @@ def test_cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
 def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     result = _role("cutover")(runtime, record)
     record.replication = (record.replication or {}) | {"cutover": result}
-    # The fence window as the host saw it (source fenced → target open); the writer-seen
-    # downtime adds only the application's reconnect.
-    record.cutover_downtime_seconds = round(result["opened_at"] - result["fenced_at"], 3)
+    # The fence window as the host saw it (source fenced → target open and the app told
+    # so); the writer-seen downtime (the ledger's, preferred by status) adds the app's
+    # reconnect.
+    record.cutover_downtime_seconds = round(result["repointed_at"] - result["fenced_at"], 3)
     return result
 
 
