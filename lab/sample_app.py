@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -196,8 +197,9 @@ def conninfo(hosts: list[str], dbname: str, user: str, passfile: str, sslrootcer
 
 ENV_KEYS = {"center": "APP_CENTER", "listen": "APP_LISTEN", "db_hosts": "APP_DB_HOSTS",
             "dbname": "APP_DBNAME", "user": "APP_USER", "passfile": "APP_PASSFILE",
-            "sslrootcert": "APP_SSLROOTCERT", "sslmode": "APP_SSLMODE", "table": "APP_TABLE"}
-DEFAULTS = {"sslmode": "verify-full", "table": "records"}
+            "sslrootcert": "APP_SSLROOTCERT", "sslmode": "APP_SSLMODE", "table": "APP_TABLE",
+            "pidfile": "APP_PIDFILE"}
+DEFAULTS = {"sslmode": "verify-full", "table": "records", "pidfile": ""}
 
 
 def read_env_file(file: str) -> dict[str, str]:
@@ -243,12 +245,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sslrootcert", help="the CA the database servers' certificates chain to")
     parser.add_argument("--sslmode", help="libpq sslmode (default verify-full)")
     parser.add_argument("--table", help="the records table (default records)")
+    parser.add_argument("--pidfile", help="where to write the process id, for a reload by "
+                                          "signal (`pkill -HUP -F FILE`)")
     args = parser.parse_args(argv)
     try:
         config = settings(args)
     except KeyError as exc:
         parser.error(exc.args[0])
     db = Database(config)
+    if config["pidfile"]:
+        Path(config["pidfile"]).write_text(f"{os.getpid()}\n")
 
     def reload(signum: int, frame: object) -> None:
         try:

@@ -4,7 +4,7 @@ legacy database.
 
 Its database settings are a file of their own (`<system>.database.env`, read after
 `<system>.env`): a migration's cutover rewrites that file to name the target and reloads
-the app (SIGHUP through supervisord, as `systemctl reload` would), rollback rewrites it
+the app (SIGHUP by its pid file, as `systemctl reload` would), rollback rewrites it
 back (playbooks/roles/migration). The lab writes it only when it is missing, so a lab
 restarted after a cutover keeps the app where the migration left it.
 
@@ -66,13 +66,15 @@ def source_settings(lab: "LabContext") -> str:
     }.items())
 
 
-def reload_command(lab: "LabContext") -> list[str]:
-    """What makes the running app re-read its settings (supervisord has no reload: the
-    signal systemd's ExecReload would send)."""
-    from lab.supervisor import Supervisor
+def pidfile(lab: "LabContext") -> Path:
+    return lab.path("hosts", legacy.host_name(lab)) / "run" / "tricenter-app" / f"{lab.system.name}.pid"
 
-    return [str(Path(lab.python).with_name("supervisorctl")), "-c", str(Supervisor(lab).conf),
-            "signal", "HUP", program_name(lab)]
+
+def reload_command(lab: "LabContext") -> list[str]:
+    """What makes the running app re-read its settings: the signal systemd's ExecReload
+    would send, by the pid the app wrote (supervisorctl's `signal` would do the same, but
+    its own start-up costs seconds on a loaded host, inside the write downtime)."""
+    return ["pkill", "--signal", "HUP", "--pidfile", str(pidfile(lab))]
 
 
 def prepare(lab: "LabContext") -> None:
@@ -81,7 +83,7 @@ def prepare(lab: "LabContext") -> None:
     directory.chmod(0o700)
     env_file(lab).write_text(
         f"APP_CENTER={legacy.CENTER}\nAPP_LISTEN={legacy.host_address(lab)}:{Ports.app}\n"
-        f"APP_TABLE={TABLE}\n")
+        f"APP_TABLE={TABLE}\nAPP_PIDFILE={pidfile(lab)}\n")
     if not database_env_file(lab).exists():
         database_env_file(lab).write_text(source_settings(lab))
     # Holds the password: created 0600 before anything is written to it.
@@ -90,6 +92,8 @@ def prepare(lab: "LabContext") -> None:
         out.write(f"*:*:{legacy.dbname(lab)}:{legacy.db_user(lab)}:"
                   f"{lab.secret(legacy.password_secret(lab))}\n")
     users.hand_over(directory, recursive=True)
+    pidfile(lab).parent.mkdir(parents=True, exist_ok=True)
+    users.hand_over(pidfile(lab).parent)
 
 
 def program(lab: "LabContext") -> Program:

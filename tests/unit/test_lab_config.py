@@ -311,4 +311,5 @@ def test_the_legacy_registry_app_writes_to_the_legacy_database_and_can_be_repoin
                                     "--env-file", str(legacy_app.database_env_file(ctx))]
     found = legacy.runtime(ctx).app
     assert found.database_env == str(legacy_app.database_env_file(ctx))
-    assert found.reload[-3:] == ["signal", "HUP", legacy_app.program_name(ctx)]
+    assert found.reload == ["pkill", "--signal", "HUP", "--pidfile", str(legacy_app.pidfile(ctx))]
+    assert settings["APP_PIDFILE"] == str(legacy_app.pidfile(ctx))
