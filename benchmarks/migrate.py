@@ -1,6 +1,6 @@
 """Benchmark: cutover write downtime against `pg_dump | pg_restore` of the same database.
 
-    .venv/bin/python benchmarks/migrate.py [--sizes 100MB,1GB] [--json]
+    .venv/bin/python benchmarks/migrate.py [--sizes 100MB,1GB] [--json] [--runtime FILE]
 
 Needs a running lab (`tricenter lab up`). For each size, in the same run: grows the lab's
 legacy registry to that size (`lab.datagen`, the `tricenter lab legacy-data` generator),
@@ -130,9 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100MB,1GB")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--runtime", type=Path,
+                        help="runtime inventory (default: the lab's); e.g. a copy whose "
+                             "read-write entry names the primary, when the lab's entry flaps")
     args = parser.parse_args()
     lab = LabContext()
-    runtime_file = lab.runtime_inventory_file
+    runtime_file = args.runtime or lab.runtime_inventory_file
     if not runtime_file.exists():
         sys.exit(f"no lab runtime inventory at {runtime_file}: `tricenter lab up` first")
     results = [run_size(size, runtime_file, lab) for size in args.sizes.split(",")]
