@@ -74,8 +74,18 @@ def reset(s: Sides, system: str, lab: "LabContext") -> None:
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
             "WHERE schemaname = 'public'")]
     run_sql(s.target_admin, f"DROP SUBSCRIPTION IF EXISTS tricenter_{ident}")
-    run_sql(s.source_admin, f"DROP SUBSCRIPTION IF EXISTS tricenter_back_{ident}",
-            f"DROP PUBLICATION IF EXISTS tricenter_{ident}",
+    with psycopg.connect(**s.source_admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s",
+                        (f"tricenter_back_{ident}",)).fetchone():
+            # Detached from its slot first: a failover of the target loses the slot (Patroni
+            # keeps no logical slot it was not told of), and DROP would then refuse.
+            for statement in (f"ALTER SUBSCRIPTION tricenter_back_{ident} DISABLE",
+                              f"ALTER SUBSCRIPTION tricenter_back_{ident} SET (slot_name = NONE)",
+                              f"DROP SUBSCRIPTION tricenter_back_{ident}"):
+                conn.execute(statement)
+    run_sql(s.target_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            f"WHERE slot_name = 'tricenter_back_{ident}' AND NOT active")
+    run_sql(s.source_admin, f"DROP PUBLICATION IF EXISTS tricenter_{ident}",
             "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO "
             f"{s.source['user']}")
     run_sql(s.target_admin, f"DROP PUBLICATION IF EXISTS tricenter_back_{ident}",
