@@ -1,13 +1,14 @@
 """Benchmark: cutover write downtime against `pg_dump | pg_restore` of the same database.
 
-    .venv/bin/python benchmarks/migrate.py [--sizes 100MB,1GB] [--json]
+    .venv/bin/python benchmarks/migrate.py [--sizes 100MB,1GB] [--json] [--runtime FILE]
 
 Needs a running lab (`tricenter lab up`). For each size, in the same run: grows the lab's
 legacy registry to that size (`lab.datagen`, the `tricenter lab legacy-data` generator),
 times `pg_dump -Fc | pg_restore` of it into a scratch database on the target cluster,
-then migrates it with a writer at work (precheck, replicate, cutover through the CLI) and
+then migrates it with a writer at work through the registry's application on the legacy
+host (precheck, replicate, cutover through the CLI; cutover repoints the application) and
 reads the write downtime from the writer's ledger (`migrate status`: last acknowledged
-write on the source → first on the target). Undoes the migration and drops the generated
+write on the source → first on the target, as the application acknowledged them). Undoes the migration and drops the generated
 table afterwards, so the lab is left as found.
 Targets (issue 10): downtime ≤ 5 s at each size; ≥ 20× shorter than dump/restore at 1 GB.
 """
@@ -77,10 +78,10 @@ def dump_restore_seconds(source: dict, target_admin: dict) -> float:
                        check=False)
 
 
-def run_size(size: str, runtime_file: Path) -> dict:
+def run_size(size: str, runtime_file: Path, lab: LabContext) -> dict:
     runtime = RuntimeInventory.load(runtime_file)
     s = sides(runtime, SYSTEM)
-    reset(s, SYSTEM)
+    reset(s, SYSTEM, lab)
     grown = datagen.grow(s.source, datagen.parse_size(size))
     dump_seconds = dump_restore_seconds(s.source, s.target_admin)
     with tempfile.TemporaryDirectory(prefix="tricenter-migrate-bench-") as folder:
@@ -101,15 +102,17 @@ def run_size(size: str, runtime_file: Path) -> dict:
             writer.stop.set()
             thread.join(timeout=30)
         status = migrate("status", runtime_file, state)
-    reset(s, SYSTEM)
+    reset(s, SYSTEM, lab)
     _drop_generated(s)
     downtime = status["cutover_downtime_seconds"]
     return {"size": size, "database_bytes": grown.size_bytes,
             "cutover_downtime_seconds": downtime,
-            "fence_window_seconds": round(cut["result"]["opened_at"] - cut["result"]["fenced_at"], 2),
-            # where the window goes: fence + drain, then sequences + the way back + open
+            "fence_window_seconds": round(cut["result"]["repointed_at"] - cut["result"]["fenced_at"], 2),
+            # where the window goes: fence + drain, then sequences + the way back + open,
+            # then the app repointed (its settings swapped in and reloaded)
             "drain_seconds": round(cut["result"]["drained_at"] - cut["result"]["fenced_at"], 2),
             "open_seconds": round(cut["result"]["opened_at"] - cut["result"]["drained_at"], 2),
+            "repoint_seconds": round(cut["result"]["repointed_at"] - cut["result"]["opened_at"], 2),
             "dump_restore_seconds": round(dump_seconds, 2),
             "replicate_seconds": round(replicate_seconds, 1),
             "ratio": round(dump_seconds / downtime, 1) if downtime else None,
@@ -127,18 +130,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100MB,1GB")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--runtime", type=Path,
+                        help="runtime inventory (default: the lab's); e.g. a copy whose "
+                             "read-write entry names the primary, when the lab's entry flaps")
     args = parser.parse_args()
-    runtime_file = LabContext().runtime_inventory_file
+    lab = LabContext()
+    runtime_file = args.runtime or lab.runtime_inventory_file
     if not runtime_file.exists():
         sys.exit(f"no lab runtime inventory at {runtime_file}: `tricenter lab up` first")
-    results = [run_size(size, runtime_file) for size in args.sizes.split(",")]
+    results = [run_size(size, runtime_file, lab) for size in args.sizes.split(",")]
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for r in results:
         print(f"{r['size']:>6} ({r['database_bytes'] / 1e6:.0f} MB): cutover write downtime "
               f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s: drain "
-              f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s); "
+              f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s, repoint "
+              f"{r['repoint_seconds']:.2f} s); "
               f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
               f"replicate {r['replicate_seconds']:.0f} s; {r['acknowledged_writes']} writes acknowledged")
 

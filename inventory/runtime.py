@@ -189,13 +189,27 @@ class PostgresAccess(_Model):
     admin_password: SecretRef | None = None
 
 
+class LegacyApp(_Model):
+    """The system's application as it runs before migration, on the legacy host: cutover
+    repoints it at the target, rollback back at the source."""
+
+    url: str  # where it answers (the sample app's contract: /health, POST /records)
+    # The file of its database settings (APP_DB_HOSTS, APP_DBNAME, APP_USER, APP_PASSFILE,
+    # APP_SSLMODE, APP_SSLROOTCERT lines) on the legacy host; the migration rewrites it.
+    database_env: str
+    # Run on the legacy host after the file changed: makes the app re-read it (systemd:
+    # `systemctl reload UNIT`).
+    reload: list[str]
+
+
 class LegacyRuntime(_Model):
     """Where a system runs before migration: the legacy host (a name in `hosts`), its
-    database and its file trees."""
+    database, its file trees and its application."""
 
     host: str
     database: PostgresAccess | None = None
     paths: list[str] = Field(default_factory=list)
+    app: LegacyApp | None = None
 
 
 class SystemRuntime(_Model):

@@ -376,9 +376,12 @@ def source(lab: "LabContext", system: "System | None" = None) -> dict:
 def runtime(lab: "LabContext", system: "System | None" = None) -> "LegacyRuntime":
     """The runtime inventory's view of a source, as the migration plane reads it."""
     from inventory.runtime import LegacyRuntime, PostgresAccess, SecretRef
+    from lab.components import legacy_app
 
+    sample = _system(lab, system).name == lab.system.name
     return LegacyRuntime(
         host=host_name(lab, system), paths=[str(files_dir(lab, system))],
+        app=legacy_app.runtime(lab) if sample else None,
         database=PostgresAccess(
             host=address(lab), port=PORT, dbname=dbname(lab, system),
             user=db_user(lab, system),

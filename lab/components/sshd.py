@@ -25,7 +25,7 @@ import yaml
 from inventory.names import path_under
 from lab import binaries, pki, users
 from lab.component import Program
-from lab.components import legacy, monitoring_host
+from lab.components import legacy, legacy_app, monitoring_host
 from lab.context import CENTERS, GLOBAL
 
 if TYPE_CHECKING:
@@ -259,6 +259,7 @@ class SshHosts:
         known_hosts(lab).write_text("\n".join(known_hosts_lines(lab)) + "\n")
         legacy.prepare_database(lab)
         legacy.prepare_files(lab)
+        legacy_app.prepare(lab)
         (lab.path("legacy-source.yaml")).write_text(
             yaml.safe_dump(legacy.source(lab), sort_keys=False))
 
@@ -268,7 +269,7 @@ class SshHosts:
             center=host.center, component="sshd",
             command=[SSHD, "-D", "-e", "-f", str(host_dir(lab, host) / "sshd_config")],
             priority=100) for host in hosts(lab)]
-        return programs + [legacy.program(lab)]
+        return programs + [legacy.program(lab), legacy_app.program(lab)]
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
         # In parallel: a login costs ~0.5 s and `lab status` polls this.

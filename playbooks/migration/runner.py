@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from inventory.runtime import RuntimeInventory, SecretRef, SystemRuntime, ansible_inventory
+from inventory.runtime import (LegacyApp, RuntimeInventory, SecretRef, SystemRuntime,
+                               ansible_inventory)
 from playbooks import configure
 from playbooks.migration.source import discovery_query
 
@@ -88,6 +89,7 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
         "migration_tables": tables, "migration_paths": legacy.paths,
         "migration_file_hosts": file_hosts(runtime, found.system) if legacy.paths else [],
         "migration_app_url": (found.system.app_url or "").rstrip("/"),
+        "migration_app": _app(legacy.app, host.service_user),
         "migration_discovery_sql": discovery_query(),
         "migration_source": {
             "host": source.host, "port": source.port, "dbname": source.dbname,
@@ -101,8 +103,19 @@ def step_vars(runtime: RuntimeInventory, name: str, step: str, tables: list[str]
             "admin_user": target.admin_user or target.user,
             "admin_password": _lookup(target.admin_password or target.password,
                                       "target admin password"),
+            # What the repointed application logs in with.
+            "password": _lookup(target.password, "target application password"),
+            "members": [f"{m.host}:{m.port}" for m in target.members],
             "ca_file": ca_file},
     }
+
+
+def _app(app: LegacyApp | None, owner: str | None) -> dict:
+    """The application cutover repoints (empty: the inventory names none)."""
+    if app is None:
+        return {}
+    return {"url": app.url.rstrip("/"), "database_env": app.database_env,
+            "reload": app.reload, "owner": owner or "root"}
 
 
 # The step's result comes back as a file; the default callback's JSON lines name the

@@ -93,9 +93,10 @@ def test_cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
 def cutover(runtime: RuntimeInventory, record: MigrationRecord) -> dict:
     result = _role("cutover")(runtime, record)
     record.replication = (record.replication or {}) | {"cutover": result}
-    # The fence window as the host saw it (source fenced → target open); the writer-seen
-    # downtime adds only the application's reconnect.
-    record.cutover_downtime_seconds = round(result["opened_at"] - result["fenced_at"], 3)
+    # The fence window as the host saw it (source fenced → target open and the app told
+    # so); the writer-seen downtime (the ledger's, preferred by status) adds the app's
+    # reconnect.
+    record.cutover_downtime_seconds = round(result["repointed_at"] - result["fenced_at"], 3)
     return result
 
 
@@ -120,7 +121,8 @@ def verify(runtime: RuntimeInventory, record: MigrationRecord,
     found = run_step(runtime, record.system, "verify", tables(record),
                      extra=acked_vars(record, acks or []))
     record.lost_writes = _lost(found)
-    comparison = compare(found["source"], found["target"])
+    comparison = compare(found["source"], found["target"],
+                         unmigrated=sorted(set(found["source_tables"]) - set(tables(record))))
     files = compare_files(found.get("files", {}).get("source", []),
                           found.get("files", {}).get("target", []))
     comparison = comparison | {"ok": comparison["ok"] and files["ok"] and not record.lost_writes,
@@ -129,7 +131,8 @@ def verify(runtime: RuntimeInventory, record: MigrationRecord,
     record.verification = comparison
     record.verified = comparison["ok"]
     if not comparison["ok"]:
-        differ = [r["table"] for r in comparison["tables"] if not r["match"]]
+        differ = [r["table"] + (f" ({r['problem']})" if r.get("problem") else "")
+                  for r in comparison["tables"] if not r["match"]]
         differ += [f"{t['tree']} on {t['host']} ({t['problem']})" for t in files["trees"]
                    if not t["match"]]
         if record.lost_writes:
@@ -171,14 +174,20 @@ def compare_files(source: list, target: list) -> dict:
             "trees": trees}
 
 
-def compare(source_tables: dict[str, dict], target_tables: dict[str, dict]) -> dict:
-    """Per table: rows and checksum on each side, and whether they agree."""
+def compare(source_tables: dict[str, dict], target_tables: dict[str, dict],
+            unmigrated: list[str] | None = None) -> dict:
+    """Per table: rows and checksum on each side, and whether they agree. `unmigrated`:
+    tables the source has now that the migration does not carry (created after precheck),
+    each a difference."""
     rows = []
     for name in sorted(set(source_tables) | set(target_tables)):
         src, dst = source_tables.get(name), target_tables.get(name)
         same = src is not None and dst is not None and src == dst
         rows.append({"table": name, "source_rows": src and src["rows"],
                      "target_rows": dst and dst["rows"], "match": same})
+    rows += [{"table": name, "source_rows": None, "target_rows": None, "match": False,
+              "problem": "on the source but not migrated (created after precheck)"}
+             for name in unmigrated or []]
     return {"ok": bool(rows) and all(r["match"] for r in rows), "tables": rows}
 
 

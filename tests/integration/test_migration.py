@@ -1,20 +1,23 @@
 """Migrating the lab's legacy registry onto the Patroni cluster, with a writer at work.
 
-- Writes go on at the source through replicate and cutover; the writer, repointed when
-  the source refuses writes, measures the write downtime (last acknowledged write on the
+- Writes go on through the registry's application on the legacy host during replicate and
+  cutover; cutover repoints the application at the target, rollback back at the source,
+  and every acknowledgement names the database server that took the write, so the writer
+  sees the repointing and measures the write downtime (last acknowledged write on the
   source → first acknowledged write on the target).
 - After cutover every acknowledged write is on the target and verify finds every table
   equal on both sides.
 - Rollback carries every write made on the target back to the source: none is lost.
 - A table without a primary key stops precheck (exit 1, the table and the fix named)
-  until it has REPLICA IDENTITY FULL; sequences follow the data both ways (the writer's
-  serial ids would collide otherwise).
+  until it has REPLICA IDENTITY FULL; sequences follow the data both ways (the app's
+  serial ids would collide otherwise and the writer would get no acknowledgement).
 - The writer keeps a ledger beside the record; `status` reports the downtime and the
   acknowledged writes from it, and verify / rollback find none of them lost.
 - test-cutover rehearses on a throwaway copy while replication and the writer go on; the
   source keeps taking writes and the copy is gone afterwards.
 - The file share follows by rsync (a file added during replication arrives by cutover) and
-  verify compares every file, every table and smoke-tests the app.
+  verify compares every file, every table and smoke-tests the app (its write lands on the
+  target); rollback's smoke test sees it write on the source.
 - No password appears in anything tricenter printed or recorded.
 - After a rollback, replicate starts the migration over on a fresh copy.
 - tricenter killed (SIGKILL, with its Ansible run) in the middle of replicate and of
@@ -35,13 +38,13 @@ import psycopg
 import pytest
 
 from inventory.runtime import RuntimeInventory
-from lab.migration_writer import PERSON, Sides, Writer, run_sql, sides
+from lab.migration_writer import Sides, Writer, run_sql, sides
 from lab.migration_writer import reset as undo_migration
 from playbooks.migration import ledger
 
 pytestmark = pytest.mark.lab
 SYSTEM = "registry"
-TABLES = "certificate_file, certificate_request, marriage, person, visit_log"
+TABLES = "certificate_file, certificate_request, marriage, office_record, person, visit_log"
 # What a department's database also has: a serial key, and a log table with no key.
 SOURCE_EXTRAS = """
 CREATE TABLE IF NOT EXISTS certificate_request (
@@ -52,15 +55,10 @@ ALTER TABLE visit_log REPLICA IDENTITY DEFAULT;
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# The writer also takes a serial-keyed row per person: sequences must follow both ways.
-STATEMENT = ("WITH p AS (" + PERSON + " RETURNING id) "
-             "INSERT INTO certificate_request (person_id) SELECT id FROM p")
-
-
-def reset(s: Sides) -> None:
+def reset(s: Sides, lab_ctx) -> None:
     """Undo an earlier migration of the lab's registry, so the test starts from the legacy."""
     run_sql(s.source, SOURCE_EXTRAS)
-    undo_migration(s, SYSTEM)
+    undo_migration(s, SYSTEM, lab_ctx)
 
 
 def _argv(step: str, runtime_file: Path, state_dir: Path) -> list[str]:
@@ -106,17 +104,20 @@ def _scalar(conninfo: dict, query: str):
         return conn.execute(query).fetchone()[0]
 
 
-def ids_on(conninfo: dict, base: int) -> list[int]:
+def written_on(conninfo: dict, base: int) -> list[int]:
+    """Ids of the records this run's writer had the application store."""
     with psycopg.connect(**conninfo) as conn:
-        return [r[0] for r in conn.execute("SELECT id FROM person WHERE id > %s", (base,))]
+        return [r[0] for r in conn.execute(
+            "SELECT id FROM office_record WHERE key LIKE 'migration-writer-%%' "
+            "AND substr(key, 18)::bigint > %s", (base,))]
 
 
 def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path):
     runtime_file = lab.ctx.runtime_inventory_file
     s = sides(RuntimeInventory.load(runtime_file), SYSTEM)
-    reset(s)
-    base = 10**12 + time.time_ns() // 10**6 % 10**11  # ids unique across runs
-    writer = Writer(s, base, ledger.Ledger(ledger.ledger_file(tmp_path, SYSTEM)), STATEMENT)
+    reset(s, lab.ctx)
+    base = 10**12 + time.time_ns() // 10**6 % 10**11  # keys unique across runs
+    writer = Writer(s, base, ledger.Ledger(ledger.ledger_file(tmp_path, SYSTEM)))
     share = Path(RuntimeInventory.load(runtime_file).systems[SYSTEM].legacy.paths[0])
     (share / "migration-early.txt").write_text(f"before replicate {base}\n")
     thread = threading.Thread(target=writer.run, daemon=True)
@@ -144,38 +145,40 @@ def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path
         (share / "migration-late.txt").write_text(f"after replicate {base}\n")
 
         killed_when("cutover", runtime_file, tmp_path, lambda: not _scalar(
-            s.source_admin, "SELECT has_table_privilege('registry_legacy', 'person', 'INSERT')"))
+            s.source_admin, "SELECT has_table_privilege('registry_legacy', 'office_record', 'INSERT')"))
         assert migrate("status", runtime_file, tmp_path)["state"] == "cutting-over"
         cut = migrate("cutover", runtime_file, tmp_path)
         assert cut["state"] == "cutover-complete" and cut["cutover_downtime_seconds"] > 0
-        writer.wait_for("target", 5)
+        assert cut["result"]["app_repointed"]
+        writer.wait_for("target", 5)  # the application itself now writes on the target
 
         writer.paused.set()  # verify compares a quiet moment
         verified = migrate("verify", runtime_file, tmp_path)
         assert verified["verified"] and all(t["match"] for t in verified["result"]["tables"])
         files = verified["result"]["files"]
         assert files["ok"] and files["files"] >= 62 and len(files["trees"]) == 2  # 2 app hosts
-        assert verified["result"]["app"]["ok"] and verified["lost_writes"] == 0
+        app = verified["result"]["app"]
+        assert app["ok"] and app["side"] == "target" and app["db_server"] != s.source["host"]
+        assert verified["lost_writes"] == 0
         writer.paused.clear()
         writer.wait_for("target", 5)
 
         rolled = migrate("rollback", runtime_file, tmp_path)
         assert rolled["state"] == "rolled-back" and rolled["lost_writes"] == 0
-        writer.wait_for("source", 5)
+        assert rolled["result"]["app"]["db_server"] == s.source["host"]
+        writer.wait_for("source", 5)  # the application writes on the source again
     finally:
         writer.stop.set()
         thread.join(timeout=10)
         for name in ("migration-early.txt", "migration-late.txt"):
             (share / name).unlink(missing_ok=True)  # the share's sample stays as seeded
 
-    on_source = ids_on(s.source, base)
+    on_source = written_on(s.source, base)
     acked = [a.id for a in writer.acks]
     sides_in_order = [a.side for a in writer.acks]
     assert "target" in sides_in_order and sides_in_order[-1] == "source"
     assert sorted(set(acked) - set(on_source)) == [], "acknowledged writes lost"
-    assert len(on_source) == len(set(on_source))
-    requests = _scalar(s.source, f"SELECT count(*) FROM certificate_request WHERE person_id > {base}")
-    assert requests == len(on_source), "a write's serial-keyed row is missing or doubled"
+    assert len(acked) == len(set(acked)), "two acknowledged writes share an id"
     last_source = max(a.at for a in writer.acks if a.side == "source" and
                       a.at < min(b.at for b in writer.acks if b.side == "target"))
     first_target = min(a.at for a in writer.acks if a.side == "target")
@@ -189,11 +192,12 @@ def test_migrate_cut_over_and_roll_back_with_writes_losing_nothing(lab, tmp_path
 
     # Starting over after the rollback: the target's stale copy does not collide.
     assert migrate("replicate", runtime_file, tmp_path)["state"] == "ready-for-testing"
-    count = "SELECT count(*) FROM person"
-    assert _scalar(s.target_admin, count) == _scalar(s.source, count)
+    for table in ("person", "office_record"):
+        count = f"SELECT count(*) FROM {table}"
+        assert _scalar(s.target_admin, count) == _scalar(s.source, count)
     print(f"\nmigration: {len(acked)} acknowledged writes, 0 lost; cutover write downtime "
           f"{downtime:.2f} s")
-    reset(s)
+    reset(s, lab.ctx)
     # The source as seeded again (but for the writer's people): no key-less table left for
     # the next migration of the lab's registry to trip on.
     run_sql(s.source, "DROP TABLE certificate_request, visit_log")

@@ -289,3 +289,30 @@ def test_the_app_runs_on_the_files_the_app_role_writes(ctx) -> None:
         assert app.passfile(ctx, center).stat().st_mode & 0o777 == 0o600
     (program, _) = app.component().programs(ctx)
     assert program.command[-2:] == ["--env-file", str(app.env_file(ctx, program.center))]
+
+
+def test_the_legacy_registry_app_writes_to_the_legacy_database_and_can_be_repointed(ctx) -> None:
+    """The department's app before migration: its database settings a file of their own,
+    which the migration rewrites, named in the runtime inventory with its reload."""
+    from lab.components import legacy, legacy_app
+    from lab.sample_app import read_env_file
+
+    ctx.prepare_root()
+    legacy_app.prepare(ctx)
+    settings = read_env_file(str(legacy_app.env_file(ctx))) | read_env_file(
+        str(legacy_app.database_env_file(ctx)))
+    assert settings["APP_DB_HOSTS"] == f"{legacy.address(ctx)}:{legacy.PORT}"
+    assert settings["APP_USER"] == legacy.db_user(ctx)
+    assert settings["APP_TABLE"] == legacy_app.TABLE
+    assert legacy_app.passfile(ctx).stat().st_mode & 0o777 == 0o600
+    # A restarted lab keeps the app where a migration pointed it.
+    legacy_app.database_env_file(ctx).write_text("APP_DB_HOSTS=elsewhere:5000\n")
+    legacy_app.prepare(ctx)
+    assert "elsewhere" in legacy_app.database_env_file(ctx).read_text()
+    program = legacy_app.program(ctx)
+    assert program.command[-4:] == ["--env-file", str(legacy_app.env_file(ctx)),
+                                    "--env-file", str(legacy_app.database_env_file(ctx))]
+    found = legacy.runtime(ctx).app
+    assert found.database_env == str(legacy_app.database_env_file(ctx))
+    assert found.reload == ["pkill", "--signal", "HUP", "--pidfile", str(legacy_app.pidfile(ctx))]
+    assert settings["APP_PIDFILE"] == str(legacy_app.pidfile(ctx))

@@ -97,6 +97,8 @@ def test_verify_compares_every_table_on_both_sides():
     assert not missing["ok"] and missing["tables"][0] == {
         "table": "public.person", "source_rows": 2, "target_rows": 2, "match": True}
     assert not compare({}, {})["ok"]  # nothing compared is not a pass
+    late = compare(same, same, unmigrated=["public.new_table"])
+    assert not late["ok"] and "created after precheck" in late["tables"][-1]["problem"]
 
 
 def test_plan_json_contract_on_the_lab_inventory(tmp_path):

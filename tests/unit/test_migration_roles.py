@@ -66,6 +66,25 @@ def test_cutover_fences_drains_sets_up_the_way_back_then_opens():
     assert SECRET not in script and "password=$DST_PW" in script
 
 
+def test_cutover_repoints_the_app_only_once_the_target_is_open():
+    """The target's settings, staged before the fence, swapped in by a rename after the
+    GRANT, then the app's own reload; nothing of it before the target takes writes."""
+    context = _defaults(["public.person"])
+    env = context.pop("env")
+    context["migration_app"] = {"url": "http://127.0.9.1:8080",
+                                "database_env": "/etc/app/registry.database.env",
+                                "reload": ["systemctl", "reload", "app registry"], "owner": "app"}
+    script = env.from_string((ROLE / "templates" / "cutover.sh.j2").read_text()).render(context)
+    grant = script.index("GRANT INSERT")
+    swap = script.index("mv -f '/etc/app/registry.database.env.target' "
+                        "'/etc/app/registry.database.env'")
+    assert grant < swap < script.index("'systemctl' 'reload' 'app registry'") < script.index(
+        "repointed_at=$(now)")
+    assert '"app_repointed": %s' in script and script.rstrip().endswith("true")
+    bare = render_cutover()  # no application in the inventory: nothing to repoint
+    assert "mv -f" not in bare and bare.rstrip().endswith("false")
+
+
 def test_passwords_never_reach_a_command_line():
     """Every account on the host can read a process's arguments (ps): a statement that
     holds a password goes to psql on stdin."""
@@ -97,6 +116,7 @@ def test_step_variables_carry_secret_references_only():
     assert variables["migration_source"]["password"] == {"kind": "env", "name": "Y"}
     assert variables["migration_target"]["admin_password"] == {"kind": "env", "name": "X"}
     assert "password=" not in text
+    assert variables["migration_target"]["password"] == {"kind": "env", "name": "X"}
 
 
 def test_a_vault_reference_is_refused_by_name():
