@@ -13,13 +13,12 @@ import signal
 from lab import netns, processes
 from lab.components import patroni
 from lab.context import CENTERS, LabContext
-from lab.supervisor import Supervisor
-from support.waiting import WaitTimeout, wait_until
+from lab.supervisor import (KILL_DEADLINE_SECONDS, START_DEADLINE_SECONDS, ProgramsNotSettled, Supervisor,
+                            wait_programs_settled)
+from support.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
-KILL_DEADLINE_SECONDS = 10
-START_DEADLINE_SECONDS = 30
 
 
 class LabFaultError(RuntimeError):
@@ -142,18 +141,8 @@ class LabFaults:
 
     # --- helpers ----------------------------------------------------------------------
     def _wait_states(self, center: str, component: str | None, stopped: bool) -> None:
-        """Wait until supervisord agrees the programs are down (or running again)."""
-        states: dict[str, str] = {}
-
-        def settled() -> bool:
-            states.clear()
-            states.update({i["name"]: i["statename"] for i in self.programs(center, component)})
-            if stopped:
-                return all(s not in ("RUNNING", "STARTING") for s in states.values())
-            return all(s == "RUNNING" for s in states.values())
-
         try:
-            wait_until(f"{center}/{component or '*'} programs {'stopped' if stopped else 'running'}",
-                       settled, KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS, 0.05)
-        except WaitTimeout as exc:
-            raise LabFaultError(f"{exc}; programs are {states}") from None
+            wait_programs_settled(f"{center}/{component or '*'}", lambda: self.programs(center, component),
+                                  stopped)
+        except ProgramsNotSettled as exc:
+            raise LabFaultError(str(exc)) from None

@@ -31,16 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import processes
-from lab.supervisor import Supervisor
-from support.waiting import WaitTimeout, wait_until
+from lab.supervisor import (KILL_DEADLINE_SECONDS, START_DEADLINE_SECONDS, ProgramsNotSettled, Supervisor,
+                            wait_programs_settled)
+from support.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
 # What runs on a lab host of each role (lab/components/sshd.py lists the hosts).
 ROLE_COMPONENTS = {"db": ("etcd", "patroni"), "app": ("app",), "lb": ("haproxy",),
                    "monitoring": ("prometheus", "alertmanager", "exporter"), "legacy": ()}
-KILL_DEADLINE_SECONDS = 10
-START_DEADLINE_SECONDS = 30
 UNDO_DIR = "drill-undo"
 NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")  # host and arm names become file names
 
@@ -144,20 +143,10 @@ class LabHost:
         return f"{self.name}: {sig.name} to {len(pids)} processes"
 
     def _wait_states(self, component: str | None, stopped: bool) -> None:
-        states: dict[str, str] = {}
-
-        def settled() -> bool:
-            states.clear()
-            states.update({i["name"]: i["statename"] for i in self.programs(component)})
-            if stopped:
-                return all(s not in ("RUNNING", "STARTING") for s in states.values())
-            return all(s == "RUNNING" for s in states.values())
-
         try:
-            wait_until(f"{self.name}/{component or '*'} programs {'stopped' if stopped else 'running'}",
-                       settled, KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS, 0.05)
-        except WaitTimeout as exc:
-            raise HostControlError(f"{exc}; programs are {states}") from None
+            wait_programs_settled(f"{self.name}/{component or '*'}", lambda: self.programs(component), stopped)
+        except ProgramsNotSettled as exc:
+            raise HostControlError(str(exc)) from None
 
     # --- undo deadlines -----------------------------------------------------------------
     def _record(self, name: str) -> Path:

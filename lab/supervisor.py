@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import time
 import xmlrpc.client
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -213,3 +214,31 @@ class Supervisor:
             os.kill(pid, 15)
         wait_until(f"supervisord (pid {pid}) exits", lambda: not processes.alive(pid),
                    deadline_seconds, 0.1, error=RuntimeError)
+
+
+# How long a fault waits for supervisord to agree its programs stopped, or started again.
+KILL_DEADLINE_SECONDS = 10
+START_DEADLINE_SECONDS = 30
+
+
+class ProgramsNotSettled(RuntimeError):
+    """supervisord did not report the programs in the wanted state in time."""
+
+
+def wait_programs_settled(label: str, programs: Callable[[], list[dict]], stopped: bool) -> None:
+    """Wait until supervisord agrees the programs are down (or running again); on timeout the
+    error names each program's last state."""
+    states: dict[str, str] = {}
+
+    def settled() -> bool:
+        states.clear()
+        states.update({i["name"]: i["statename"] for i in programs()})
+        if stopped:
+            return all(s not in ("RUNNING", "STARTING") for s in states.values())
+        return all(s == "RUNNING" for s in states.values())
+
+    try:
+        wait_until(f"{label} programs {'stopped' if stopped else 'running'}", settled,
+                   KILL_DEADLINE_SECONDS if stopped else START_DEADLINE_SECONDS, 0.05)
+    except WaitTimeout as exc:
+        raise ProgramsNotSettled(f"{exc}; programs are {states}") from None
