@@ -102,12 +102,15 @@ def _assert_host_certificate(tls: dict, host: str, ca_file: str) -> None:
 
 def test_programs_make_each_host_part_of_its_center(lab):
     programs = {p.name: p for p in sshd.SshHosts().programs(lab)}
-    assert set(programs) == {f"{h.name}-sshd" for h in sshd.hosts(lab)} | {"legacy-postgres"}
+    legacy_app_program_name = f"legacy-{lab.system.name}-app"
+    assert set(programs) == {f"{h.name}-sshd" for h in sshd.hosts(lab)} | {"legacy-postgres", legacy_app_program_name}
     assert {programs[f"{h.name}-sshd"].center for h in sshd.hosts(lab)} == {
         "main", "samecity", "remote", "global", "legacy"}
     assert programs["legacy-postgres"].user == "postgres"
     assert programs["legacy-postgres"].component == "postgres"
-    assert all("-D" in p.command for p in programs.values())  # foreground under supervisord
+    assert programs[legacy_app_program_name].component == "app"  # the legacy system's own app
+    # foreground under supervisord
+    assert all("-D" in p.command for name, p in programs.items() if name != legacy_app_program_name)
 
 
 def test_legacy_database_is_ready_for_logical_replication(lab):
