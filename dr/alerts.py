@@ -3,7 +3,10 @@
 Each scenario names the alerts it expects (`alerts:` in dr/scenarios/*.yaml); the drill
 reads the receiver's record after its run (runtime inventory: monitoring.alert_receiver_url)
 and reports, per alert, seconds from the fault to its first firing notification and to
-its resolution. An expected alert that never arrived is reported as such.
+its resolution. An expected alert that never arrived is reported as such. A finished
+drill waits (boundedly) for the expected alerts it raised to resolve, so the report can
+say when each did: Alertmanager tells a resolution a rule window plus a group interval
+after recovery, usually after the restore steps are done.
 """
 from __future__ import annotations
 
@@ -61,3 +64,10 @@ def timeline(records: list[dict], expected: list[str], fault_at: float,
                        "resolved_after_s": None if resolved is None else round(resolved - fault_at, 3)})
     missing = [a["name"] for a in alerts if a["name"] in expected and a["fired_after_s"] is None]
     return alerts, missing
+
+
+def still_firing(records: list[dict], expected: list[str], fault_at: float, system: str) -> list[str]:
+    """Expected alerts that fired after the fault and whose resolution has not arrived."""
+    found, _ = timeline(records, expected, fault_at, system)
+    return [a["name"] for a in found if a["name"] in expected
+            and a["fired_after_s"] is not None and a["resolved_after_s"] is None]

@@ -30,9 +30,12 @@ from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
 from inventory.runtime import RuntimeInventory, SystemRuntime
 from support.patroni import ApiAccess, DeadlineExceeded, PatroniCluster, PatroniUnavailable
-from support.waiting import wait_until
+from support.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
+# Alertmanager tells a resolution a rule window (30 s for TricenterPrimaryLost) plus an
+# evaluation and a group interval after recovery: a finished drill waits this long for it.
+ALERTS_RESOLVE_SECONDS = 90
 
 
 class DrillSkipped(Exception):
@@ -390,6 +393,8 @@ class Drill:
         finally:
             self._stop_workload()
         out.markers = dict(self.world.markers)
+        if out.status == "finished":
+            self._await_alerts_resolved()
         out.finished_at = time.time()
         self._alerts()
         if out.status not in ("skipped",) and out.ledger.writes:
@@ -400,6 +405,37 @@ class Drill:
                     out.left_to_do.append(str(exc))
             self._measure(verify_present, final_present, window_end or out.finished_at)
         return out
+
+    def _await_alerts_resolved(self) -> None:
+        """After the restore: wait, up to ALERTS_RESOLVE_SECONDS, until each expected alert
+        that fired has been resolved, so the report times the resolution too. A receiver
+        that does not answer is the report's business (`_alerts`), not a reason to wait."""
+        from dr import alerts
+
+        receiver, fault = self.runtime.monitoring.alert_receiver_url, self.world.markers.get("fault")
+        if receiver is None or fault is None or not self.scenario.alerts:
+            return
+
+        told: set[str] = set()
+
+        def resolved() -> bool:
+            records = alerts.fetch(receiver, self.outcome.started_at - 3600)
+            firing = alerts.still_firing(records, self.scenario.alerts, fault, self.system.name)
+            if set(firing) - told:
+                told.update(firing)
+                self.progress("alerts", f"waiting for {', '.join(firing)} to resolve")
+            return not firing
+
+        began = time.time()
+        try:
+            wait_until("the expected alerts resolve", resolved, ALERTS_RESOLVE_SECONDS, 1.0,
+                       retry_on=(alerts.ReceiverUnavailable,), stop=self.stop)
+        except WaitTimeout:
+            self.outcome.extra["alerts_resolve_note"] = (
+                f"still firing {ALERTS_RESOLVE_SECONDS:g} s after the restore ended")
+            return
+        self._event("restore", "alerts_resolved", "every expected alert that fired has resolved",
+                    began=began)
 
     def _alerts(self) -> None:
         """What the alert receiver got since the fault: `alerts` and `alerts_missing`."""
@@ -428,6 +464,10 @@ class Drill:
         if stale:
             self.outcome.extra["alerts_note"] = (
                 f"already firing when the fault was injected, so not timed: {', '.join(stale)}")
+        late = self.outcome.extra.pop("alerts_resolve_note", None)
+        if late:
+            self.outcome.extra["alerts_note"] = "; ".join(
+                filter(None, [self.outcome.extra.get("alerts_note"), late]))
 
     def _stop_workload(self) -> None:
         if self.workload is not None:

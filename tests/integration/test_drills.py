@@ -49,6 +49,11 @@ def assert_lost_nothing_and_restored(scenario: str, code: int, result: dict) -> 
 def test_drill_loses_nothing_and_restores_the_layout(lab, scenario: str) -> None:
     code, result = run_drill(scenario)
     assert_lost_nothing_and_restored(scenario, code, result)
+    if scenario == "main-center-loss":  # issue 11: the page a DR team gets, timed both ways
+        # (how fast is a figure of the report, not asserted here: the machine is shared)
+        lost = {a["name"]: a for a in result["alerts"]}.get("TricenterPrimaryLost")
+        assert lost and lost["fired_after_s"] is not None, (result["alerts"], result.get("alerts_note"))
+        assert lost["resolved_after_s"] is not None, (result["alerts"], result.get("alerts_note"))
 
 
 @pytest.mark.loopback_only  # in netns mode the isolation drill runs for real below

@@ -26,6 +26,16 @@ def record(name: str, status: str, at: float, system: str | None = "sample") -> 
     return {"name": name, "status": status, "received_at": at, "labels": labels}
 
 
+def test_an_expected_alert_is_still_firing_until_its_resolution_arrives() -> None:
+    fired = [record("TricenterPrimaryLost", "resolved", 1005.0),  # before the fault
+             record("TricenterPrimaryLost", "firing", 1014.0),
+             record("TricenterEtcdMemberDown", "firing", 1015.0, system=None)]  # not expected
+    assert alerts.still_firing(fired, ["TricenterPrimaryLost"], FAULT, "sample") == ["TricenterPrimaryLost"]
+    done = [*fired, record("TricenterPrimaryLost", "resolved", 1050.0)]
+    assert alerts.still_firing(done, ["TricenterPrimaryLost"], FAULT, "sample") == []
+    assert alerts.still_firing([], ["TricenterPrimaryLost"], FAULT, "sample") == []  # never fired
+
+
 def test_fired_and_resolved_seconds_after_the_fault() -> None:
     records = [record("TricenterPrimaryLost", "firing", 1000.0),  # before the fault: not this drill
                record("TricenterPrimaryLost", "firing", 1019.5),
