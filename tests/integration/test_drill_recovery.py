@@ -23,7 +23,9 @@ from scripts.cli import lab_runtime_file
 
 pytestmark = pytest.mark.lab
 
-UP_DEADLINE_SECONDS = 60
+# The CLI's own default: how fast lab up converges is benchmarks/lab_up.py's figure (and
+# printed below); on a loaded machine a re-clone after a failed pg_rewind takes longer.
+UP_DEADLINE_SECONDS = 180
 
 
 def interrupt_after(phase: str, action: str, nth: int = 1):
