@@ -1,5 +1,6 @@
-"""The migration role (linted with the rest of playbooks/ in test_playbooks): its cutover critical section in the one safe order, and
-no secret in anything tricenter hands Ansible."""
+"""The migration role: its cutover critical section in the one safe order, and no secret
+in anything tricenter hands Ansible (ansible-lint checks it with the rest of playbooks/,
+in test_playbooks)."""
 from __future__ import annotations
 
 import json
