@@ -30,6 +30,7 @@ from support.patroni import (
     PatroniUnavailable,
     PrimaryAnswer,
 )
+from support.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -313,11 +314,8 @@ def _pool(tls: TlsFiles | None) -> urllib3.PoolManager:
 
 @functools.lru_cache(maxsize=8)
 def _pool_for(files: tuple[str, str, str] | None) -> urllib3.PoolManager:
-    if files is None:
-        return urllib3.PoolManager(maxsize=4, retries=False)
-    ca, cert, key = files
-    return urllib3.PoolManager(maxsize=4, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca,
-                               cert_file=cert, key_file=key)
+    return urllib3.PoolManager(maxsize=4, retries=False,
+                               ssl_context=client_context(*(files or ())))
 
 
 def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 1.0) -> EtcdMemberStatus:

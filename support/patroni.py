@@ -17,6 +17,7 @@ import requests
 import urllib3
 
 from inventory.runtime import DatabaseCluster, DbIntendedRole, DbMember, RuntimeInventory, SecretRef
+from support.tls import client_context
 
 
 class PatroniUnavailable(Exception):
@@ -140,7 +141,7 @@ class PatroniCluster:
         # second, and requests' machinery around each call cost a third of their CPU.
         # Keep-alive connections per member; thread-safe.
         self._reads = urllib3.PoolManager(num_pools=max(len(db.members), 1), maxsize=4, retries=False,
-                                          cert_reqs="CERT_REQUIRED", ca_certs=access.ca_file)
+                                          ssl_context=client_context(access.ca_file))
         self._session = direct_session()
         # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
         # session's `verify` (psf/requests#3829), and that bundle lacks our CA.
