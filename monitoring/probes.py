@@ -80,7 +80,8 @@ def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> Patroni
     key = (db.cluster, timeout)
     client = _clusters.get(key)
     access = ApiAccess(ca_file=ca_file)
-    if client is None or client.db != db or client.access != access:
+    # `is` first: comparing two inventory models field by field costs more than the read.
+    if client is None or (client.db is not db and client.db != db) or client.access != access:
         client = _clusters[key] = PatroniCluster(db, access, timeout=timeout)
     return client
 

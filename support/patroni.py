@@ -7,6 +7,7 @@ config, reload, reinitialize, restart) log in with the cluster's REST API accoun
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class ClusterState:
     members: dict[str, MemberState]
     seen_by: str
 
-    @property
+    @functools.cached_property  # asked per member and per loss at every scrape
     def leader(self) -> str | None:
         return next((m.name for m in self.members.values()
                      if m.role in (Role.leader, Role.standby_leader) and m.running), None)
