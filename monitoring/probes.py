@@ -31,6 +31,7 @@ from support.patroni import (
     PrimaryAnswer,
 )
 from support.tls import client_context
+from support.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +279,14 @@ def _cut_after(conn, seconds: float):
         except OSError:
             pass
 
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
+    token = _watchdog.arm(seconds, cut)
     try:
         yield
     finally:
-        timer.cancel()
+        _watchdog.disarm(token)
+
+
+_watchdog = Watchdog()  # one thread for every bounded query, not one per query
 
 
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
