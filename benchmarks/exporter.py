@@ -15,6 +15,7 @@ and a repository per system).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -279,6 +280,7 @@ def main() -> None:
     registry = CollectorRegistry()
     registry.register(TricenterCollector(runtime(args.systems, base), sources,
                                          {"critical": Targets(120, 0)}))
+    gc.freeze()  # as `tricenter exporter serve` does before it serves
     generate_latest(registry)  # warm-up: connections, sessions, threads are kept from here on
     seconds, cpu, size = [], [], 0
     for _ in range(args.scrapes):
