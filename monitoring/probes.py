@@ -1,7 +1,7 @@
 """The exporter's only contact with the world: one small function per external API.
 
 Each probe returns plain data (dataclasses, dicts) or raises `ProbeFailed`; the
-collector (monitoring/collector.py) turns that data into metrics without any I/O, so its
+exporter turns that data into metrics without any I/O (monitoring/families.py), so its
 logic is tested with these probes faked at this boundary.
 """
 from __future__ import annotations
