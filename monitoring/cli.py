@@ -6,6 +6,7 @@ listen address, an unknown tier), nothing started.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import time
 from pathlib import Path
@@ -138,6 +139,10 @@ def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
         collector.watch.start()
     registry = CollectorRegistry()
     registry.register(collector)
+    # What start-up made (modules, the inventory) lives as long as the process: out of the
+    # cyclic collector's sight, its full collections stop rescanning it (at 100 systems,
+    # 10.6 -> 2.9 ms of CPU a scrape). benchmarks/exporter.py does the same.
+    gc.freeze()
     start_http_server(port, addr=address, registry=registry)
     logging.getLogger(__name__).info("serving http://%s:%d/metrics", address, port)
     while True:

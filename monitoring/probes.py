@@ -1,7 +1,7 @@
 """The exporter's only contact with the world: one small function per external API.
 
 Each probe returns plain data (dataclasses, dicts) or raises `ProbeFailed`; the
-collector (monitoring/collector.py) turns that data into metrics without any I/O, so its
+exporter turns that data into metrics without any I/O (monitoring/families.py), so its
 logic is tested with these probes faked at this boundary.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -30,6 +31,8 @@ from support.patroni import (
     PatroniUnavailable,
     PrimaryAnswer,
 )
+from support.tls import client_context
+from support.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ def _client(db: DatabaseCluster, ca_file: str | None, timeout: float) -> Patroni
     key = (db.cluster, timeout)
     client = _clusters.get(key)
     access = ApiAccess(ca_file=ca_file)
-    if client is None or client.db != db or client.access != access:
+    # `is` first: comparing two inventory models field by field costs more than the read.
+    if client is None or (client.db is not db and client.db != db) or client.access != access:
         client = _clusters[key] = PatroniCluster(db, access, timeout=timeout)
     return client
 
@@ -133,25 +137,29 @@ def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
 def tls_not_after(url: str, timeout: float = 1) -> float:
     """When the certificate an https endpoint presents expires (Unix time). The chain is
     not verified here: an expiring certificate matters whoever signed it."""
-    import socket
-    import ssl
     from urllib.parse import urlsplit
 
     from cryptography import x509
 
     parts = urlsplit(url)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
     try:
         with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+            with _unverified_context().wrap_socket(raw, server_hostname=parts.hostname) as tls:
                 der = tls.getpeercert(binary_form=True)
     except OSError as exc:
         raise ProbeFailed(f"{url}: {type(exc).__name__}") from None
     if der is None:
         raise ProbeFailed(f"{url}: no certificate presented")
     return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
+@functools.cache
+def _unverified_context() -> ssl.SSLContext:
+    """Built once: a context loads the system's trust store (about 60 ms of CPU)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 REPLICATION_QUERY = """
@@ -276,13 +284,14 @@ def _cut_after(conn, seconds: float):
         except OSError:
             pass
 
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
+    token = _watchdog.arm(seconds, cut)
     try:
         yield
     finally:
-        timer.cancel()
+        _watchdog.disarm(token)
+
+
+_watchdog = Watchdog()  # one thread for every bounded query, not one per query
 
 
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
@@ -313,11 +322,8 @@ def _pool(tls: TlsFiles | None) -> urllib3.PoolManager:
 
 @functools.lru_cache(maxsize=8)
 def _pool_for(files: tuple[str, str, str] | None) -> urllib3.PoolManager:
-    if files is None:
-        return urllib3.PoolManager(maxsize=4, retries=False)
-    ca, cert, key = files
-    return urllib3.PoolManager(maxsize=4, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca,
-                               cert_file=cert, key_file=key)
+    return urllib3.PoolManager(maxsize=4, retries=False,
+                               ssl_context=client_context(*(files or ())))
 
 
 def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 1.0) -> EtcdMemberStatus:
