@@ -165,6 +165,7 @@ def run_size(size: str, runtime_file: Path, lab: LabContext) -> dict:
             writer.stop.set()
             thread.join(timeout=30)
         status = migrate("status", runtime_file, state)
+        moved_rows = _check_moved(s)
     progress(f"{size}: downtime {status['cutover_downtime_seconds']} s; undoing the migration")
     reset(s, SYSTEM, lab)
     _drop_generated(s)
@@ -180,8 +181,21 @@ def run_size(size: str, runtime_file: Path, lab: LabContext) -> dict:
             "dump_restore_seconds": round(dump_seconds, 2),
             "replicate_seconds": round(replicate_seconds, 1),
             "ratio": round(dump_seconds / downtime, 1) if downtime else None,
-            "acknowledged_writes": status["acknowledged_writes"],
+            "acknowledged_writes": status["acknowledged_writes"], "moved_rows": moved_rows,
             "load": load_at_cutover}
+
+
+def _check_moved(s) -> int:
+    """The generated table's rows on the target, which must be all of the (fenced) source's:
+    a downtime is only worth quoting for a migration that moved the data."""
+    import psycopg
+    count = f"SELECT count(*) FROM {datagen.TABLE}"
+    with psycopg.connect(**s.source_admin) as source, psycopg.connect(**s.target_admin) as target:
+        on_source = source.execute(count).fetchone()[0]
+        on_target = target.execute(count).fetchone()[0]
+    if on_target != on_source:
+        sys.exit(f"{datagen.TABLE}: {on_target} rows on the target, {on_source} on the source")
+    return on_target
 
 
 def _drop_generated(s) -> None:
@@ -219,7 +233,8 @@ def result_line(r: dict) -> str:
             f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s, repoint "
             f"{r['repoint_seconds']:.2f} s); "
             f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
-            f"replicate {r['replicate_seconds']:.0f} s; {r['acknowledged_writes']} writes acknowledged; "
+            f"replicate {r['replicate_seconds']:.0f} s ({r['moved_rows']} {datagen.TABLE} rows on the target); "
+            f"{r['acknowledged_writes']} writes acknowledged; "
             f"load at cutover {load}")
 
 if __name__ == "__main__":
