@@ -113,7 +113,10 @@ def dump_restore_seconds(source: dict, target_admin: dict) -> float:
         assert dump.stdout is not None
         dump.stdout.close()
         if dump.wait() != 0 or restored.returncode != 0:
-            sys.exit(f"pg_dump | pg_restore failed: {restored.stderr[-2000:]}")
+            sys.exit(f"pg_dump | pg_restore failed: {restored.stderr[-2000:]}\n"
+                     "(an SSL EOF here is the lab's read-write entry cutting the session: "
+                     "under heavy load its 200 ms health check marks the primary down; "
+                     "--runtime with a copy whose read-write entry names the primary)")
         return time.monotonic() - began
     finally:
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)"], env=admin,
