@@ -36,16 +36,58 @@ from playbooks.migration import ledger  # noqa: E402
 SYSTEM = "registry"
 CLI = [sys.executable, "-m", "scripts.cli"]
 SCRATCH = "registry_dump_bench"
+GROW_STEP = 100 * 10**6  # bytes grown between two progress lines
+HEARTBEAT_SECONDS = 30
 
 
-def migrate(step: str, runtime_file: Path, state: Path) -> dict:
-    done = subprocess.run(CLI + ["migrate", step, SYSTEM, "--json", "--runtime",
-                                 str(runtime_file), "--state-dir", str(state)],
-                          capture_output=True, text=True, cwd=REPO, timeout=3600)
-    if done.returncode != 0:
-        sys.exit(f"migrate {step} failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
-                 f"{done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+def progress(message: str) -> None:
+    """One line on stderr, with the time and the machine's load: the 1 GB run takes minutes
+    per phase, and its figures mean little without the load they were taken at."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"[{time.strftime('%H:%M:%S')} load {load}] {message}", file=sys.stderr, flush=True)
+
+
+class Heartbeat:
+    """A progress line every HEARTBEAT_SECONDS while a long phase runs silently."""
+
+    def __init__(self, phase: str, detail=lambda: "") -> None:
+        self.phase, self.detail = phase, detail
+        self.done = threading.Event()
+        self.began = time.monotonic()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.done.wait(HEARTBEAT_SECONDS):
+            progress(f"  {self.phase}: {time.monotonic() - self.began:.0f} s so far{self.detail()}")
+
+    def __enter__(self) -> "Heartbeat":
+        progress(f"{self.phase} …")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+        verdict = "failed" if exc[0] else "done"
+        progress(f"{self.phase} {verdict} in {time.monotonic() - self.began:.1f} s")
+
+
+def migrate(step: str, runtime_file: Path, state: Path, reruns: int = 0) -> dict:
+    """One `tricenter migrate` step; `reruns` times again when it fails (replicate is made
+    to be rerun: its wait for the initial copy gives up after a fixed time, which a
+    gigabyte copied on a loaded machine may outlast, and a rerun picks up the copy)."""
+    for attempt in range(reruns + 1):
+        done = subprocess.run(CLI + ["migrate", step, SYSTEM, "--json", "--runtime",
+                                     str(runtime_file), "--state-dir", str(state)],
+                              capture_output=True, text=True, cwd=REPO, timeout=3600)
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+        failure = (f"migrate {step} failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
+                   f"{done.stderr[-2000:]}")
+        if attempt < reruns:
+            progress(f"migrate {step} failed; rerunning it ({attempt + 1} of {reruns}): "
+                     f"{failure.splitlines()[-1][-300:]}")
+    sys.exit(failure)
 
 
 def _libpq_env(conninfo: dict) -> dict[str, str]:
@@ -71,37 +113,63 @@ def dump_restore_seconds(source: dict, target_admin: dict) -> float:
         assert dump.stdout is not None
         dump.stdout.close()
         if dump.wait() != 0 or restored.returncode != 0:
-            sys.exit(f"pg_dump | pg_restore failed: {restored.stderr[-2000:]}")
+            sys.exit(f"pg_dump | pg_restore failed: {restored.stderr[-2000:]}\n"
+                     "(an SSL EOF here is the lab's read-write entry cutting the session: "
+                     "under heavy load its 200 ms health check marks the primary down; "
+                     "--runtime with a copy whose read-write entry names the primary)")
         return time.monotonic() - began
     finally:
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)"], env=admin,
                        check=False)
 
 
+def grow(source: dict, size_bytes: int) -> datagen.Grown:
+    """datagen.grow in GROW_STEP steps, a progress line after each."""
+    rows = 0
+    goal = min(size_bytes, GROW_STEP)
+    began = time.monotonic()
+    while True:
+        grown = datagen.grow(source, goal)
+        rows += grown.rows_added
+        progress(f"grown to {grown.size_bytes / 1e6:.0f} MB of {size_bytes / 1e6:.0f} MB "
+                 f"({time.monotonic() - began:.0f} s)")
+        if grown.size_bytes >= size_bytes:
+            return datagen.Grown(grown.table, rows, grown.size_bytes)
+        goal = min(size_bytes, goal + GROW_STEP)
+
+
 def run_size(size: str, runtime_file: Path, lab: LabContext) -> dict:
     runtime = RuntimeInventory.load(runtime_file)
     s = sides(runtime, SYSTEM)
     reset(s, SYSTEM, lab)
-    grown = datagen.grow(s.source, datagen.parse_size(size))
-    dump_seconds = dump_restore_seconds(s.source, s.target_admin)
+    grown = grow(s.source, datagen.parse_size(size))
+    with Heartbeat(f"{size}: pg_dump | pg_restore"):
+        dump_seconds = dump_restore_seconds(s.source, s.target_admin)
     with tempfile.TemporaryDirectory(prefix="tricenter-migrate-bench-") as folder:
         state = Path(folder)
         writer = Writer(s, base=10**12 + time.time_ns() // 10**6 % 10**11,
                         book=ledger.Ledger(ledger.ledger_file(state, SYSTEM)))
         thread = threading.Thread(target=writer.run, daemon=True)
         thread.start()
+        acked = lambda: f", {len(writer.acks)} writes acknowledged"  # noqa: E731
         try:
             began = time.monotonic()
-            migrate("precheck", runtime_file, state)
-            migrate("replicate", runtime_file, state)
+            with Heartbeat(f"{size}: migrate precheck", acked):
+                migrate("precheck", runtime_file, state)
+            with Heartbeat(f"{size}: migrate replicate (initial copy)", acked):
+                migrate("replicate", runtime_file, state, reruns=5)
             replicate_seconds = time.monotonic() - began
             writer.wait_for("source", 5)
-            cut = migrate("cutover", runtime_file, state)
+            load_at_cutover = os.getloadavg()
+            with Heartbeat(f"{size}: migrate cutover", acked):
+                cut = migrate("cutover", runtime_file, state)
             writer.wait_for("target", 5)
         finally:
             writer.stop.set()
             thread.join(timeout=30)
         status = migrate("status", runtime_file, state)
+        moved_rows = _check_moved(s)
+    progress(f"{size}: downtime {status['cutover_downtime_seconds']} s; undoing the migration")
     reset(s, SYSTEM, lab)
     _drop_generated(s)
     downtime = status["cutover_downtime_seconds"]
@@ -116,7 +184,21 @@ def run_size(size: str, runtime_file: Path, lab: LabContext) -> dict:
             "dump_restore_seconds": round(dump_seconds, 2),
             "replicate_seconds": round(replicate_seconds, 1),
             "ratio": round(dump_seconds / downtime, 1) if downtime else None,
-            "acknowledged_writes": status["acknowledged_writes"]}
+            "acknowledged_writes": status["acknowledged_writes"], "moved_rows": moved_rows,
+            "load": load_at_cutover}
+
+
+def _check_moved(s) -> int:
+    """The generated table's rows on the target, which must be all of the (fenced) source's:
+    a downtime is only worth quoting for a migration that moved the data."""
+    import psycopg
+    count = f"SELECT count(*) FROM {datagen.TABLE}"
+    with psycopg.connect(**s.source_admin) as source, psycopg.connect(**s.target_admin) as target:
+        on_source = source.execute(count).fetchone()[0]
+        on_target = target.execute(count).fetchone()[0]
+    if on_target != on_source:
+        sys.exit(f"{datagen.TABLE}: {on_target} rows on the target, {on_source} on the source")
+    return on_target
 
 
 def _drop_generated(s) -> None:
@@ -138,18 +220,25 @@ def main() -> None:
     runtime_file = args.runtime or lab.runtime_inventory_file
     if not runtime_file.exists():
         sys.exit(f"no lab runtime inventory at {runtime_file}: `tricenter lab up` first")
-    results = [run_size(size, runtime_file, lab) for size in args.sizes.split(",")]
+    results = []
+    for size in args.sizes.split(","):
+        results.append(run_size(size, runtime_file, lab))
+        if not args.json:  # each size's line as soon as it is known: 1 GB takes long
+            print(result_line(results[-1]), flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    for r in results:
-        print(f"{r['size']:>6} ({r['database_bytes'] / 1e6:.0f} MB): cutover write downtime "
-              f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s: drain "
-              f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s, repoint "
-              f"{r['repoint_seconds']:.2f} s); "
-              f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
-              f"replicate {r['replicate_seconds']:.0f} s; {r['acknowledged_writes']} writes acknowledged")
 
+
+def result_line(r: dict) -> str:
+    load = " ".join(f"{x:.2f}" for x in r["load"])
+    return (f"{r['size']:>6} ({r['database_bytes'] / 1e6:.0f} MB): cutover write downtime "
+            f"{r['cutover_downtime_seconds']:.2f} s (fence window {r['fence_window_seconds']:.2f} s: drain "
+            f"{r['drain_seconds']:.2f} s, open {r['open_seconds']:.2f} s, repoint "
+            f"{r['repoint_seconds']:.2f} s); "
+            f"pg_dump | pg_restore {r['dump_restore_seconds']:.1f} s; ratio {r['ratio']}x; "
+            f"replicate {r['replicate_seconds']:.0f} s ({r['moved_rows']} {datagen.TABLE} rows on the target); "
+            f"{r['acknowledged_writes']} writes acknowledged; "
+            f"load at cutover {load}")
 
 if __name__ == "__main__":
     main()
