@@ -43,5 +43,4 @@ class Component(Protocol):
         ...
 
     # Optional, looked up with getattr by the lab core:
-    #   postgres_parameters(lab) -> dict   PostgreSQL parameters for every Patroni member
     #   reload(lab) -> None                re-read configs rewritten by an idempotent `up`

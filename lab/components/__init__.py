@@ -50,7 +50,4 @@ def load_components() -> list[Component]:
         component = _instantiate(module)
         if component is not None:
             components.append(component)
-    for component in components:
-        if hasattr(component, "others"):
-            component.others = [c for c in components if c is not component]
     return components

@@ -115,30 +115,17 @@ API_PASSWORD_SECRET = "patroni-api-password"
 API_USER = "patroni"
 
 
-def extra_parameters(lab: LabContext, components: list) -> dict[str, object]:
-    """PostgreSQL parameters other components ask for (e.g. pgBackRest's archive_command)."""
-    params: dict[str, object] = {}
-    for comp in components:
-        contribute = getattr(comp, "postgres_parameters", None)
-        if contribute is not None:
-            params.update(contribute(lab))
-    return params
-
-
-def role(runtime: RuntimeInventory, center: str, extra: dict[str, object] | None = None):
-    """The postgresql_patroni role for the member's host. `extra`: parameters other lab
-    components contribute, in the role's place for them (its archive settings)."""
+def role(runtime: RuntimeInventory, center: str):
+    """The postgresql_patroni role for the member's host."""
     from playbooks.render import RoleRenderer, host_variables
 
-    variables = host_variables(runtime, host_name(center))
-    if extra:
-        variables = {**variables, "postgresql_patroni_archive": extra}
-    return RoleRenderer(ROLE, variables)
+    return RoleRenderer(ROLE, host_variables(runtime, host_name(center)))
 
 
-def render_config(runtime: RuntimeInventory, center: str, extra: dict[str, object] | None = None) -> str:
-    """patroni.yml as the postgresql_patroni role writes it on the member's host."""
-    return role(runtime, center, extra).template("patroni.yml.j2")
+def render_config(runtime: RuntimeInventory, center: str) -> str:
+    """patroni.yml as the postgresql_patroni role writes it on the member's host (its
+    archive_command included: each member pushes WAL with its own host's pgbackrest.conf)."""
+    return role(runtime, center).template("patroni.yml.j2")
 
 
 def client(lab: LabContext, timeout: float = 1.0) -> PatroniCluster:
@@ -280,15 +267,11 @@ def _own_directory(directory: Path) -> None:
 class Patroni:
     name = "patroni"
 
-    def __init__(self) -> None:
-        self.others: list = []  # components that may contribute PostgreSQL parameters
-
     def prepare(self, lab: LabContext) -> None:
         runtime = RuntimeInventory.load(lab.runtime_inventory_file)
-        extra = extra_parameters(lab, self.others)
         for center in CENTERS:
             adopt_legacy_member(lab, center)
-            renderer = role(runtime, center, extra)
+            renderer = role(runtime, center)
             # What the role's config tasks make: postgres-owned 0700 directories...
             # and postgres's home, which Debian's package makes (Patroni keeps pgpass there).
             for directory in (home_dir(lab, center), config_dir(lab, center), socket_dir(lab, center),

@@ -31,11 +31,6 @@ BIN = binaries.path("pgbackrest")
 OS_USER = "postgres"
 REPO_PATH = "/pgbackrest"  # prefix inside the bucket
 RESTORE_PORT = 5433  # a restored copy must not collide with the member on 5432
-# PostgreSQL's archiver waits for archive_command, also at shutdown (3 tries); pgBackRest
-# gives up after about 8 x io-timeout when S3 is unreachable (measured: 60 s default ->
-# 8 min, 2 s -> 17 s). At 1 s a shutdown with Swift gone stays within supervisord's 30 s;
-# PostgreSQL retries failed WAL later. Backups and restores keep the patient default.
-WAL_IO_TIMEOUT_S = 1
 CIPHER = "aes-256-cbc"  # the pgbackrest role's repo1-cipher-type
 CIPHER_PASSWORD = "pgbackrest-cipher"  # secret file (LabContext.secret_file)
 
@@ -87,26 +82,6 @@ def urlsplit_host_port(url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or 443
-
-
-def postgres_parameters(lab: "LabContext") -> dict[str, str]:
-    """What every Patroni member needs in its postgresql parameters.
-
-    PostgreSQL runs archive_command in the member's data directory, so `$PWD` names the
-    member without a config per member; %p is relative to it.
-
-    No restore_command: members stream through replication slots (and wal_keep_size), so
-    they never need the archive, while a promoting standby would ask it for history files
-    first — and with main lost the archive's city endpoint is gone, which added ~2-4 s to
-    every failover. Restores from the archive (`restore_to`) set their own."""
-    # PostgreSQL hands archive_command to the shell: every word from outside is quoted.
-    base = (f"{shlex.quote(BIN)} --config={shlex.quote(str(config_file(lab)))} "
-            f"--stanza={shlex.quote(stanza(lab))} "
-            f"--io-timeout={WAL_IO_TIMEOUT_S} --pg1-path=\"$PWD\"")
-    return {
-        "archive_mode": "on",
-        "archive_command": f"{base} archive-push %p",
-    }
 
 
 # ---------------------------------------------------------------- running commands
@@ -378,9 +353,6 @@ class PgBackRest:
 
     def programs(self, lab: "LabContext") -> list[Program]:
         return []  # invoked by PostgreSQL and by drills, never resident
-
-    def postgres_parameters(self, lab: "LabContext") -> dict[str, str]:
-        return postgres_parameters(lab)
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
         """Healthy once the stanza exists in the repo and the WAL archive works; the

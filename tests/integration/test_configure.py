@@ -1,6 +1,6 @@
-"""`tricenter configure` against the running lab, over SSH to every lab host: the roles
-converge, a second run changes nothing, check mode with diff changes nothing, and no
-secret value reaches Ansible's output."""
+"""`tricenter configure` against the running lab, over SSH to every lab host: the lab the
+roles' templates built is already converged (the run changes nothing), check mode with
+diff changes nothing, and no secret value reaches Ansible's output."""
 from __future__ import annotations
 
 import json
@@ -52,18 +52,19 @@ def test_every_lab_host_has_an_ssh_entry(ctx):
 
 
 def test_configure_converges_then_changes_nothing(ctx):
+    # The lab was built from these roles' templates (playbooks/render.py), so the playbook
+    # finds it converged: this first run is already the "second run" of an idempotence
+    # test, and any change it reports is a place where the lab and the roles disagree.
     first, out1 = configure(ctx)
     runtime = RuntimeInventory.load(ctx.runtime_inventory_file)
     configured = {h.name for h in runtime.hosts if h.role.value != "legacy"}
     assert first["ok"] is True and set(first["hosts"]) == configured
-    second, out2 = configure(ctx)
-    assert second["ok"] is True
-    assert {h: c["changed"] for h, c in second["hosts"].items()} == {h: 0 for h in configured}
-    checked, out3 = configure(ctx, "--check", "--diff")
+    assert {h: c["changed"] for h, c in first["hosts"].items()} == {h: 0 for h in configured}, out1[-4000:]
+    checked, out2 = configure(ctx, "--check", "--diff")
     assert checked["ok"] is True
     assert {h: c["changed"] for h, c in checked["hosts"].items()} == {h: 0 for h in configured}
     for value in _secret_values(ctx):
-        for output in (out1, out2, out3):
+        for output in (out1, out2):
             assert value not in output, "a secret value appeared in Ansible's output"
     # Files the roles wrote that hold a secret are the service account's alone.
     for host in ("main-db", "samecity-db", "remote-db"):

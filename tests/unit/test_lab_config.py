@@ -175,15 +175,6 @@ def test_the_profiles_are_patronis_defaults_and_a_fast_one(ctx) -> None:
     assert patroni.PROFILES["fast"]["ttl"] <= 6 and patroni.PROFILES["fast"]["loop_wait"] == 1
 
 
-def test_members_take_the_parameters_other_components_contribute(ctx) -> None:
-    class Archiver:
-        def postgres_parameters(self, lab):
-            return {"archive_mode": "on", "archive_command": "push %p"}
-
-    params = patroni.extra_parameters(ctx, [Archiver(), object()])
-    assert params == {"archive_mode": "on", "archive_command": "push %p"}
-
-
 def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> None:
     (program,) = [p for p in patroni.Patroni().programs(ctx) if p.center == "main"]
     assert program.command[0] == binaries.path("patroni")

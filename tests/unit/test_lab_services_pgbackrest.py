@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from inventory.runtime import RuntimeInventory
 from lab.components import patroni, pgbackrest, swift
@@ -69,27 +70,34 @@ def test_stanza_is_the_patroni_cluster_and_pg1_the_roles_data_dir(lab):
     assert section["pg1-path"] == role.var("postgresql_patroni_data_dir")
 
 
-def test_every_member_archives_through_pgbackrest_from_its_own_data_dir(lab):
-    params = pgbackrest.postgres_parameters(lab)
+@pytest.mark.parametrize("center", ["main", "samecity", "remote"])
+def test_every_member_archives_through_its_own_hosts_pgbackrest_config(lab, center):
+    """The postgresql_patroni role's archive settings, as `configure` writes them (the lab
+    once pushed every member's WAL with main's host's config: configure then changed the
+    other members' patroni.yml on a freshly built lab)."""
+    runtime = RuntimeInventory.load(lab.runtime_inventory_file)
+    params = yaml.safe_load(patroni.render_config(runtime, center))["postgresql"]["parameters"]
     assert params["archive_mode"] == "on"
     # streaming members never fetch from the archive: a promotion must not wait on it
     assert "restore_command" not in params
-    for key, verb in (("archive_command", "archive-push %p"),):
-        command = params[key]
-        assert command.startswith(pgbackrest.BIN)
-        assert f"--config={pgbackrest.config_file(lab)}" in command
-        assert f"--stanza={pgbackrest.stanza(lab)}" in command
-        assert '--pg1-path="$PWD"' in command  # PostgreSQL runs it in the member's data dir
-        assert command.endswith(verb)
-    assert pgbackrest.PgBackRest().postgres_parameters(lab) == params
+    command = params["archive_command"]
+    # PostgreSQL runs it in the member's data dir, so $PWD names the member
+    words = shlex.split(command.replace('"$PWD"', "PWD"))
+    assert words[0] == pgbackrest.BIN
+    assert words[1] == f"--config={pgbackrest.host_config_file(lab, center)}"
+    assert words[2] == f"--stanza={pgbackrest.stanza(lab)}"
+    assert "--pg1-path=PWD" in words and words[-2:] == ["archive-push", "%p"]
 
 
 def test_archive_command_quotes_what_the_shell_would_split_or_expand(tmp_path):
-    lab = LabContext(root=tmp_path / "lab dir's $HOME")
-    command = pgbackrest.postgres_parameters(lab)["archive_command"]
+    ctx = LabContext(root=tmp_path / "lab dir's $HOME")
+    ctx.prepare_root()
+    Lab(ctx).write_runtime_files()
+    runtime = RuntimeInventory.load(ctx.runtime_inventory_file)
+    command = yaml.safe_load(patroni.render_config(runtime, "samecity"))["postgresql"]["parameters"][
+        "archive_command"]
     words = shlex.split(command.replace('"$PWD"', "PWD"))
-    assert words[1] == f"--config={pgbackrest.config_file(lab)}"
-    assert words[2] == f"--stanza={pgbackrest.stanza(lab)}"
+    assert words[1] == f"--config={pgbackrest.host_config_file(ctx, 'samecity')}"
 
 
 def test_config_holding_the_s3_secret_belongs_to_postgres_alone(lab):
