@@ -208,6 +208,21 @@ def _describe(action: str, args: tuple) -> str:
     return " ".join((action, *args))
 
 
+def undo_self_healed(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
+    """After a finished restore: undo the component faults the system got over by itself.
+    Patroni restarting PostgreSQL in place leaves no restore step to undo `kill_component`,
+    so its undo stays recorded, and over SSH stays armed on the host. Undoing it then is
+    harmless (the component runs) and disarms the host. Centers' undos are left to the
+    restore steps: undoing a regional disaster early would start a second primary."""
+    healed = [entry for entry in world.undo if entry[0] == "start_component"]
+    pending = [entry for entry in world.undo if entry[0] != "start_component"]
+    world.undo = healed
+    try:
+        return undo_all(world, log)
+    finally:
+        world.undo = pending
+
+
 def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
     """Put back every fault still in place (newest first), each attempt guarded: one that
     fails does not stop the others. A second Ctrl-C stops undoing; what was not tried yet

@@ -17,7 +17,7 @@ from typing import Callable
 import psycopg
 
 from dr import checker
-from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all
+from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all, undo_self_healed
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver
@@ -347,6 +347,9 @@ class Drill:
         for step in self.scenario.restore:
             self._step("restore", step)
         self._rebalance("restore")
+        healed = undo_self_healed(self.world, lambda m: self._event("restore", "undo", m))
+        if healed.not_restored:
+            raise StepFailed("could not undo: " + "; ".join(healed.not_restored))
 
     # --- the whole drill --------------------------------------------------------------
     def run(self) -> DrillOutcome:
