@@ -45,6 +45,8 @@ class StepContext:
     notes: list[str] = field(default_factory=list)
     copy: DatabaseCopy | None = None
     extra: dict = field(default_factory=dict)
+    # when the first fault the world could time began to act (see dr.faults)
+    fault_began: float | None = None
 
     def center(self, role: str) -> str:
         """Center name of a role: scenarios speak in roles, inventories in names."""
@@ -83,7 +85,9 @@ def _fault(world: StepContext, step: Step) -> str:
         # recorded before acting: a fault interrupted (Ctrl-C) or failed half way, on some
         # hosts only, is undone too; every undo is harmless where nothing was done
         world.undo.append((UNDO[step.action], args))
-    getattr(world.injector, step.action.value)(*args)
+    began = getattr(world.injector, step.action.value)(*args)
+    if step.action in UNDO and world.fault_began is None:
+        world.fault_began = began
     if step.action not in UNDO:
         _record_undo(world, step.action.value, args)
     return f"{step.action.value} {' '.join(args)}"

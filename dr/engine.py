@@ -258,9 +258,12 @@ class Drill:
         if not self.scenario.fault:
             return
         self.outcome.replication_lag_seconds = self._replication_lag()
-        self.world.markers["fault"] = time.time()
+        # until the world says when the fault began to act (an abort may come first)
+        self.world.markers["fault"] = self.world.markers["fault_requested"] = time.time()
         for step in self.scenario.fault:
             self._step("fault", step)
+        if self.world.fault_began is not None:
+            self.world.markers["fault"] = self.world.fault_began
         self.world.markers["fault_done"] = time.time()
 
     def _recover(self) -> None:

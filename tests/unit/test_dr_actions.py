@@ -151,3 +151,19 @@ def test_a_finished_drill_undoes_only_the_component_faults_the_system_got_over_b
     assert not [c for c in w.injector.calls if c[0] == "start_center"]
     assert w.undo == [("start_center", ("samecity",))]
     assert result.restored == ["start_component main postgres"]
+
+
+def test_the_first_fault_the_world_times_is_when_the_fault_began() -> None:
+    class TimingInjector(RecordingInjector):
+        def kill_center(self, center: str) -> float:
+            return 100.0 if center == "main" else 200.0
+
+        def start_center(self, center: str) -> float:
+            return 300.0  # an undo is not a fault: never its time
+    w = world()
+    w.injector = TimingInjector()
+    run_step(w, Step(action="start_center", center="samecity"))
+    assert w.fault_began is None
+    run_step(w, Step(action="kill_center", center="main"))
+    run_step(w, Step(action="kill_center", center="samecity"))
+    assert w.fault_began == 100.0
