@@ -49,7 +49,8 @@ NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")  # host names become file names
 ARMER = "tricenter-drill-undo-at"
 # the armed shell's script: $1 its record, $2 the deadline in seconds, $3 the undo; the
 # record goes first, so a disarm racing the deadline never kills an undo half done
-UNDO_SCRIPT = 'sleep "$2" && rm -f "$1" && exec /bin/sh -c "$3"'
+UNDO_SCRIPT = ('sleep "$2" && rm -f "$1" && echo "$(date -u +%FT%TZ) deadline of $1 reached, undoing: $3" '
+               '&& exec /bin/sh -c "$3"')
 
 
 class HostControlError(RuntimeError):
