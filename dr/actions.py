@@ -45,6 +45,8 @@ class StepContext:
     notes: list[str] = field(default_factory=list)
     copy: DatabaseCopy | None = None
     extra: dict = field(default_factory=dict)
+    # when the first fault the world could time began to act (see dr.faults)
+    fault_began: float | None = None
 
     def center(self, role: str) -> str:
         """Center name of a role: scenarios speak in roles, inventories in names."""
@@ -83,7 +85,9 @@ def _fault(world: StepContext, step: Step) -> str:
         # recorded before acting: a fault interrupted (Ctrl-C) or failed half way, on some
         # hosts only, is undone too; every undo is harmless where nothing was done
         world.undo.append((UNDO[step.action], args))
-    getattr(world.injector, step.action.value)(*args)
+    began = getattr(world.injector, step.action.value)(*args)
+    if step.action in UNDO and world.fault_began is None:
+        world.fault_began = began
     if step.action not in UNDO:
         _record_undo(world, step.action.value, args)
     return f"{step.action.value} {' '.join(args)}"
@@ -206,6 +210,21 @@ class RestoreResult:
 
 def _describe(action: str, args: tuple) -> str:
     return " ".join((action, *args))
+
+
+def undo_self_healed(world: StepContext, log: Callable[[str], None]) -> RestoreResult:
+    """After a finished restore: undo the component faults the system got over by itself.
+    Patroni restarting PostgreSQL in place leaves no restore step to undo `kill_component`,
+    so its undo stays recorded, and over SSH stays armed on the host. Undoing it then is
+    harmless (the component runs) and disarms the host. Centers' undos are left to the
+    restore steps: undoing a regional disaster early would start a second primary."""
+    healed = [entry for entry in world.undo if entry[0] == "start_component"]
+    pending = [entry for entry in world.undo if entry[0] != "start_component"]
+    world.undo = healed
+    try:
+        return undo_all(world, log)
+    finally:
+        world.undo = pending
 
 
 def undo_all(world: StepContext, log: Callable[[str], None]) -> RestoreResult:

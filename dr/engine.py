@@ -17,7 +17,7 @@ from typing import Callable
 import psycopg
 
 from dr import checker
-from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all
+from dr.actions import RestoreResult, StepContext, StepFailed, run_step, undo_all, undo_self_healed
 from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver
@@ -261,9 +261,12 @@ class Drill:
         if not self.scenario.fault:
             return
         self.outcome.replication_lag_seconds = self._replication_lag()
-        self.world.markers["fault"] = time.time()
+        # until the world says when the fault began to act (an abort may come first)
+        self.world.markers["fault"] = self.world.markers["fault_requested"] = time.time()
         for step in self.scenario.fault:
             self._step("fault", step)
+        if self.world.fault_began is not None:
+            self.world.markers["fault"] = self.world.fault_began
         self.world.markers["fault_done"] = time.time()
 
     def _recover(self) -> None:
@@ -350,6 +353,9 @@ class Drill:
         for step in self.scenario.restore:
             self._step("restore", step)
         self._rebalance("restore")
+        healed = undo_self_healed(self.world, lambda m: self._event("restore", "undo", m))
+        if healed.not_restored:
+            raise StepFailed("could not undo: " + "; ".join(healed.not_restored))
 
     # --- the whole drill --------------------------------------------------------------
     def run(self) -> DrillOutcome:

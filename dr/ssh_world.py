@@ -10,8 +10,9 @@ every command on every host before anything runs, the CLI runs it only with
 not the ones the runtime inventory names.
 
 A fault hits the hosts of a center at once (one thread per host) over connections opened
-by `preflight`: the drill's clock starts before the fault, so SSH handshakes must not be
-in it.
+by `preflight`, so no SSH handshake is in the measured RTO. Nor is the arming: each host
+prints FAULT_BEGINS just before its fault command runs (`inventory/fault_line.py`), and
+the fault began when the first host's line arrived, on the drill's clock.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import base64
 import logging
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import paramiko
 
 from dr.scenario import Action, Scenario
+from inventory.fault_line import FAULT_BEGINS
 from inventory.runtime import Host, HostRole, RuntimeInventory, SystemRuntime
 from support.patroni import ApiAccess, PatroniCluster, PatroniUnavailable
 
@@ -58,6 +61,12 @@ class SshWorldError(RuntimeError):
 class HostCommand:
     host: str
     command: str
+
+
+@dataclass(frozen=True)
+class HostOutput:
+    text: str  # stdout, FAULT_BEGINS lines left out
+    fault_began: float | None = None  # when the host's last FAULT_BEGINS line arrived (time.time())
 
 
 def _units(host: Host) -> list[str]:
@@ -114,7 +123,8 @@ def _fill(template: str, **values: str) -> str:
 def _armed(runtime: RuntimeInventory, host: Host, action: str, center: str,
            component: str | None, command: str, deadline: float) -> str:
     """The fault, preceded by arming its undo on the host (by itself after `deadline`
-    seconds); an undo first disarms the fault it undoes."""
+    seconds) and by the line saying the fault begins; an undo first disarms the fault it
+    undoes."""
     if action in UNDO:
         undo = host_command(runtime, host, UNDO[action], component)
         if undo is None:
@@ -122,7 +132,7 @@ def _armed(runtime: RuntimeInventory, host: Host, action: str, center: str,
                                 f"hosts[{host.name}].control.commands['{UNDO[action]}']")
         arm = _fill(host.control.arm or DEFAULT_ARM, name=_timer(action, center, component),
                     seconds=f"{deadline:g}", undo=shlex.quote(undo))
-        return f"{arm} && {command}"
+        return f"{arm} && echo {FAULT_BEGINS} && {command}"
     if action in DISARMS:
         disarm = _fill(host.control.disarm or DEFAULT_DISARM, name=_timer(DISARMS[action], center, component))
         return f"{{ {disarm} || true; }} && {command}"
@@ -225,20 +235,33 @@ def connect(host: Host) -> paramiko.SSHClient:
     return client
 
 
-def _exec(host: Host, client: paramiko.SSHClient, command: str) -> str:
+def _exec(host: Host, client: paramiko.SSHClient, command: str) -> HostOutput:
+    """Run the command, reading its output line by line as it comes: a FAULT_BEGINS line
+    is timed when it arrives."""
     log.info("%s: %s", host.name, command)
+    lines, began = [], None
+    transport = client.get_transport()
+    if transport is None:
+        raise SshWorldError(f"{host.name}: not connected")
     try:
-        _, stdout, stderr = client.exec_command(command, timeout=COMMAND_TIMEOUT_SECONDS)
-        status = stdout.channel.recv_exit_status()
+        with transport.open_session(timeout=SSH_TIMEOUT_SECONDS) as channel:
+            channel.settimeout(COMMAND_TIMEOUT_SECONDS)
+            channel.exec_command(command)
+            for line in channel.makefile("rb"):  # bytes: a host may print anything
+                if line.rstrip(b"\r\n") == FAULT_BEGINS.encode():
+                    began = time.time()
+                else:
+                    lines.append(line)
+            status = channel.recv_exit_status()
+            errors = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
         if status != 0:
-            raise SshWorldError(f"{host.name}: `{command}` exited {status}: "
-                                f"{stderr.read().decode(errors='replace').strip()[:500]}")
-        return stdout.read().decode(errors="replace")
+            raise SshWorldError(f"{host.name}: `{command}` exited {status}: {errors[:500]}")
+        return HostOutput(b"".join(lines).decode(errors="replace"), began)
     except (paramiko.SSHException, OSError) as exc:
         raise SshWorldError(f"{host.name}: {type(exc).__name__}: {exc}") from exc
 
 
-def run_on(host: Host, command: str) -> str:
+def run_on(host: Host, command: str) -> HostOutput:
     """Run one command over a connection of its own; SshWorldError with its stderr on failure."""
     client = connect(host)
     try:
@@ -266,7 +289,7 @@ class Connections:
             self._clients[host.name] = client
         return client
 
-    def run(self, host: Host, command: str) -> str:
+    def run(self, host: Host, command: str) -> HostOutput:
         return _exec(host, self.open(host), command)
 
     def close(self) -> None:
@@ -320,7 +343,7 @@ class SshWorld:
     name = "ssh"
     confirmation_needed = True
 
-    def __init__(self, runtime: RuntimeInventory, run: Callable[[Host, str], str] | None = None,
+    def __init__(self, runtime: RuntimeInventory, run: Callable[[Host, str], HostOutput] | None = None,
                  undo_deadline_seconds: float = UNDO_DEADLINE_SECONDS) -> None:
         self.runtime = runtime
         self.connections = Connections()
@@ -351,36 +374,38 @@ class SshWorld:
             raise SshWorldError("what answers is not what the runtime inventory names: "
                                 + "; ".join(problems))
 
-    def _act(self, center: str, action: str, component: str | None = None) -> None:
-        """Run the action on every host of the center at once (a center fails as one)."""
+    def _act(self, center: str, action: str, component: str | None = None) -> float | None:
+        """Run the action on every host of the center at once (a center fails as one);
+        returns when the fault began on the first host to say so."""
         commands = commands_for(self.runtime, center, action, component, self.undo_deadline_seconds)
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             done = [pool.submit(self._run, self._hosts[c.host], c.command) for c in commands]
         failed = [str(f.exception()) for f in done if f.exception()]
         if failed:
             raise SshWorldError("; ".join(failed))
+        return min((f.result().fault_began for f in done if f.result().fault_began is not None), default=None)
 
     # --- FaultInjector ----------------------------------------------------------------
-    def kill_center(self, center: str) -> None:
-        self._act(center, "kill_center")
+    def kill_center(self, center: str) -> float | None:
+        return self._act(center, "kill_center")
 
     def start_center(self, center: str) -> None:
         self._act(center, "start_center")
 
-    def freeze_center(self, center: str) -> None:
-        self._act(center, "freeze_center")
+    def freeze_center(self, center: str) -> float | None:
+        return self._act(center, "freeze_center")
 
     def thaw_center(self, center: str) -> None:
         self._act(center, "thaw_center")
 
-    def isolate_center(self, center: str) -> None:
-        self._act(center, "isolate_center")
+    def isolate_center(self, center: str) -> float | None:
+        return self._act(center, "isolate_center")
 
     def heal_center(self, center: str) -> None:
         self._act(center, "heal_center")
 
-    def kill_component(self, center: str, component: str) -> None:
-        self._act(center, "kill_component", component)
+    def kill_component(self, center: str, component: str) -> float | None:
+        return self._act(center, "kill_component", component)
 
     def start_component(self, center: str, component: str) -> None:
         self._act(center, "start_component", component)

@@ -92,7 +92,9 @@ class HostControl(_Model):
     has nothing that action acts on). `arm`/`disarm`: how a fault is armed to undo itself
     on the host after a deadline, even if tricenter dies, and disarmed by its undo —
     templates with {name}, {seconds} and {undo} (the undo command, shell-quoted); None:
-    a systemd timer (`systemd-run --on-active`)."""
+    a systemd timer (`systemd-run --on-active`). A fault command may print the line
+    `inventory.fault_line.FAULT_BEGINS` when it really acts: the drill times the fault
+    from there (otherwise from the line the SSH world prints just before the command)."""
 
     units: list[str] = Field(default_factory=list)
     commands: dict[str, str] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import time
 
 from lab import netns, processes
 from lab.components import patroni
@@ -18,7 +19,6 @@ from lab.supervisor import (KILL_DEADLINE_SECONDS, START_DEADLINE_SECONDS, Progr
 from support.waiting import wait_until
 
 log = logging.getLogger(__name__)
-
 
 
 class LabFaultError(RuntimeError):
@@ -60,15 +60,17 @@ class LabFaults:
         return processes.fault_pids(roots, self._postmasters(center), processes.table())
 
     # --- FaultInjector ----------------------------------------------------------------
-    def kill_center(self, center: str) -> None:
-        """SIGKILL every process of the center at once (a power loss)."""
+    def kill_center(self, center: str) -> float:
+        """SIGKILL every process of the center at once (a power loss); returns when."""
         pids = self.center_pids(center)
         log.info("kill center %s: SIGKILL to %d processes", center, len(pids))
+        began = time.time()
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
         if left:
             raise LabFaultError(f"processes {sorted(left)} of {center} survived SIGKILL")
         self._wait_states(center, None, stopped=True)
+        return began
 
     def start_center(self, center: str) -> None:
         """Start again every program of the center (thawing it first if it was frozen)."""
@@ -78,22 +80,26 @@ class LabFaults:
         self.supervisor.start_programs(names)
         self._wait_states(center, None, stopped=False)
 
-    def freeze_center(self, center: str) -> None:
-        """SIGSTOP every process of the center (a hung site)."""
+    def freeze_center(self, center: str) -> float:
+        """SIGSTOP every process of the center (a hung site); returns when."""
         pids = self.center_pids(center)
         log.info("freeze center %s: SIGSTOP to %d processes", center, len(pids))
+        began = time.time()
         processes.signal_all(pids, signal.SIGSTOP)
+        return began
 
     def thaw_center(self, center: str) -> None:
         pids = self.center_pids(center)
         log.info("thaw center %s: SIGCONT to %d processes", center, len(pids))
         processes.signal_all(pids, signal.SIGCONT)
 
-    def isolate_center(self, center: str) -> None:
-        """Cut the center's link to the bridge: its processes run on, unreachable."""
+    def isolate_center(self, center: str) -> float:
+        """Cut the center's link to the bridge: its processes run on, unreachable; returns when."""
         self._require_netns()
         log.info("isolate center %s: its link to the bridge down", center)
+        began = time.time()
         netns.set_isolated(self.lab.slot, center, True)
+        return began
 
     def heal_center(self, center: str) -> None:
         self._require_netns()
@@ -105,7 +111,7 @@ class LabFaults:
             raise NotImplementedError("isolating a center needs the lab in netns mode "
                                       "(`tricenter lab up --netns`); this lab runs on loopback")
 
-    def kill_component(self, center: str, component: str) -> None:
+    def kill_component(self, center: str, component: str) -> float:
         """SIGKILL one component of a center. 'postgres' kills the postmaster's process
         group and leaves Patroni running (Patroni then restarts PostgreSQL itself);
         'patroni' kills Patroni alone and leaves PostgreSQL running."""
@@ -116,12 +122,14 @@ class LabFaults:
             raise LabFaultError(f"no running {'postmaster' if component == 'postgres' else component} in {center}")
         pids = processes.fault_pids(roots, postmasters, processes.table(), component)
         log.info("kill %s in %s: SIGKILL to %d processes", component, center, len(pids))
+        began = time.time()
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
         if left:
             raise LabFaultError(f"processes {sorted(left)} of {center}/{component} survived SIGKILL")
         if component != "postgres":
             self._wait_states(center, component, stopped=True)
+        return began
 
     def start_component(self, center: str, component: str) -> None:
         """Start a component kill_component stopped. For 'postgres': ensure Patroni runs

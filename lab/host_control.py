@@ -9,30 +9,33 @@ sshd outlives its services too), and the postmasters whose postmaster.pid files 
 given. It signals as `lab.faults.LabFaults` does (processes.fault_pids), and starts
 through the lab's supervisord.
 
-It loads no topology and no pydantic model: it runs between the drill's fault timestamp
-and the fault itself, so its start-up counts in the measured RTO.
+It loads no topology and no pydantic model, and prints the line that times the fault
+(inventory/fault_line.py) right before it signals: its start-up is not in the measured
+RTO, but it is in the fault step's seconds.
 
-Lab hosts have no systemd timers: `arm NAME SECONDS UNDO` starts a detached process that
-runs UNDO after SECONDS unless `disarm NAME` stops it first, and records it under
-<root>/drill-undo/<host>/, so a killed tricenter still gets its faults undone.
+Lab hosts have no systemd timers: their `control.arm` (`arm_command`) is plain shell, so
+no Python starts before the fault either. It starts, in a session of its own, a shell
+that runs the undo after the deadline unless `control.disarm` (`disarm_command`) kills its
+process group first; its pid is recorded in <root>/drill-undo/<host>/<name>.pid, so a
+killed tricenter still gets its faults undone, and `armed` finds what still waits.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import re
+import shlex
 import signal
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import processes
 from lab.supervisor import (KILL_DEADLINE_SECONDS, START_DEADLINE_SECONDS, ProgramsNotSettled, Supervisor,
                             wait_programs_settled)
+from inventory.fault_line import FAULT_BEGINS
 from support.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,13 @@ log = logging.getLogger(__name__)
 ROLE_COMPONENTS = {"db": ("etcd", "patroni"), "app": ("app",), "lb": ("haproxy",),
                    "monitoring": ("prometheus", "alertmanager", "exporter"), "legacy": ()}
 UNDO_DIR = "drill-undo"
-NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")  # host and arm names become file names
+NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")  # host names become file names
+# $0 of an armed undo shell, followed by its record: how `armed` and a disarm know it
+ARMER = "tricenter-drill-undo-at"
+# the armed shell's script: $1 its record, $2 the deadline in seconds, $3 the undo; the
+# record goes first, so a disarm racing the deadline never kills an undo half done
+UNDO_SCRIPT = ('sleep "$2" && rm -f "$1" && echo "$(date -u +%FT%TZ) deadline of $1 reached, undoing: $3" '
+               '&& exec /bin/sh -c "$3"')
 
 
 class HostControlError(RuntimeError):
@@ -71,6 +80,7 @@ class LabHost:
     center: str
     role: str
     postmaster_pid_files: list[Path] = field(default_factory=list)
+    fault_begins: Callable[[], None] = lambda: None  # called right before a fault signals
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(_LabRoot(self.root))
@@ -115,6 +125,7 @@ class LabHost:
     def kill(self, component: str | None = None) -> str:
         self._check_component(component)
         pids = self.pids(component)
+        self.fault_begins()
         processes.signal_all(pids, signal.SIGKILL)
         left = processes.wait_gone(pids, KILL_DEADLINE_SECONDS)
         if left:
@@ -142,76 +153,62 @@ class LabHost:
         processes.signal_all(pids, sig)
         return f"{self.name}: {sig.name} to {len(pids)} processes"
 
+    def freeze(self) -> str:
+        pids = self.pids()
+        self.fault_begins()
+        processes.signal_all(pids, signal.SIGSTOP)
+        return f"{self.name}: SIGSTOP to {len(pids)} processes"
+
     def _wait_states(self, component: str | None, stopped: bool) -> None:
         try:
             wait_programs_settled(f"{self.name}/{component or '*'}", lambda: self.programs(component), stopped)
         except ProgramsNotSettled as exc:
             raise HostControlError(str(exc)) from None
 
-    # --- undo deadlines -----------------------------------------------------------------
-    def _record(self, name: str) -> Path:
-        return self.root / UNDO_DIR / self.name / f"{name}.json"
 
-    def arm(self, name: str, seconds: float, undo: str) -> str:
-        """Start the process that runs `undo` after `seconds` unless disarmed first."""
-        self.disarm(name)
-        record = self._record(name)
-        record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log_file = self.root / "logs" / "drill-undo.log"
-        with open(log_file, "ab") as out:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "lab.host_control", "--root", str(self.root), "--host", self.name,
-                 "--center", self.center, "--role", self.role, "undo-at", name, str(time.time() + seconds),
-                 undo], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-        record.write_text(json.dumps({"pid": child.pid, "undo": undo, "at": time.time() + seconds}))
-        # armed once the child runs as the undo process (until its exec, /proc shows this
-        # one's arguments, and a disarm would not recognise it)
-        wait_until(f"the undo process of {name} runs", lambda: self._armer(name), START_DEADLINE_SECONDS,
-                   0.02, error=HostControlError)
-        return f"{self.name}: {name} undoes itself in {seconds:.0f} s unless disarmed (pid {child.pid})"
+def _records(root: Path, host: str) -> Path:
+    return root / UNDO_DIR / host
 
-    def _armer(self, name: str) -> int | None:
-        """The pid of the live process armed as `name` here, checked by its arguments."""
-        try:
-            pid = json.loads(self._record(name).read_text())["pid"]
-        except (OSError, ValueError, KeyError):
-            return None
-        args = processes.argv(pid)
-        return pid if "undo-at" in args and name in args and str(self.root) in args else None
 
-    def disarm(self, name: str) -> str:
-        pid = self._armer(name)
-        if pid is not None:
-            processes.signal_all([pid], signal.SIGTERM)
-            processes.wait_gone([pid], KILL_DEADLINE_SECONDS)
-        self._record(name).unlink(missing_ok=True)
-        return f"{self.name}: {name} disarmed" if pid else f"{self.name}: {name} was not armed"
+def _disarm_body() -> str:
+    """Kill the process group of the shell armed under record $r, if it is one (its $0
+    and record say so: a pid may have been reused), and drop the record."""
+    return ('if p=$(cat "$r" 2>/dev/null); then case "$(tr \'\\0\' \' \' <"/proc/$p/cmdline" 2>/dev/null)" in '
+            f'*" {ARMER} $r "*) kill -s TERM -- "-$p";; esac; fi; rm -f "$r"')
 
-    def undo_at(self, name: str, at: float) -> None:
-        """The armed process: wait for the deadline, then undo (the record goes first, so
-        a disarm racing the deadline never kills an undo half done)."""
-        time.sleep(max(0.0, at - time.time()))
-        record = self._record(name)
-        try:
-            armed = json.loads(record.read_text())
-        except (OSError, ValueError):
-            return
-        if armed.get("pid") != os.getpid():  # disarmed, and armed again by another process
-            return
-        undo = armed["undo"]
-        record.unlink(missing_ok=True)
-        log.warning("%s: deadline of %s reached, undoing: %s", self.name, name, undo)
-        subprocess.run(["/bin/sh", "-c", undo], check=False)
+
+def arm_command(root: Path, host: str) -> str:
+    """A lab host's `control.arm` template ({name}, {seconds}, {undo} shell-quoted): plain
+    shell that disarms {name} first, then starts the undo shell in a session of its own
+    (setsid: from a shell without job control it does not fork, so $! is that shell and
+    leads its process group) and records its pid."""
+    records, logs = shlex.quote(str(_records(root, host))), shlex.quote(str(root / "logs"))
+    # both directories first: a redirection that fails would leave nothing armed, silently
+    return (f"r={records}/{{name}}.pid && mkdir -p -m 700 {records} && mkdir -p {logs} && "
+            f"{{ {_disarm_body()}; }} && "
+            f"{{ setsid /bin/sh -c {shlex.quote(UNDO_SCRIPT)} {ARMER} \"$r\" {{seconds}} {{undo}} "
+            f"</dev/null >>{logs}/drill-undo.log 2>&1 & echo $! >\"$r\"; }}")
+
+
+def disarm_command(root: Path, host: str) -> str:
+    """A lab host's `control.disarm` template ({name}): kills the armed undo shell's
+    process group before it runs the undo."""
+    return f"r={shlex.quote(str(_records(root, host)))}/{{name}}.pid; {_disarm_body()}"
+
+
+def armer(record: Path) -> int | None:
+    """The pid of the undo shell armed under this record, if it still waits."""
+    try:
+        pid = int(record.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if processes.alive(pid) and processes.argv(pid)[3:5] == [ARMER, str(record)] else None
 
 
 def armed(root: Path) -> list[str]:
-    """`host/name` of every fault armed in this lab whose undo process still waits."""
-    found = []
-    for record in sorted((root / UNDO_DIR).glob("*/*.json")):
-        host = LabHost(root, record.parent.name, "", "legacy")
-        if host._armer(record.stem) is not None:
-            found.append(f"{record.parent.name}/{record.stem}")
-    return found
+    """`host/name` of every fault armed in this lab whose undo shell still waits."""
+    return [f"{record.parent.name}/{record.stem}" for record in sorted((root / UNDO_DIR).glob("*/*.pid"))
+            if armer(record) is not None]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -227,37 +224,23 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(action).add_argument("component", nargs="?")
     sub.add_parser("freeze")
     sub.add_parser("thaw")
-    arm = sub.add_parser("arm")
-    arm.add_argument("name", type=_name)
-    arm.add_argument("seconds", type=float)
-    arm.add_argument("undo")
-    sub.add_parser("disarm").add_argument("name", type=_name)
-    undo_at = sub.add_parser("undo-at")
-    undo_at.add_argument("name", type=_name)
-    undo_at.add_argument("at", type=float)
-    undo_at.add_argument("undo")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    host = LabHost(args.root, args.host, args.center, args.role, args.postmaster_pid)
+    host = LabHost(args.root, args.host, args.center, args.role, args.postmaster_pid,
+                   fault_begins=lambda: print(FAULT_BEGINS, flush=True))
     try:
         if args.action == "kill":
             print(host.kill(args.component))
         elif args.action == "start":
             print(host.start(args.component))
         elif args.action == "freeze":
-            print(host.signal(signal.SIGSTOP))
-        elif args.action == "thaw":
-            print(host.signal(signal.SIGCONT))
-        elif args.action == "arm":
-            print(host.arm(args.name, args.seconds, args.undo))
-        elif args.action == "disarm":
-            print(host.disarm(args.name))
+            print(host.freeze())
         else:
-            host.undo_at(args.name, args.at)
+            print(host.signal(signal.SIGCONT))
     except HostControlError as exc:
         print(f"host control: {exc}", file=sys.stderr)
         return 1

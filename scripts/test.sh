@@ -11,9 +11,4 @@ bash scripts/bootstrap.sh
 #   .venv/bin/python -m pytest -m lab -k isolat tests/integration
 # With CI set, a skipped test fails the run (tests/conftest.py): a CI that could not start
 # the lab must not pass. The last lines say how many integration tests ran against the lab.
-# The SSH-world drills (tests/integration/test_drills_ssh.py) are deselected here until a
-# fresh-clone run has passed them: in the first one each drill passed, but a fault
-# Patroni got over by itself stayed armed on its host and failed every later check
-# (issue 12, closing note of 2026-12-02). Run them with:
-#   .venv/bin/python -m pytest tests/integration/test_drills_ssh.py
-exec .venv/bin/python -m pytest -p no:cacheprovider --deselect tests/integration/test_drills_ssh.py "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

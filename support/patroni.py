@@ -29,6 +29,15 @@ class PatroniUnavailable(Exception):
 class PatroniRefused(RuntimeError):
     """A member answered an unsafe call with an error; the message has its status and text."""
 
+    def __init__(self, message: str, status: int = 0, text: str = "") -> None:
+        super().__init__(message)
+        self.status, self.text = status, text
+
+
+# Patroni's answer when its own wait for a switchover's outcome ran out (a loaded host):
+# the switchover goes on, and may well complete
+SWITCHOVER_STATUS_UNKNOWN = "Switchover status unknown"
+
 
 class DeadlineExceeded(Exception):
     """A condition polled for did not hold before its deadline."""
@@ -209,7 +218,7 @@ class PatroniCluster:
                                       auth=self.access.auth, timeout=timeout, verify=self._verify)
         if not reply.ok:
             raise PatroniRefused(f"{method} {path} on {member}: HTTP {reply.status_code} "
-                                 f"{reply.text.strip()[:300]}")
+                                 f"{reply.text.strip()[:300]}", reply.status_code, reply.text.strip())
         return reply.text.strip()
 
     def reload(self, member: str) -> str:
@@ -222,9 +231,16 @@ class PatroniCluster:
         return self.act(member, "PATCH", "/config", values)
 
     def switchover(self, leader: str, candidate: str, timeout: float = 60) -> str:
-        """Ask Patroni for a planned switchover; returns its message once it is done."""
-        return self.act(leader, "POST", "/switchover", {"leader": leader, "candidate": candidate},
-                        timeout)
+        """Ask Patroni for a planned switchover; returns its message once it is done, or
+        once Patroni says it could not tell in time (SWITCHOVER_STATUS_UNKNOWN): no
+        refusal, so callers wait for the candidate to lead, as they do after every one."""
+        try:
+            return self.act(leader, "POST", "/switchover", {"leader": leader, "candidate": candidate},
+                            timeout)
+        except PatroniRefused as exc:
+            if exc.status != 503 or exc.text != SWITCHOVER_STATUS_UNKNOWN:
+                raise
+            return f"{exc}: the switchover goes on"
 
     # --- the cluster --------------------------------------------------------------------
     def _ordered(self) -> list[int]:

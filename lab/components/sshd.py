@@ -196,7 +196,7 @@ def known_hosts_lines(lab: "LabContext") -> list[str]:
 
 def host_control(lab: "LabContext", host: SshHost) -> "HostControl":
     """The host's drill commands (lab/host_control.py): run over SSH on this host, they act
-    on this host's lab programs, and arm each fault with a detached undo process (lab hosts
+    on this host's lab programs, and arm each fault with a detached undo shell (lab hosts
     have no systemd timers)."""
     from inventory.runtime import HostControl
     from lab import host_control
@@ -216,9 +216,9 @@ def host_control(lab: "LabContext", host: SshHost) -> "HostControl":
     for component in components:
         commands[f"kill_component:{component}"] = run("kill", component)
         commands[f"start_component:{component}"] = run("start", component)
-    # {undo} arrives shell-quoted; the other placeholders are plain words
-    return HostControl(commands=commands, arm=run("arm") + " {name} {seconds} {undo}",
-                       disarm=run("disarm") + " {name}")
+    # arming is plain shell: no Python start-up before the fault
+    return HostControl(commands=commands, arm=host_control.arm_command(lab.root, host.name),
+                       disarm=host_control.disarm_command(lab.root, host.name))
 
 
 def _ssh_ok(lab: "LabContext", host: SshHost) -> tuple[bool, str]:

@@ -107,8 +107,11 @@ def test_a_cluster_or_member_name_not_the_inventorys_is_refused(lab, tmp_path: P
 
 
 def test_ctrl_c_during_a_drill_undoes_its_faults(lab) -> None:
+    # SIGINT as a terminal would deliver it, even where the tests run as a background job
+    # (which starts with SIGINT ignored, and the drill would never see it)
     drill = subprocess.Popen(DRILL + ["main-center-freeze", "--world", "ssh", "--confirm", "lab", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     try:
         for line in drill.stderr:

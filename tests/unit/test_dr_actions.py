@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dr.actions import StepContext, run_step, undo_all
+from dr.actions import StepContext, run_step, undo_all, undo_self_healed
 from dr.engine import left_to_do
 from dr.scenario import Step
 from inventory.runtime import CenterRuntime, RuntimeInventory, SystemRuntime
@@ -140,3 +140,30 @@ def test_a_fault_interrupted_half_way_is_undone_too() -> None:
     result = undo_all(w, lambda m: None)
     assert result.restored == ["start_center main"]
     assert w.injector.calls == [("kill_center", "main"), ("start_center", "main")]
+
+
+def test_a_finished_drill_undoes_only_the_component_faults_the_system_got_over_by_itself() -> None:
+    w = world()
+    run_step(w, Step(action="kill_component", center="main", component="postgres"))
+    run_step(w, Step(action="kill_center", center="samecity"))  # left to the restore steps
+    result = undo_self_healed(w, lambda m: None)
+    assert w.injector.calls[-1:] == [("start_component", "main", "postgres")]
+    assert not [c for c in w.injector.calls if c[0] == "start_center"]
+    assert w.undo == [("start_center", ("samecity",))]
+    assert result.restored == ["start_component main postgres"]
+
+
+def test_the_first_fault_the_world_times_is_when_the_fault_began() -> None:
+    class TimingInjector(RecordingInjector):
+        def kill_center(self, center: str) -> float:
+            return 100.0 if center == "main" else 200.0
+
+        def start_center(self, center: str) -> float:
+            return 300.0  # an undo is not a fault: never its time
+    w = world()
+    w.injector = TimingInjector()
+    run_step(w, Step(action="start_center", center="samecity"))
+    assert w.fault_began is None
+    run_step(w, Step(action="kill_center", center="main"))
+    run_step(w, Step(action="kill_center", center="samecity"))
+    assert w.fault_began == 100.0

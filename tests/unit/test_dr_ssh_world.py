@@ -3,6 +3,8 @@ runs only when the operator names the cloud, arms each fault to undo itself on t
 and trusts no host key the runtime inventory does not know."""
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import click
@@ -13,7 +15,8 @@ from click.testing import CliRunner
 import dr.ssh_world as ssh_world
 from dr.cli import drill
 from dr.scenario import get_scenario
-from dr.ssh_world import SshWorld, SshWorldError, plan
+from dr.ssh_world import HostOutput, SshWorld, SshWorldError, plan
+from inventory.fault_line import FAULT_BEGINS
 from dr.world import WORLDS_META
 from inventory.runtime import RuntimeInventory
 
@@ -33,7 +36,10 @@ tricenter.add_command(drill)
 def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every command the SSH world would run, recorded instead of run."""
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(ssh_world, "run_on", lambda host, command: calls.append((host.name, command)))
+    def run(host, command: str) -> HostOutput:
+        calls.append((host.name, command))
+        return HostOutput("")
+    monkeypatch.setattr(ssh_world, "run_on", run)
     return calls
 
 
@@ -111,7 +117,8 @@ def test_the_control_section_names_how_a_host_arms_and_disarms_a_fault() -> None
     lines = plan(_sample_with(arm_by_hand), get_scenario("main-center-loss"), deadline=90)
     kill = next(line for line in lines if line.startswith("fault") and " on main-db:" in line)
     assert kill.endswith(": /opt/dr/arm tricenter-drill-undo-kill_center-main 90 "
-                         "'systemctl start patroni etcd' && systemctl kill --signal=SIGKILL patroni etcd")
+                         f"'systemctl start patroni etcd' && echo {FAULT_BEGINS} && "
+                         "systemctl kill --signal=SIGKILL patroni etcd")
     start = next(line for line in lines if line.startswith("restore") and " on main-db:" in line)
     assert "{ /opt/dr/disarm tricenter-drill-undo-kill_center-main || true; } && systemctl start" in start
 
@@ -131,10 +138,61 @@ def test_a_host_that_fails_does_not_keep_the_fault_from_the_others() -> None:
         calls.append(host.name)
         if host.name == "main-db":
             raise SshWorldError("main-db: `systemctl kill` exited 1: no such unit")
-        return ""
+        return HostOutput("")
     with pytest.raises(SshWorldError, match="main-db: `systemctl kill` exited 1"):
         SshWorld(RuntimeInventory.load(SAMPLE), run=run).kill_center("main")
     assert sorted(calls) == ["main-app", "main-db", "main-lb", "main-monitoring"]
+
+
+def test_a_fault_began_when_the_first_host_said_so_and_an_undo_times_nothing() -> None:
+    said = {"main-db": 105.0, "main-app": 103.5, "main-lb": None, "main-monitoring": 104.0}
+    world = SshWorld(RuntimeInventory.load(SAMPLE), run=lambda host, command: HostOutput("", said[host.name]))
+    assert world.kill_center("main") == 103.5
+    world = SshWorld(RuntimeInventory.load(SAMPLE), run=lambda host, command: HostOutput(""))
+    assert world.kill_center("main") is None  # hosts that say nothing: the drill keeps its own stamp
+    assert world.start_center("main") is None
+
+
+class SlowChannel:
+    """A channel whose command prints a line, says the fault begins, then takes its time."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def settimeout(self, seconds: float) -> None:
+        pass
+
+    def exec_command(self, command: str) -> None:
+        self.command = command
+
+    def makefile(self, mode: str):
+        yield b"armed\n"
+        yield FAULT_BEGINS.encode() + b"\n"
+        time.sleep(self.pause)  # the fault command at work
+        yield b"killed\n"
+
+    def recv_exit_status(self) -> int:
+        return 0
+
+    def makefile_stderr(self, mode: str):
+        return io.BytesIO(b"")
+
+
+def test_the_line_saying_the_fault_begins_is_timed_when_it_arrives_not_when_the_command_ends() -> None:
+    channel = SlowChannel(pause=0.5)
+    transport = type("Transport", (), {"open_session": lambda self, timeout: channel})()
+    client = type("Client", (), {"get_transport": lambda self: transport})()
+    before = time.time()
+    output = ssh_world._exec(RuntimeInventory.load(SAMPLE).hosts[0], client, "kill")
+    after = time.time()
+    assert output.text == "armed\nkilled\n"
+    assert before <= output.fault_began <= after - 0.4
 
 
 URLS = {"pg-main": "https://10.1.0.11:8008", "pg-samecity": "https://10.2.0.11:8008",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -89,6 +90,25 @@ def test_the_tier_targets_and_their_edition_come_from_the_runtime_inventory(monk
     d = Drill(get_scenario("main-center-loss"), runtime, system, RecordingWorld(runtime))
     assert (d.tier.rto_seconds, d.tier.rpo_seconds, d.tier.gbt20988_level) == (300, 0, 6)
     assert d.gbt.edition == "2025" and d.outcome.gbt is d.gbt
+
+
+def test_the_fault_is_timed_from_when_the_world_says_it_began_not_from_when_the_drill_asked(monkeypatch) -> None:
+    monkeypatch.setenv("TRICENTER_SAMPLE_API_PASSWORD", "not-a-secret")
+    runtime = RuntimeInventory.load(SAMPLE)
+
+    class SlowToStart(RecordingWorld):
+        def kill_center(self, center: str) -> float:
+            time.sleep(0.2)  # arming, reaching the hosts, starting a tool
+            began = time.time()
+            time.sleep(0.2)  # waiting for the processes to be gone
+            return began
+    d = Drill(get_scenario("main-center-loss"), runtime, runtime.systems["registry"], SlowToStart(runtime))
+    monkeypatch.setattr(d, "_replication_lag", lambda: None)
+    d._inject()
+    markers = d.world.markers
+    assert markers["fault_requested"] + 0.2 <= markers["fault"] <= markers["fault_done"] - 0.2
+    assert [e.action for e in d.outcome.events] == ["kill_center"]
+    assert d.outcome.events[0].seconds >= 0.4  # the step keeps its own duration
 
 
 def test_a_runtime_inventory_without_tier_targets_is_refused_with_the_fix(tmp_path: Path) -> None:
