@@ -53,7 +53,9 @@ def test_an_armed_fault_undoes_itself_at_its_deadline(tmp_path: Path) -> None:
 def test_a_disarmed_fault_is_never_undone_by_its_host(tmp_path: Path) -> None:
     name, undone = "tricenter-drill-undo-freeze_center-main", tmp_path / "undone"
     arm(tmp_path, name, 30, f"touch {shlex.quote(str(undone))}")
-    assert host_control.armed(tmp_path) == [f"main-app/{name}"]
+    # the background shell records its pid before it has exec'd the undo shell (on a
+    # loaded machine, a moment later): armed() knows it by the undo shell's arguments
+    wait_until("the undo shell is armed", lambda: host_control.armed(tmp_path) == [f"main-app/{name}"], 30, 0.05)
     pid = host_control.armer(tmp_path / host_control.UNDO_DIR / "main-app" / f"{name}.pid")
     assert os.getpgid(pid) == pid  # it leads its group: the disarm kills the sleep with it
     disarm(tmp_path, name)
