@@ -45,7 +45,10 @@ def assert_lost_nothing_and_restored(scenario: str, code: int, result: dict) -> 
         assert (Path(result["report_dir"]) / name).exists()
 
 
-@pytest.mark.parametrize("scenario", ["db-primary-crash", "main-center-loss", "samecity-switchover"])
+# db-primary-crash runs through the SSH world (test_drills_ssh.py), whose hosts act on the
+# same lab processes; the lab world's kill_component is exercised by the interrupted-drill
+# test (test_drill_recovery.py). CI runs each scenario once where it can: the run stays short.
+@pytest.mark.parametrize("scenario", ["main-center-loss", "samecity-switchover"])
 def test_drill_loses_nothing_and_restores_the_layout(lab, scenario: str) -> None:
     code, result = run_drill(scenario)
     assert_lost_nothing_and_restored(scenario, code, result)
