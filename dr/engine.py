@@ -440,6 +440,9 @@ class Drill:
             self.outcome.extra["alerts_resolve_note"] = (
                 f"still firing {ALERTS_RESOLVE_SECONDS:g} s after the restore ended")
             return
+        except KeyboardInterrupt:  # the faults are undone already: keep the report
+            self.outcome.extra["alerts_resolve_note"] = "interrupted while waiting for the alerts to resolve"
+            return
         self._event("restore", "alerts_resolved", "every expected alert that fired has resolved",
                     began=began)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -14,13 +13,12 @@ from dr.cli import drill, repeat_summary
 from dr.engine import DrillOutcome, Event
 from dr.levels import combine, level_reached
 from dr.ledger import Observation, Write
-from support.patroni import PatroniCluster
 from dr.report import find_report, write_report
 from dr.scenario import get_scenario
 from dr.verdict import evaluate, passed
+from tests.unit.test_support_patroni import cluster as patroni_answering
 from inventory.loader import load_gbt_table
-from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, HostPort, SecretRef,
-                               SystemRuntime)
+from inventory.runtime import SystemRuntime
 
 
 def outcome() -> DrillOutcome:
@@ -73,26 +71,11 @@ SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(2)>'
 
 
-class PatroniRefusing:
-    """A Patroni REST API whose refusal text is hostile markup."""
-
-    def request(self, method: str, url: str, json: dict, auth: object, timeout: float,
-                verify: object) -> SimpleNamespace:
-        return SimpleNamespace(ok=False, status_code=503, text=f"switchover refused {BREAKOUT}{SCRIPT}")
-
-
 def test_html_report_escapes_step_details_and_text_from_patroni(tmp_path: Path) -> None:
     out = outcome()
-    db = DatabaseCluster(cluster="c", dbname="d", user="u", password=SecretRef(env="PW"),
-                         read_write=HostPort(host="127.0.0.1", port=5000),
-                         read_only=HostPort(host="127.0.0.1", port=5001),
-                         members=[DbMember(name="pg-main", center="main", host="127.0.0.1",
-                                           api_url="http://127.0.0.1:8008",
-                                           intended_role=DbIntendedRole.leader)])
-    cluster = PatroniCluster(db)
-    cluster._session = PatroniRefusing()
+    refusing = patroni_answering(503, f"switchover refused {BREAKOUT}{SCRIPT}")  # hostile markup
     with pytest.raises(RuntimeError) as refused:
-        cluster.switchover("pg-main", "pg-samecity")
+        refusing.switchover("pg-main", "pg-samecity")
     out.status, out.reason = "error", str(refused.value)
     out.events.append(Event(1019.0, "failback", "switchover", f"step detail {SCRIPT} {BREAKOUT}",
                             ok=False))
