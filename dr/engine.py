@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Alertmanager tells a resolution a rule window (30 s for TricenterPrimaryLost) plus an
 # evaluation and a group interval after recovery: a finished drill waits this long for it.
 ALERTS_RESOLVE_SECONDS = 90
+# An expected alert is due within 15 s of the fault; a drill that recovered sooner waits
+# for it until twice that after the fault, so a late page is timed, not missed.
+ALERTS_FIRE_SECONDS = 30
 
 
 class DrillSkipped(Exception):
@@ -414,8 +417,9 @@ class Drill:
 
     def _await_alerts_resolved(self) -> None:
         """After the restore: wait, up to ALERTS_RESOLVE_SECONDS, until each expected alert
-        that fired has been resolved, so the report times the resolution too. A receiver
-        that does not answer is the report's business (`_alerts`), not a reason to wait."""
+        has fired and been resolved (one that has not fired ALERTS_FIRE_SECONDS after the
+        fault is reported missing), so the report times both. A receiver that does not
+        answer is the report's business (`_alerts`), not a reason to wait."""
         from dr import alerts
 
         receiver, fault = self.runtime.monitoring.alert_receiver_url, self.world.markers.get("fault")
@@ -426,11 +430,12 @@ class Drill:
 
         def resolved() -> bool:
             records = alerts.fetch(receiver, self.outcome.started_at - 3600)
-            firing = alerts.still_firing(records, self.scenario.alerts, fault, self.system.name)
-            if set(firing) - told:
-                told.update(firing)
-                self.progress("alerts", f"waiting for {', '.join(firing)} to resolve")
-            return not firing
+            pending = alerts.awaited(records, self.scenario.alerts, fault, self.system.name,
+                                     time.time(), ALERTS_FIRE_SECONDS)
+            if set(pending) - told:
+                told.update(pending)
+                self.progress("alerts", f"waiting for {', '.join(pending)} to fire and resolve")
+            return not pending
 
         began = time.time()
         try:
@@ -444,7 +449,7 @@ class Drill:
             self.outcome.extra["alerts_resolve_note"] = "interrupted while waiting for the alerts to resolve"
             return
         self._event("restore", "alerts_resolved", "every expected alert that fired has resolved",
-                    began=began)
+                    began=began)  # one that never fired: `alerts_missing` in the report
 
     def _alerts(self) -> None:
         """What the alert receiver got since the fault: `alerts` and `alerts_missing`."""

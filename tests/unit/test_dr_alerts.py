@@ -26,14 +26,17 @@ def record(name: str, status: str, at: float, system: str | None = "sample") -> 
     return {"name": name, "status": status, "received_at": at, "labels": labels}
 
 
-def test_an_expected_alert_is_still_firing_until_its_resolution_arrives() -> None:
+def test_a_drill_waits_for_an_expected_alert_to_fire_then_to_resolve() -> None:
+    expected, due = ["TricenterPrimaryLost"], 30.0
     fired = [record("TricenterPrimaryLost", "resolved", 1005.0),  # before the fault
              record("TricenterPrimaryLost", "firing", 1014.0),
              record("TricenterEtcdMemberDown", "firing", 1015.0, system=None)]  # not expected
-    assert alerts.still_firing(fired, ["TricenterPrimaryLost"], FAULT, "sample") == ["TricenterPrimaryLost"]
+    assert alerts.awaited(fired, expected, FAULT, "sample", 1100.0, due) == ["TricenterPrimaryLost"]
     done = [*fired, record("TricenterPrimaryLost", "resolved", 1050.0)]
-    assert alerts.still_firing(done, ["TricenterPrimaryLost"], FAULT, "sample") == []
-    assert alerts.still_firing([], ["TricenterPrimaryLost"], FAULT, "sample") == []  # never fired
+    assert alerts.awaited(done, expected, FAULT, "sample", 1100.0, due) == []
+    # not fired yet: waited for while the fault is younger than `due`, then given up
+    assert alerts.awaited([], expected, FAULT, "sample", FAULT + 12, due) == ["TricenterPrimaryLost"]
+    assert alerts.awaited([], expected, FAULT, "sample", FAULT + 31, due) == []
 
 
 def test_fired_and_resolved_seconds_after_the_fault() -> None:
