@@ -102,7 +102,9 @@ def _hold(world: StepContext, step: Step) -> str:
 
 def _sync_ready(world: StepContext, candidate: str) -> Callable[[ClusterState], bool]:
     def ready(state: ClusterState) -> bool:
-        return state.leader == candidate or state.sync_standby == candidate
+        # a running leader first: the sync key may still name the candidate while the old
+        # leader restarts, and a switchover needs a leader to hand over from
+        return state.leader is not None and candidate in (state.leader, state.sync_standby)
     return ready
 
 

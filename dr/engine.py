@@ -249,7 +249,7 @@ class Drill:
         """Seconds the remote async member is behind, sampled right before the fault."""
         try:
             remote = self.system.database.member(self.world.member_in("remote"))
-        except (StepFailed, StopIteration):
+        except (StepFailed, KeyError):
             return None
         target = self.rw.at(remote.host, remote.port, "verify-full")
         try:

@@ -175,7 +175,11 @@ class DatabaseCluster(_Model):
     api_password: SecretRef | None = None
 
     def member(self, name: str) -> DbMember:
-        return next(m for m in self.members if m.name == name)
+        found = next((m for m in self.members if m.name == name), None)
+        if found is None:  # a StopIteration here once surfaced as "unexpected StopIteration"
+            raise KeyError(f"cluster {self.cluster} has no member {name!r} in the runtime inventory "
+                           f"(members: {', '.join(m.name for m in self.members)})")
+        return found
 
 
 class PostgresAccess(_Model):

@@ -3,6 +3,7 @@ city's old primary after a remote promotion."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 from dr.actions import StepContext, run_step, undo_all, undo_self_healed
 from dr.engine import left_to_do
@@ -167,3 +168,14 @@ def test_the_first_fault_the_world_times_is_when_the_fault_began() -> None:
     run_step(w, Step(action="kill_center", center="main"))
     run_step(w, Step(action="kill_center", center="samecity"))
     assert w.fault_began == 100.0
+
+
+def test_a_switchover_waits_for_a_running_leader_to_hand_over_from() -> None:
+    """Under load the sync key still named the candidate while no member led; the
+    switchover then asked Patroni to hand over from nobody (an unexpected StopIteration)."""
+    from dr.actions import _sync_ready
+
+    ready = _sync_ready(world(), "pg-main")
+    assert not ready(SimpleNamespace(leader=None, sync_standby="pg-main"))
+    assert ready(SimpleNamespace(leader="pg-samecity", sync_standby="pg-main"))
+    assert ready(SimpleNamespace(leader="pg-main", sync_standby=None))
