@@ -181,13 +181,17 @@ def arm_command(root: Path, host: str) -> str:
     """A lab host's `control.arm` template ({name}, {seconds}, {undo} shell-quoted): plain
     shell that disarms {name} first, then starts the undo shell in a session of its own
     (setsid: from a shell without job control it does not fork, so $! is that shell and
-    leads its process group) and records its pid."""
+    leads its process group) and records its pid. It returns once that shell runs as the
+    undo shell (up to 2 s): until its exec, /proc shows the arming shell's arguments, and
+    a disarm would not recognise it."""
     records, logs = shlex.quote(str(_records(root, host))), shlex.quote(str(root / "logs"))
     # both directories first: a redirection that fails would leave nothing armed, silently
     return (f"r={records}/{{name}}.pid && mkdir -p -m 700 {records} && mkdir -p {logs} && "
             f"{{ {_disarm_body()}; }} && "
             f"{{ setsid /bin/sh -c {shlex.quote(UNDO_SCRIPT)} {ARMER} \"$r\" {{seconds}} {{undo}} "
-            f"</dev/null >>{logs}/drill-undo.log 2>&1 & echo $! >\"$r\"; }}")
+            f"</dev/null >>{logs}/drill-undo.log 2>&1 & p=$!; echo $p >\"$r\"; i=0; "
+            f"until tr '\\0' ' ' <\"/proc/$p/cmdline\" 2>/dev/null | grep -qF \" {ARMER} $r \"; "
+            f"do i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.02; done; }}")
 
 
 def disarm_command(root: Path, host: str) -> str:
