@@ -402,10 +402,9 @@ class Drill:
         finally:
             self._stop_workload()
         out.markers = dict(self.world.markers)
-        if out.status == "finished":
-            self._await_alerts_resolved()
+        late = self._await_alerts_resolved() if out.status == "finished" else None
         out.finished_at = time.time()
-        self._alerts()
+        self._alerts(late)
         if out.status not in ("skipped",) and out.ledger.writes:
             if final_present is None and self.rw is not None:
                 try:
@@ -415,16 +414,17 @@ class Drill:
             self._measure(verify_present, final_present, window_end or out.finished_at)
         return out
 
-    def _await_alerts_resolved(self) -> None:
+    def _await_alerts_resolved(self) -> str | None:
         """After the restore: wait, up to ALERTS_RESOLVE_SECONDS, until each expected alert
         has fired and been resolved (one that has not fired ALERTS_FIRE_SECONDS after the
         fault is reported missing), so the report times both. A receiver that does not
-        answer is the report's business (`_alerts`), not a reason to wait."""
+        answer is the report's business (`_alerts`), not a reason to wait. Returns what
+        the report should note when the wait ended before that."""
         from dr import alerts
 
         receiver, fault = self.runtime.monitoring.alert_receiver_url, self.world.markers.get("fault")
         if receiver is None or fault is None or not self.scenario.alerts:
-            return
+            return None
 
         told: set[str] = set()
 
@@ -442,17 +442,16 @@ class Drill:
             wait_until("the expected alerts resolve", resolved, ALERTS_RESOLVE_SECONDS, 1.0,
                        retry_on=(alerts.ReceiverUnavailable,), stop=self.stop)
         except WaitTimeout:
-            self.outcome.extra["alerts_resolve_note"] = (
-                f"still firing {ALERTS_RESOLVE_SECONDS:g} s after the restore ended")
-            return
+            return f"still firing {ALERTS_RESOLVE_SECONDS:g} s after the restore ended"
         except KeyboardInterrupt:  # the faults are undone already: keep the report
-            self.outcome.extra["alerts_resolve_note"] = "interrupted while waiting for the alerts to resolve"
-            return
+            return "interrupted while waiting for the alerts to resolve"
         self._event("restore", "alerts_resolved", "every expected alert that fired has resolved",
                     began=began)  # one that never fired: `alerts_missing` in the report
+        return None
 
-    def _alerts(self) -> None:
-        """What the alert receiver got since the fault: `alerts` and `alerts_missing`."""
+    def _alerts(self, late: str | None = None) -> None:
+        """What the alert receiver got since the fault: `alerts` and `alerts_missing`;
+        `late`: why the wait for them ended early, for `alerts_note`."""
         from dr import alerts
 
         receiver, fault = self.runtime.monitoring.alert_receiver_url, self.outcome.markers.get("fault")
@@ -478,7 +477,6 @@ class Drill:
         if stale:
             self.outcome.extra["alerts_note"] = (
                 f"already firing when the fault was injected, so not timed: {', '.join(stale)}")
-        late = self.outcome.extra.pop("alerts_resolve_note", None)
         if late:
             self.outcome.extra["alerts_note"] = "; ".join(
                 filter(None, [self.outcome.extra.get("alerts_note"), late]))
