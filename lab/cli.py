@@ -84,7 +84,8 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
     started = time.monotonic()
     status: dict = {}
     try:
-        with Live(console=make_console(stderr=True), transient=as_json, refresh_per_second=2) as live:
+        progress_console = make_console(stderr=True)
+        with Live(console=progress_console, transient=as_json, refresh_per_second=2) as live:
             live.update("writing configuration, starting supervisord …")
 
             def progress(current: dict) -> None:
@@ -92,6 +93,8 @@ def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: 
 
             status = the_lab.up(profile=patroni_profile, netns=netns, progress=progress,
                                 deadline_seconds=timeout)
+        if not progress_console.is_terminal and not as_json:
+            progress_console.line()  # Live leaves its last table unterminated off a terminal
     except LabDirError as exc:
         _refuse("lab up", exc, as_json)
     except LabError as exc:

@@ -50,7 +50,12 @@ class TricenterCollector(Collector):
     def collect(self) -> Iterator:
         started = time.monotonic()
         obs = observe(self.view, self.sources, self.pool)
-        episodes = self.watch.counts() if self.watch is not None else None
+        episodes = None
+        if self.watch is not None:
+            for name, system in obs.systems.items():
+                if system.cluster is not None:
+                    self.watch.patroni_named(name, system.cluster.leader)
+            episodes = self.watch.counts()
         yield from families(self.view, obs, self.targets, time.time(), episodes)
         if self.sources.drill_history is not None:
             yield from drill_families(obs.drills)  # the history observe read, not a second read

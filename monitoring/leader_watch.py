@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -91,11 +91,24 @@ class Timing:
                    patroni_every=max(1, round(scrape_interval / interval)))
 
 
+def _done(call: Callable[[str], LeaderPoll], name: str) -> Future:
+    """`call(name)` run here, as a finished Future (its result or its exception)."""
+    future: Future = Future()
+    try:
+        future.set_result(call(name))
+    except Exception as exc:  # noqa: BLE001 — handed on to the caller's result()
+        future.set_exception(exc)
+    return future
+
+
 class LeaderWatch:
     """`poll(db, last_leader, timeout, quick)`: one LeaderPoll. `quick` is True except on
     every `patroni_every`-th poll, and after one that did not confirm: a quick poll may
-    confirm the leader by its database alone, so Patroni's own word (its lock) is asked
-    at least once a scrape interval."""
+    confirm the leader by its database alone, so Patroni's word is heard at least once a
+    scrape interval. A scrape's /cluster is that word (`patroni_named`): while it names
+    the leader the watch follows, the watch does not ask Patroni again; when it names
+    another, the next poll does. Each Patroni request costs a TLS handshake, since Patroni
+    closes every connection."""
 
     def __init__(self, runtime: RuntimeInventory,
                  poll: Callable[[DatabaseCluster, str | None, float, bool], LeaderPoll],
@@ -106,6 +119,7 @@ class LeaderWatch:
         self.runs: dict[str, Run | None] = {name: None for name in self.databases}
         self.polled: set[str] = set()
         self.episodes = {name: 0 for name in self.databases}
+        self.named: dict[str, tuple[str | None, float]] = {}  # system → (leader, when) per /cluster
         self.rounds = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -148,13 +162,40 @@ class LeaderWatch:
             run = self.runs.get(system)
             return run is not None and run.counted
 
+    def patroni_named(self, system: str, leader: str | None) -> None:
+        """A scrape's /cluster named `leader` for `system` just now."""
+        with self._lock:
+            if system in self.databases:
+                self.named[system] = (leader, self.clock())
+
+    def _quick(self, system: str, full_round: bool, now: float) -> bool:
+        """Whether this poll may confirm by the database alone (see the class docstring)."""
+        if self.runs[system] is not None:
+            return False
+        named = self.named.get(system)
+        if named is None:
+            return not full_round
+        leader, at = named
+        if leader != self.leaders[system]:
+            return False
+        return not full_round or now - at < self.timing.patroni_every * self.timing.interval
+
     def poll_once(self, pool: ThreadPoolExecutor) -> None:
+        if not self.databases:
+            return
         started = self.clock()  # what a poll finds held when it was asked, not when it ended
         full_round = self.rounds % self.timing.patroni_every == 0
         self.rounds += 1
-        answers = {name: pool.submit(self.poll, db, self.leaders[name], self.timing.timeout,
-                                     not full_round and self.runs[name] is None)
-                   for name, db in self.databases.items()}
+        with self._lock:
+            quick = {name: self._quick(name, full_round, started) for name in self.databases}
+        def ask(name: str) -> LeaderPoll:
+            return self.poll(self.databases[name], self.leaders[name], self.timing.timeout, quick[name])
+
+        # The last cluster is asked in this thread: with one cluster, a poll costs no
+        # hand-off to a pool thread (that cost more CPU than the poll's query).
+        *others, last = self.databases
+        answers = {name: pool.submit(ask, name) for name in others}
+        answers[last] = _done(ask, last)
         for name, answer in answers.items():
             try:
                 poll = answer.result()

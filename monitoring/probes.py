@@ -110,19 +110,36 @@ def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
     when it does not confirm, the other members' /cluster (whom do they name?) and the
     /primary of the leader they name. One request per cluster while all is well.
 
+    Patroni answers /primary from its lock alone, so while it restarts a crashed
+    PostgreSQL in place it still says 200: with the database's `password`, a leader whose
+    database turns the exporter down (refused, starting up, in recovery) is not confirmed,
+    since no writer gets through either. A database that is merely slow is left to Patroni.
+
     `quick`: first ask the leader's database over the connection the exporter keeps
     (a query, where /primary costs a TLS handshake: Patroni closes every connection).
     It can only confirm; any doubt (no kept connection, an error, in recovery) falls
     through to Patroni."""
     from monitoring.leader_watch import LeaderPoll
 
-    if quick and last_leader is not None and password is not None and _database_leads(
-            db, db.member(last_leader), password, ca_file, timeout / 2):
+    def database(member: str, may_connect: bool) -> PrimaryAnswer:
+        if password is None:
+            return PrimaryAnswer.silent
+        return _database_answer(db, db.member(member), password, ca_file, timeout / 2, may_connect)
+
+    def primary(member: str) -> PrimaryAnswer:
+        answer = client.primary_answer(member, timeout)
+        if answer is PrimaryAnswer.yes:
+            refusal = database(member, True)
+            if refusal in (PrimaryAnswer.refused, PrimaryAnswer.no):
+                return refusal
+        return answer
+
+    if quick and last_leader is not None and database(last_leader, False) is PrimaryAnswer.yes:
         return LeaderPoll(last_leader, PrimaryAnswer.yes)
     client = _client(db, ca_file, timeout)
     answer = PrimaryAnswer.silent
     if last_leader is not None:
-        answer = client.primary_answer(last_leader, timeout)
+        answer = primary(last_leader)
         if answer is PrimaryAnswer.yes:
             return LeaderPoll(last_leader, answer)
     views = tuple(view.leader for m in db.members if m.name != last_leader
@@ -130,7 +147,7 @@ def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
     named = [v for v in views if v is not None]
     leader = max(set(named), key=named.count) if named else None
     if leader is not None and leader != last_leader:
-        answer = client.primary_answer(leader, timeout)
+        answer = primary(leader)
     return LeaderPoll(leader if leader is not None else last_leader, answer, views)
 
 
@@ -204,24 +221,48 @@ def _connection_key(db: DatabaseCluster, leader: DbMember, password: str,
     return (leader.host, leader.port, db.dbname, db.user, password, ca_file)
 
 
-def _database_leads(db: DatabaseCluster, leader: DbMember, password: str, ca_file: str | None,
-                    timeout: float) -> bool:
-    """Whether the leader's PostgreSQL, over a connection already kept, is out of recovery.
-    Never opens one: against a lost leader that would wait for the connect timeout."""
+def _database_answer(db: DatabaseCluster, leader: DbMember, password: str, ca_file: str | None,
+                     timeout: float, may_connect: bool = False) -> PrimaryAnswer:
+    """The leader's PostgreSQL's own answer: yes (out of recovery), no (in recovery),
+    refused (it turned the connection down, or is starting or shutting down) or silent.
+    A kept connection is asked first; a new one is opened only if `may_connect`: against
+    a lost leader it would wait for the connect timeout, so the caller allows it only once
+    the leader's Patroni has answered (its host is there)."""
     import psycopg
 
     key = _connection_key(db, leader, password, ca_file)
     conn = _connections.checkout(key)
-    if conn is None:
-        return False
+    if conn is not None:
+        try:
+            with _cut_after(conn, timeout):
+                row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+            _connections.checkin(key, conn)
+            return PrimaryAnswer.yes if row and row[0] else PrimaryAnswer.no
+        except psycopg.Error:
+            conn.close()  # the server restarted, failed over, or was cut off since
+    if not may_connect:
+        return PrimaryAnswer.silent
     try:
+        conn = _connect(leader, db, password, ca_file, timeout)
         with _cut_after(conn, timeout):
             row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+    except psycopg.OperationalError as exc:
+        return PrimaryAnswer.refused if _turned_down(str(exc)) else PrimaryAnswer.silent
     except psycopg.Error:
-        conn.close()
-        return False
+        return PrimaryAnswer.silent
     _connections.checkin(key, conn)
-    return bool(row and row[0])
+    return PrimaryAnswer.yes if row and row[0] else PrimaryAnswer.no
+
+
+# What libpq says when the server is not there to take writes, as against a timeout or a
+# password problem (which prove nothing about the primary).
+_TURNED_DOWN = ("connection refused", "starting up", "shutting down", "in recovery mode",
+                "not yet accepting connections", "server closed the connection")
+
+
+def _turned_down(message: str) -> bool:
+    message = message.lower()
+    return any(sign in message for sign in _TURNED_DOWN)
 
 
 def _connect(leader: DbMember, db: DatabaseCluster, password: str, ca_file: str | None,

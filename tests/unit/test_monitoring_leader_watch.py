@@ -129,17 +129,87 @@ def test_patroni_is_asked_once_a_scrape_interval_and_after_any_doubt() -> None:
                      quick, full]
 
 
+def test_a_scrape_naming_the_leader_spares_the_watch_its_own_patroni_request() -> None:
+    asked: list[bool] = []
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        asked.append(quick)
+        return CONFIRMED
+    now = [0.0]
+    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watch.poll_once(pool)  # learns the leader from Patroni
+        for _ in range(2 * TIMING.patroni_every):
+            now[0] += TIMING.interval
+            watch.patroni_named("registry", "pg-main")
+            watch.poll_once(pool)
+        assert asked == [False] + [True] * 2 * TIMING.patroni_every
+        watch.patroni_named("registry", "pg-samecity")  # the scrape saw another leader
+        watch.poll_once(pool)
+    assert asked[-1] is False
+
+
+def test_a_stale_scrape_word_does_not_stand_in_for_patroni() -> None:
+    asked: list[bool] = []
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        asked.append(quick)
+        return CONFIRMED
+    now = [0.0]
+    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watch.poll_once(pool)
+        watch.patroni_named("registry", "pg-main")  # the last scrape, then none (Prometheus down)
+        for _ in range(3 * TIMING.patroni_every):
+            now[0] += TIMING.interval
+            watch.poll_once(pool)
+    assert asked.count(False) >= 3  # back on its own schedule
+
+
 def test_a_quick_poll_confirms_by_the_database_or_falls_through_to_patroni(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: True)
+    monkeypatch.setattr(probes, "_database_answer", lambda db, leader, pw, ca, timeout, connect: YES)
     fake = FakeCluster({"pg-main": NO}, {"pg-samecity": "pg-samecity"})
     monkeypatch.setattr(probes, "_client", lambda db, ca_file, timeout: fake)
     db = runtime().systems["registry"].database
     assert probes.leader_poll(db, "pg-main", 2.0, None, True, "pw") == CONFIRMED
     assert fake.asked == []
-    monkeypatch.setattr(probes, "_database_leads", lambda db, leader, pw, ca, timeout: False)
+    monkeypatch.setattr(probes, "_database_answer", lambda db, leader, pw, ca, timeout, connect: SILENT)
     assert judge(probes.leader_poll(db, "pg-main", 2.0, None, True, "pw")) is not Verdict.confirmed
     assert fake.asked[0] == ("primary", "pg-main")
+
+
+@pytest.mark.parametrize("database, verdict", [
+    (REFUSED, Verdict.lost),  # crashed: Patroni restarts it in place, still holding the lock
+    (NO, Verdict.lost),  # still in crash recovery
+    (SILENT, Verdict.confirmed),  # slow: Patroni's word stands
+    (YES, Verdict.confirmed),
+])
+def test_patronis_200_confirms_only_a_database_that_does_not_turn_writers_down(
+        monkeypatch: pytest.MonkeyPatch, database: PrimaryAnswer, verdict: Verdict) -> None:
+    connects: list[bool] = []
+
+    def answer(db, leader, pw, ca, timeout, may_connect):
+        connects.append(may_connect)
+        return database
+    monkeypatch.setattr(probes, "_database_answer", answer)
+    fake = FakeCluster({"pg-main": YES}, {"pg-samecity": "pg-main", "pg-remote": "pg-main"})
+    monkeypatch.setattr(probes, "_client", lambda db, ca_file, timeout: fake)
+    db = runtime().systems["registry"].database
+    assert judge(probes.leader_poll(db, "pg-main", 2.0, None, False, "pw")) is verdict
+    assert connects[0] is True  # Patroni answered: its host is there, a connect cannot hang
+
+
+@pytest.mark.parametrize("message, turned_down", [
+    ('connection to server at "10.0.0.1", port 5432 failed: Connection refused', True),
+    ("FATAL:  the database system is starting up", True),
+    ("FATAL:  the database system is in recovery mode", True),
+    ("server closed the connection unexpectedly", True),
+    ("connection timeout expired", False),
+    ('FATAL:  password authentication failed for user "tricenter"', False),
+])
+def test_a_refusal_is_told_from_a_timeout_or_a_wrong_password(message: str, turned_down: bool) -> None:
+    assert probes._turned_down(message) is turned_down
 
 
 class FakeCluster:
