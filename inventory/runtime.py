@@ -279,6 +279,11 @@ class EtcdAuth(_Model):
     patroni_user: str = Field(default="patroni", pattern=r"^[a-z_][a-z0-9_-]*$")
     patroni_password: SecretRef
     patroni_prefix: str = Field(default="/tricenter/", pattern=r"^/.*/$")  # Patroni's namespace
+    # The PEM private key (ECDSA P-256) every member signs its auth tokens with (JWT): a
+    # token stays good on every member and across restarts, so a client that moves to
+    # another member does not log in again in the middle of a failover. None: etcd's
+    # simple tokens, which live in one member's memory (fine for a trial, not production).
+    token_signing_key: SecretRef | None = None
 
 
 class Monitoring(_Model):
@@ -496,6 +501,8 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
         all_vars["tricenter_etcd_auth"] = {
             "root_password": _ref(auth.root_password), "patroni_user": auth.patroni_user,
             "patroni_password": _ref(auth.patroni_password), "patroni_prefix": auth.patroni_prefix}
+        if auth.token_signing_key is not None:
+            all_vars["tricenter_etcd_auth"]["token_signing_key"] = _ref(auth.token_signing_key)
     if runtime.object_store is not None:
         store = runtime.object_store
         all_vars["tricenter_object_store"] = {

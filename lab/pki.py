@@ -65,6 +65,14 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+def signing_key(path: Path) -> Path:
+    """An ECDSA P-256 private key (PEM, 0600) at `path`, made on first use: what etcd signs
+    its JWT auth tokens with."""
+    if not path.exists():
+        _write_private(path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+    return path
+
+
 def _load_cert(path: Path) -> x509.Certificate | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
@@ -174,13 +182,17 @@ def install(source: CertFiles, target: CertFiles, owner: str | None = None) -> C
     """Copy certificate files where a service reads them, owned by its account: what a
     role's copy tasks do on a host (CA and certificate 0644, the key 0600, never wider)."""
     for kind in ("ca", "cert"):
-        _write_public(getattr(target, kind), getattr(source, kind).read_bytes())
-    _write_private(target.key, source.key.read_bytes())
+        install_file(getattr(target, kind), getattr(source, kind).read_bytes(), owner)
+    install_file(target.key, source.key.read_bytes(), owner, private=True)
+    return target
+
+
+def install_file(path: Path, data: bytes, owner: str | None = None, private: bool = False) -> None:
+    """One file of key material for a service's account: 0600 if `private`, else 0644."""
+    (_write_private if private else _write_public)(path, data)
     if owner is not None and os.geteuid() == 0:
         account = pwd.getpwnam(owner)
-        for kind in ("ca", "cert", "key"):
-            os.chown(getattr(target, kind), account.pw_uid, account.pw_gid)
-    return target
+        os.chown(path, account.pw_uid, account.pw_gid)
 
 
 def _subject_alt_names(name: str, addresses: list[str], dns_names: tuple[str, ...]) -> list[x509.GeneralName]:

@@ -19,6 +19,7 @@ from lab.context import CENTERS, LabContext, Ports
 HOST_FORMAT = "{center}-db"  # the lab host (lab/components/sshd.py) each member runs on
 ROOT_PASSWORD = "etcd-root"  # secret files (LabContext.secret_file)
 PATRONI_PASSWORD = "etcd-patroni"
+TOKEN_SIGNING_KEY = "etcd-token-signing-key"  # PEM, made by lab/pki.py
 # Members whose data was made with these peer URLs' scheme: etcd keeps its peers' URLs in
 # its data, so a member made with http peers would never reach an https quorum.
 PEER_SCHEME = "https"
@@ -63,6 +64,27 @@ def install_tls(runtime: RuntimeInventory, center: str) -> pki.CertFiles:
     return sshd.install_host_tls(runtime, host_name(center), role,
                                  ("etcd_tls_ca_file", "etcd_tls_cert_file", "etcd_tls_key_file"),
                                  str(role.var("etcd_user")))
+
+
+def token_signing_key(lab: LabContext) -> Path:
+    lab.secret_file(ROOT_PASSWORD)  # the secrets directory, made as secrets are
+    return pki.signing_key(lab.secrets_dir / TOKEN_SIGNING_KEY)
+
+
+def install_token_keys(runtime: RuntimeInventory, center: str) -> None:
+    """What the etcd role's token key tasks write on the member's host: the signing key
+    0600 for the etcd account, and its public half."""
+    from playbooks.filter_plugins.tricenter_secret import tricenter_public_pem, tricenter_secret
+
+    role = _role(runtime, center)
+    if not role.var("etcd_jwt_enabled"):
+        return
+    owner = str(role.var("etcd_user"))
+    private = tricenter_secret(runtime.etcd_auth.token_signing_key.model_dump(exclude_none=True))
+    pki.install_file(Path(str(role.var("etcd_jwt_private_key_file"))), (private + "\n").encode(),
+                     owner, private=True)
+    pki.install_file(Path(str(role.var("etcd_jwt_public_key_file"))),
+                     tricenter_public_pem(private).encode(), owner)
 
 
 def client_tls(lab: LabContext) -> pki.CertFiles:
@@ -175,6 +197,7 @@ class Etcd:
             forget_data(lab)  # also the data of labs older than the etcd role (lab/etcd)
         for center in CENTERS:
             install_tls(runtime, center)
+            install_token_keys(runtime, center)
             config_file(lab, center).parent.mkdir(parents=True, exist_ok=True)
             config_file(lab, center).write_text(render_config(runtime, center))
             config_file(lab, center).chmod(0o644)
@@ -216,7 +239,8 @@ class Etcd:
         runtime.etcd = [client_url(lab, center) for center in CENTERS]
         runtime.etcd_auth = EtcdAuth(
             root_password=SecretRef(file=str(lab.secret_file(ROOT_PASSWORD))),
-            patroni_password=SecretRef(file=str(lab.secret_file(PATRONI_PASSWORD))))
+            patroni_password=SecretRef(file=str(lab.secret_file(PATRONI_PASSWORD))),
+            token_signing_key=SecretRef(file=str(token_signing_key(lab))))
 
 
 def component() -> Etcd:

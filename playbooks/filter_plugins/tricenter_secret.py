@@ -1,4 +1,5 @@
 """`ref | tricenter_secret`: the value behind a secret reference of the runtime inventory.
+`pem | tricenter_public_pem`: the public half of a PEM private key (no secret in it).
 
 Runs on the controller, like a lookup: `{"file": PATH}` reads the file, `{"env": NAME}`
 the environment. Vault and Pulumi references must first be resolved by whoever made the
@@ -34,6 +35,19 @@ def tricenter_secret(ref: object) -> str:
         "or environment variable reference in the runtime inventory first")
 
 
+def tricenter_public_pem(private_pem: object) -> str:
+    """What etcd verifies its JWT auth tokens with, derived so the inventory names one
+    key. cryptography is there: ansible-core depends on it."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(str(private_pem).encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise AnsibleFilterError(f"not an unencrypted PEM private key: {exc}") from None
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"tricenter_secret": tricenter_secret}
+        return {"tricenter_secret": tricenter_secret, "tricenter_public_pem": tricenter_public_pem}

@@ -3,6 +3,7 @@
 - Every member refuses a client that presents no certificate; one from the lab CA gets in.
 - Authentication is on: a client with a certificate but no login reads no key.
 - Patroni's user reads and writes under Patroni's namespace and nowhere else.
+- Tokens are JWTs signed with the inventory's key: one member's token holds on the others.
 - Secret files are 0600, the copied TLS keys too, and no secret value is in a lab log.
 """
 from __future__ import annotations
@@ -81,11 +82,24 @@ def test_patronis_user_reaches_only_patronis_namespace(lab: Lab, runtime: Runtim
     assert "permission denied" in put.text, put.text
 
 
+def test_a_token_one_member_issued_is_honoured_by_the_others(lab: Lab, runtime: RuntimeInventory) -> None:
+    # Simple tokens live in the issuing member's memory: Patroni, moving to another member
+    # mid-failover, had to log in again ("invalid auth token" in etcd's log).
+    auth = runtime.etcd_auth
+    assert auth is not None and auth.token_signing_key is not None
+    token = _login(runtime.etcd[0], runtime, auth.patroni_user, lab.ctx.secret(etcd.PATRONI_PASSWORD))
+    assert token.count(".") == 2 and token.startswith("eyJ"), "not a JWT"
+    for url in runtime.etcd[1:]:
+        reply = _range(url, runtime, auth.patroni_prefix, token)
+        assert reply.status_code == 200 and int(reply.json().get("count", 0)) > 0, (url, reply.text)
+
+
 def test_secret_files_and_copied_keys_are_their_owners_alone(lab: Lab) -> None:
     ctx = lab.ctx
     secrets = [f for f in ctx.secrets_dir.iterdir() if f.is_file() and f.suffix != ".pub"]
-    assert {etcd.ROOT_PASSWORD, etcd.PATRONI_PASSWORD} <= {f.name for f in secrets}
-    keys = [etcd.data_dir(ctx, c).parent.parent.parent / "etc/etcd/tls/etcd.key" for c in CENTERS]
+    assert {etcd.ROOT_PASSWORD, etcd.PATRONI_PASSWORD, etcd.TOKEN_SIGNING_KEY} <= {f.name for f in secrets}
+    keys = [etcd.data_dir(ctx, c).parent.parent.parent / f"etc/etcd/tls/{name}"
+            for c in CENTERS for name in ("etcd.key", "jwt.key")]
     for file in secrets + keys:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 

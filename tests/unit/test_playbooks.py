@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from inventory.runtime import RuntimeInventory
 from playbooks.cli import configure
@@ -33,6 +35,9 @@ SECRETS = {
     "TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD": "etcd-root-pw-6",
     "TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD": "etcd-patroni-pw-7",
     "TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD": "backup-cipher-8",
+    "TRICENTER_SAMPLE_ETCD_TOKEN_SIGNING_KEY": ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode(),
 }
 ROLES = ("etcd", "postgresql_patroni", "pgbackrest", "haproxy", "prometheus", "alertmanager", "app")
 
@@ -91,6 +96,29 @@ def test_etcd_role_keeps_its_key_private_and_its_passwords_out_of_the_output() -
     # Passwords reach etcdctl on stdin or in its environment, never in its argv.
     setup = next(t for t in auth if "etcd_auth_commands" in t.get("vars", {}))
     assert not any("tricenter_secret" in json.dumps(c["argv"]) for c in setup["vars"]["etcd_auth_commands"])
+
+
+def test_etcd_signs_jwt_tokens_with_the_inventorys_key_kept_private(hostvars, secrets) -> None:
+    from playbooks.filter_plugins.tricenter_secret import tricenter_public_pem
+
+    config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("main-db")))
+    assert config["auth-token"] == ("jwt,pub-key=/etc/etcd/tls/jwt.pub,priv-key=/etc/etcd/tls/jwt.key,"
+                                    "sign-method=ES256,ttl=10m")
+    private = secrets["TRICENTER_SAMPLE_ETCD_TOKEN_SIGNING_KEY"]
+    public = serialization.load_pem_public_key(tricenter_public_pem(private).encode())
+    assert public.public_numbers() == serialization.load_pem_private_key(
+        private.encode(), None).public_key().public_numbers()
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/config.yml").read_text())
+    key_copy = next(t for t in tasks
+                    if t.get("ansible.builtin.copy", {}).get("dest") == "{{ etcd_jwt_private_key_file }}")
+    assert key_copy["ansible.builtin.copy"]["mode"] == "0600"
+    assert key_copy["no_log"] is True and key_copy["diff"] is False
+
+
+def test_without_a_signing_key_etcd_keeps_simple_tokens(hostvars) -> None:
+    variables = hostvars("main-db")
+    del variables["tricenter_etcd_auth"]["token_signing_key"]
+    assert "auth-token" not in yaml.safe_load(render("etcd", "etcd.conf.yml.j2", variables))
 
 
 def test_patroni_logs_in_to_etcd_with_a_certificate_and_its_own_user(hostvars, secrets) -> None:
