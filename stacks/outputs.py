@@ -41,7 +41,7 @@ def runtime_output(layout: StackLayout, ssh_user: str) -> dict[str, Any]:
             hosts.append({"name": m.name, "role": "db", "address": m.address, "system": s.name,
                           "cluster": s.name, "intended_role": m.intended_role.value})
             entry["db_member"] = {"name": m.name, "host": m.address, "port": POSTGRES_PORT,
-                                  "api_url": f"http://{m.address}:{PATRONI_API_PORT}",
+                                  "api_url": f"https://{m.address}:{PATRONI_API_PORT}",  # the role serves TLS only
                                   "intended_role": m.intended_role.value}
         systems[s.name] = entry
     return {"cloud": layout.cloud.name, "center": layout.center_name,

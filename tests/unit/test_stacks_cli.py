@@ -113,6 +113,8 @@ def test_runtime_inventory_from_the_outputs_of_the_three_centers():
     assert set(licence.app_backends) == {"main", "samecity"}  # remote is a pilot light
     assert any(h.center == "remote" and h.name.startswith("e-licence-app") for h in inventory.hosts)
     assert licence.database.password.pulumi == "guangdong-main:database_passwords.e-licence.app"
+    # The postgresql_patroni role serves the REST API over TLS only.
+    assert all(m.api_url.startswith("https://") for m in licence.database.members)
     # drills judge a system by its tier's targets, carried along: no topology needed later
     targets = inventory.tier_of(licence)
     tier = load_topology(DEFAULT_INVENTORY).tiers[licence.tier]
