@@ -60,12 +60,13 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
     targets = _tier_targets(runtime_file, runtime)
     # What changes slowly and may hang for long is refreshed off the scrape path, and the
     # exporter says how old the answer is (tricenter_probe_answer_age_seconds). A backup
-    # alert speaks in hours: a five-minute-old answer is honest; object-store replication
-    # (container sync) in minutes: a minute-old one. Asking each scrape cost most of the
-    # exporter's CPU (pgbackrest info ~22 ms, the S3 heartbeat ~8 ms of CPU per round).
+    # alert speaks in hours, object-store replication (container sync) in minutes: a
+    # minute-old answer is honest (and a backup shows within a minute), where asking each
+    # scrape cost most of the exporter's CPU (pgbackrest info ~22 ms, the S3 heartbeat
+    # ~8 ms of CPU per round).
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
                       pgbackrest_user=pgbackrest_user,
-                      pgbackrest=probes.Background(probes.pgbackrest_info, max_age=300),
+                      pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
                       heartbeat=probes.Background(functools.partial(
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
                       tls=probes.Background(probes.tls_not_after, max_age=3600),
