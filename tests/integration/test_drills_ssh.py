@@ -56,12 +56,14 @@ def test_drill_through_ssh_passes_and_leaves_no_fault_armed(lab, scenario: str) 
     result = json.loads(done.stdout)
     assert_lost_nothing_and_restored(scenario, done.returncode, result)
     assert result["passed"], [c for c in result["criteria"] if not c["ok"]]
-    # Every alert the scenario expects fired and resolved (issue 11: the page a DR team
+    # The alert the three scenarios expect fired and resolved (issue 11: the page a DR team
     # gets, timed both ways; how fast is a figure of the report, not asserted: the machine
-    # is shared). PrimaryLost included in db-primary-crash, where Patroni keeps its lock
-    # and says "primary" while it restarts PostgreSQL in place.
-    assert result["alerts"] and all(a["fired_after_s"] is not None and a["resolved_after_s"] is not None
-                                    for a in result["alerts"]), (result["alerts"], result.get("alerts_note"))
+    # is shared), in db-primary-crash too, where Patroni keeps its lock and says "primary"
+    # while it restarts PostgreSQL in place. Other alerts may page as well (a fresh lab has
+    # never verified a restore): the report lists them as unexpected.
+    lost = {a["name"]: a for a in result["alerts"]}.get("TricenterPrimaryLost")
+    assert lost and lost["fired_after_s"] is not None and lost["resolved_after_s"] is not None, (
+        result["alerts"], result.get("alerts_note"))
     for name in ("report.json", "report.md", "report.html", "timeline.png"):
         assert (Path(result["report_dir"]) / name).exists()
     report = json.loads((Path(result["report_dir"]) / "report.json").read_text())
