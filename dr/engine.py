@@ -176,9 +176,11 @@ class Drill:
             if name == Check.netns:
                 ok = self.world.runbook.netns_enabled()
                 return ok, "network-namespace mode" if ok else "not in netns mode"
-            if name == Check.backup_repository:
-                why = self.world.runbook.backups_available(self.system)
-                return why is None, why or "repository answers"
+            if name in (Check.backup_repository, Check.backup_present):
+                why = self.world.runbook.backups_available(self.system,
+                                                           need_backup=name == Check.backup_present)
+                return why is None, why or ("repository answers" if name == Check.backup_repository
+                                            else "repository holds a backup to restore")
             if name == Check.app_reachable:
                 import requests
                 r = requests.get(self.system.app_url.rstrip("/") + "/health", timeout=2)

@@ -42,8 +42,9 @@ class Runbook(Protocol):
     def netns_enabled(self) -> bool:
         """Whether isolating a center is a real network partition."""
 
-    def backups_available(self, system: SystemRuntime) -> str | None:
-        """None when the backup repository answers, else why not."""
+    def backups_available(self, system: SystemRuntime, need_backup: bool = False) -> str | None:
+        """None when the backup repository answers (and, with `need_backup`, holds a
+        backup of the system to restore), else why not."""
 
     def rebalance(self) -> str:
         """Put what the layout prefers but Patroni does not enforce back in place (e.g.

@@ -104,6 +104,7 @@ class Check(str, enum.Enum):
     no_lost_writes = "no_lost_writes"
     netns = "netns"  # the lab runs in network-namespace mode
     backup_repository = "backup_repository"  # pgBackRest reachable
+    backup_present = "backup_present"  # ...and holding a backup to restore
 
 
 class Workload(Strict):

@@ -418,7 +418,7 @@ class SshWorld:
     def netns_enabled(self) -> bool:
         return True  # isolate_center is a real cut (nftables) on real hosts
 
-    def backups_available(self, system: SystemRuntime) -> str | None:
+    def backups_available(self, system: SystemRuntime, need_backup: bool = False) -> str | None:
         return "backups over SSH are not offered by the SSH world yet"
 
     def rebalance(self) -> str:

@@ -66,7 +66,7 @@ class LabRunbook:
     def netns_enabled(self) -> bool:
         return bool(self.lab.settings.netns)
 
-    def backups_available(self, system: SystemRuntime) -> str | None:
+    def backups_available(self, system: SystemRuntime, need_backup: bool = False) -> str | None:
         from lab.components import pgbackrest
         try:
             info = pgbackrest.info(self.lab)
@@ -75,6 +75,9 @@ class LabRunbook:
         status = info.get("status", {})
         if not info or status.get("code") not in (0, 2):  # 2: stanza exists, no backup yet
             return f"stanza status: {status.get('message', 'missing')}"
+        if need_backup and not info.get("backup"):
+            return ("the repository holds no backup yet: run the backup-restore drill or "
+                    "`pgbackrest backup` first")
         return None
 
     def rebalance(self) -> str:

@@ -140,3 +140,22 @@ def test_restore_refuses_a_directory_that_holds_anything(lab, tmp_path):
 def test_backup_kind_is_checked_before_anything_runs(lab):
     with pytest.raises(ValueError, match="full, diff or incr"):
         pgbackrest.backup(lab, kind="weekly")
+
+
+@pytest.mark.parametrize("info, need_backup, refused", [
+    ({"status": {"code": 2, "message": "no valid backups"}, "backup": []}, False, False),
+    ({"status": {"code": 2, "message": "no valid backups"}, "backup": []}, True, True),
+    ({"status": {"code": 0, "message": "ok"}, "backup": [{"type": "full"}]}, True, False),
+    ({"status": {"code": 99, "message": "other"}}, False, True),
+])
+def test_a_drill_that_restores_needs_a_backup_before_it_starts(
+        lab: LabContext, monkeypatch: pytest.MonkeyPatch, info: dict, need_backup: bool, refused: bool) -> None:
+    # test-failover restores the latest backup: without one, its precheck refuses (before
+    # any workload or fault), instead of an error in the middle of the drill.
+    from lab.runbook import LabRunbook
+
+    monkeypatch.setattr(pgbackrest, "info", lambda ctx: info)
+    why = LabRunbook(lab).backups_available(None, need_backup=need_backup)
+    assert (why is not None) is refused, why
+    if need_backup and refused:
+        assert "backup-restore drill" in why
