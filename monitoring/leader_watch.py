@@ -68,6 +68,8 @@ class Run:
     """A run of polls without a confirmed leader."""
 
     since: float
+    last: float = 0.0  # the run's latest unconfirmed poll
+    leader: str | None = None  # the leader that went unconfirmed
     definite: bool = False
     counted: bool = False
 
@@ -125,17 +127,28 @@ class LeaderWatch:
         self._stop = threading.Event()
 
     def update(self, system: str, poll: LeaderPoll, at: float | None = None) -> Verdict:
-        """One poll's answer; an episode counts once, when its run outlasts its grace."""
+        """One poll's answer; an episode counts once, when its run outlasts its grace, or
+        when it ends with another leader confirmed after unconfirmed polls spanning `grace`:
+        a failover proves the old leader was lost, though its silence was shorter than
+        `silent_grace` (a center cut off, whose lease ran out before the scrape interval)."""
         at = self.clock() if at is None else at
         verdict = judge(poll)
         with self._lock:
             self.polled.add(system)
+            previous = self.leaders[system]
             if poll.leader is not None:
                 self.leaders[system] = poll.leader
             if verdict is Verdict.confirmed:
+                run = self.runs[system]
+                if (run is not None and not run.counted and poll.leader != run.leader
+                        and run.last - run.since >= self.timing.grace):
+                    self.episodes[system] += 1
+                    log.warning("%s: %s took over after %.1f s without a confirmed leader (%s)",
+                                system, poll.leader, at - run.since, run.leader)
                 self.runs[system] = None
                 return verdict
-            run = self.runs[system] = self.runs[system] or Run(since=at)
+            run = self.runs[system] = self.runs[system] or Run(since=at, leader=previous)
+            run.last = at
             run.definite |= verdict is Verdict.lost
             if not run.counted and self._outlasted(run, at):
                 run.counted = True

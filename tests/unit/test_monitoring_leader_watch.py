@@ -303,3 +303,23 @@ def test_a_slow_scrape_of_patroni_is_no_lost_leader_while_the_watch_confirms(tmp
     text = generate_latest(registry).decode()
     assert value(text, "tricenter_db_leader_present", system="registry") == 1
     assert value(text, "tricenter_probe_success", probe="patroni", system="registry") == 0
+
+
+def test_a_failover_after_a_short_silence_counts_as_a_lost_leader() -> None:
+    # A center cut off: its leader is silent, the others still name it until the lease
+    # runs out (5 s), then name the promoted one: shorter than the silent grace, yet a loss.
+    watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
+    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
+    for t in (1.0, 2.0, 3.0, 4.0):
+        watch.update("registry", LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), at=t)
+    assert watch.counts() == {"registry": 0}  # silence alone, under the 5 s grace
+    watch.update("registry", LeaderPoll("pg-samecity", YES), at=4.5)
+    assert watch.counts() == {"registry": 1}
+
+
+def test_a_planned_handover_within_the_grace_is_not_a_loss() -> None:
+    watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
+    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
+    watch.update("registry", LeaderPoll("pg-main", NO), at=1.0)
+    watch.update("registry", LeaderPoll("pg-samecity", YES), at=2.5)  # 1.5 s < grace 2 s
+    assert watch.counts() == {"registry": 0}
