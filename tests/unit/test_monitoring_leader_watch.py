@@ -129,14 +129,20 @@ def test_patroni_is_asked_once_a_scrape_interval_and_after_any_doubt() -> None:
                      quick, full]
 
 
-def test_a_scrape_naming_the_leader_spares_the_watch_its_own_patroni_request() -> None:
+def recording_watch() -> tuple[LeaderWatch, list[bool], list[float]]:
+    """A watch whose polls confirm and record whether they were quick, on a clock the
+    test moves (now[0])."""
     asked: list[bool] = []
 
     def poll(db, leader, timeout, quick) -> LeaderPoll:
         asked.append(quick)
         return CONFIRMED
     now = [0.0]
-    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0])
+    return LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0]), asked, now
+
+
+def test_a_scrape_naming_the_leader_spares_the_watch_its_own_patroni_request() -> None:
+    watch, asked, now = recording_watch()
     with ThreadPoolExecutor(max_workers=1) as pool:
         watch.poll_once(pool)  # learns the leader from Patroni
         for _ in range(2 * TIMING.patroni_every):
@@ -150,13 +156,7 @@ def test_a_scrape_naming_the_leader_spares_the_watch_its_own_patroni_request() -
 
 
 def test_a_stale_scrape_word_does_not_stand_in_for_patroni() -> None:
-    asked: list[bool] = []
-
-    def poll(db, leader, timeout, quick) -> LeaderPoll:
-        asked.append(quick)
-        return CONFIRMED
-    now = [0.0]
-    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0])
+    watch, asked, now = recording_watch()
     with ThreadPoolExecutor(max_workers=1) as pool:
         watch.poll_once(pool)
         watch.patroni_named("registry", "pg-main")  # the last scrape, then none (Prometheus down)
