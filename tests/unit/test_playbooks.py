@@ -196,6 +196,10 @@ def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Pa
             "ca-file /etc/tricenter/tls/ca.crt") in config
     assert "bind 10.1.0.31:5000" in config and "bind 10.1.0.31:8000" in config
     assert "server samecity-app 10.2.0.21:8080 check" in config
+    # A refused connection to the write entry reaches the client at once (no 1 s retry on
+    # the primary that just stopped); the read-only entry keeps its retries.
+    write_entry = config.split("-read-write\n", 1)[1].split("\nlisten ", 1)[0]
+    assert "    retries 0\n" in write_entry and "retries 0" not in config.split("-read-only\n", 1)[1]
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if Path(haproxy).exists():
         from lab.pki import CertificateAuthority
