@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -11,6 +12,9 @@ from support.console import LazyConsole, console as make_console
 from rich.live import Live
 from rich.table import Table
 
+from inventory.cli import report_invalid
+from inventory.errors import InvalidInventory
+from inventory.loader import LAB_INVENTORY
 from lab import labdir
 from lab.context import CENTERS, PATRONI_PROFILES, LabContext
 from lab.lab import Lab, LabError
@@ -58,8 +62,20 @@ def _refuse(command: str, error: LabDirError, as_json: bool = False) -> NoReturn
     _fail(f"{command} refused: {error}", 2, as_json)
 
 
-def _lab() -> Lab:
-    return Lab(LabContext())
+def _context(as_json: bool = False, inventory: Path | None = None) -> LabContext:
+    """The lab's context, or exit 2 naming what in its inventory it cannot run."""
+    try:
+        return LabContext(inventory=inventory)
+    except InvalidInventory as error:
+        report_invalid(error, as_json)
+        if not as_json:
+            click.echo(f"(choose the inventory the lab follows with `tricenter lab up --inventory "
+                       f"DIR`; the shipped one is {LAB_INVENTORY})", err=True)
+        sys.exit(2)
+
+
+def _lab(as_json: bool = False, inventory: Path | None = None) -> Lab:
+    return Lab(_context(as_json, inventory))
 
 
 @click.group()
@@ -76,11 +92,16 @@ def lab() -> None:
                    "partition (root and `ip netns` required), or loopback addresses per "
                    "center. Default: the lab's last choice, else loopback. Switching needs "
                    "a stopped lab.")
+@click.option("--inventory", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The inventory the lab follows (its tier placement decides where the "
+                   "database leads and the app serves), e.g. an edited copy of inventory/lab. "
+                   "Default: the lab's last choice, else inventory/lab.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON.")
 @click.option("--timeout", default=180, show_default=True, help="Seconds to wait for health.")
-def up(patroni_profile: str | None, netns: bool | None, as_json: bool, timeout: int) -> None:
+def up(patroni_profile: str | None, netns: bool | None, inventory: Path | None, as_json: bool,
+       timeout: int) -> None:
     """Start the lab (idempotent) and wait until it is healthy: exit 0 healthy, 1 not."""
-    the_lab = _lab()
+    the_lab = _lab(as_json, inventory)
     started = time.monotonic()
     status: dict = {}
     try:
@@ -116,7 +137,7 @@ def down(as_json: bool) -> None:
 
     Exit 2, with nothing stopped, when the directory is not a lab's (no marker)."""
     try:
-        result = _lab().down()
+        result = _lab(as_json).down()
     except LabDirError as exc:
         _refuse("lab down", exc, as_json)
     except LabError as exc:
@@ -132,7 +153,7 @@ def down(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status.")
 def status(as_json: bool) -> None:
     """What runs in each center, its role and health: exit 0 healthy, 1 not."""
-    current = _lab().status()
+    current = _lab(as_json).status()
     if as_json:
         click.echo(json.dumps(current, indent=2, default=str))
     else:
@@ -198,7 +219,7 @@ def follow(files: list, lines: int, poll_seconds: float = 0.5, rounds: int | Non
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing what is appended (Ctrl-C stops).")
 def logs(component: str, center: str | None, lines: int, follow_: bool) -> None:
     """Show the end of a component's log (e.g. `tricenter lab logs patroni --center main -f`)."""
-    files = _log_files(LabContext(), component, center)
+    files = _log_files(_context(), component, center)
     if follow_:
         follow(files, lines)
         return
@@ -216,7 +237,7 @@ def legacy_data(system: str, size: str, as_json: bool) -> None:
     from lab import datagen
     from lab.components import legacy
 
-    ctx = LabContext()
+    ctx = _context(as_json)
     systems = {s.name: s for s in legacy.systems(ctx)}
     if system not in systems:
         _fail(f"no legacy system {system!r} in the lab (legacy systems: "
@@ -244,7 +265,7 @@ def reset(yes: bool, as_json: bool) -> None:
     """Stop the lab and delete its state directory (data, secrets, logs).
 
     Exit 2, with nothing stopped or deleted, when the directory is not a lab's."""
-    the_lab = _lab()
+    the_lab = _lab(as_json)
     root = the_lab.ctx.root
     try:
         labdir.require_lab(root)  # before asking: never offer to delete a stranger's directory

@@ -18,7 +18,8 @@ from pathlib import Path
 from inventory.loader import LAB_INVENTORY, Topology, load_topology
 from inventory.model import Cloud, System
 from inventory.names import path_under
-from lab import labdir
+from lab import labdir, placement
+from lab.placement import LabPlacement
 
 REPO = Path(__file__).resolve().parent.parent
 CENTERS = ("main", "samecity", "remote")
@@ -60,6 +61,7 @@ class LabSettings:
 
     patroni_profile: str = "fast"
     netns: bool = False
+    inventory: str | None = None  # the inventory the lab follows; None: the shipped one
 
 
 def _others_can_traverse(path: Path) -> bool:
@@ -82,14 +84,21 @@ def lab_dir() -> Path:
 class LabContext:
     """The lab's state directory, topology, addresses and secrets."""
 
-    def __init__(self, root: Path | None = None, inventory: Path = LAB_INVENTORY):
+    def __init__(self, root: Path | None = None, inventory: Path | None = None):
+        """`inventory`: the inventory to follow from now on (`lab up --inventory`, kept in
+        the settings by the next `save_settings`); else the one the lab last followed."""
         self.root = labdir.absolute(root or lab_dir())
         self.repo = REPO
         self.python = sys.executable
-        self.topology: Topology = load_topology(inventory)
+        self.settings = self._load_settings()
+        if inventory is not None:
+            chosen = Path(inventory).resolve()
+            self.settings.inventory = None if chosen == LAB_INVENTORY.resolve() else str(chosen)
+        self.inventory = Path(self.settings.inventory) if self.settings.inventory else LAB_INVENTORY
+        self.topology: Topology = load_topology(self.inventory)
         self.cloud_name, self.cloud = self._single_cloud(self.topology)
         self.slot = int(os.environ.get("TRICENTER_LAB_SLOT", "0"))
-        self.settings = self._load_settings()
+        self.placement = self._placement()
 
     @staticmethod
     def _single_cloud(topology: Topology) -> tuple[str, Cloud]:
@@ -103,6 +112,11 @@ class LabContext:
         """The sample system whose database and app the lab runs."""
         with_db = [s for s in self.topology.systems.values() if s.database is not None]
         return with_db[0]
+
+    def _placement(self) -> LabPlacement:
+        tier = self.system.tier
+        return placement.from_tier(self.topology.tiers[tier].placement, CENTERS,
+                                   file=str(self.topology.root / "tiers.yaml"), tier=tier)
 
     @property
     def department(self) -> str:

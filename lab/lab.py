@@ -33,8 +33,6 @@ from lab.supervisor import Supervisor
 from support.waiting import WaitTimeout, wait_until
 
 Progress = Callable[[dict], None]
-INTENDED_LEADER = "main"
-INTENDED_SYNC = "samecity"
 
 
 
@@ -230,14 +228,15 @@ class Lab:
             if not all(m["state"] in patroni_component.RUNNING_STATES and m["streaming"]
                        for m in members):
                 return
-            if database["leader"] != INTENDED_LEADER:
+            intended = self.ctx.placement.leader
+            if database["leader"] != intended:
                 # Patroni in synchronous mode only hands over to the synchronous standby.
-                if database["sync_standby"] == INTENDED_LEADER:
-                    patroni_component.switchover(self.ctx, INTENDED_LEADER)
+                if database["sync_standby"] == intended:
+                    patroni_component.switchover(self.ctx, intended)
                 return
             if status["etcd"]["leader"] == database["leader"]:
-                target = INTENDED_SYNC if database["leader"] != INTENDED_SYNC else INTENDED_LEADER
-                etcd_component.move_leader(self.ctx, target)
+                etcd_component.move_leader(self.ctx,
+                                           self.ctx.placement.etcd_leader_target(database["leader"]))
         except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException):
             pass  # transient while members come and go: the next pass tries again
 
@@ -266,9 +265,9 @@ class Lab:
             problems.append("database: no synchronous standby")
         if not entry["healthy"]:
             problems.append(f"app entry: served by {entry['served_by'] or 'nobody'}, "
-                            f"expected {', '.join(('main', 'samecity'))}")
-        layout_ok = (database["leader"] == INTENDED_LEADER
-                     and database["sync_standby"] == INTENDED_SYNC
+                            f"expected {', '.join(ctx.placement.app_centers)}")
+        layout_ok = (database["leader"] == ctx.placement.leader
+                     and database["sync_standby"] == ctx.placement.sync
                      and etcd_leader not in (None, database["leader"]))
         return {
             "lab_dir": str(ctx.root),
@@ -439,5 +438,5 @@ def app_entry_check(ctx: LabContext, attempts: int = 4) -> dict:
                 served_by.add(response.headers.get("X-Served-By", "?"))
         except requests.RequestException:
             pass
-    return {"healthy": {"main", "samecity"} <= served_by, "served_by": sorted(served_by),
+    return {"healthy": set(ctx.placement.app_centers) <= served_by, "served_by": sorted(served_by),
             "url": url.removesuffix("/health")}

@@ -37,7 +37,6 @@ from support import waiting
 
 log = logging.getLogger(__name__)
 
-INTENDED_LEADER = "main"
 # How long a replica may run without streaming from the leader before it is rewound: a
 # healthy one streams within a second or two of starting, and Patroni rewinds a member it
 # knows diverged within a few loops. Past that, it is stuck: on another timeline, or on
@@ -272,12 +271,13 @@ def rebuild_from(lab: LabContext, center: str, progress=lambda message: None) ->
         done.extend(rejoin_diverged(lab, supervisor, watch, database))
         return all(database["replicas"][c]["streaming"] for c in city)
     wait_until(f"{', '.join(city)} rewound and following {center}", city_follows, 180, 0.5)
-    patroni.switchover(lab, INTENDED_LEADER)
-    wait_until(f"{INTENDED_LEADER} leads again", lambda: leader(lab) == INTENDED_LEADER, 60)
+    intended = lab.placement.leader
+    patroni.switchover(lab, intended)
+    wait_until(f"{intended} leads again", lambda: leader(lab) == intended, 60)
     set_tags(lab, center, original_tags)
     api = patroni.client(lab, timeout=10)
     api.reload(patroni.member_name(center))
-    api.patch_config(patroni.member_name(INTENDED_LEADER), {"synchronous_mode": True})
+    api.patch_config(patroni.member_name(intended), {"synchronous_mode": True})
     done.insert(0, f"cluster rebuilt around the primary promoted by hand in {center} (its writes "
-                   f"kept), city rewound to follow it, failed back to {INTENDED_LEADER}")
+                   f"kept), city rewound to follow it, failed back to {intended}")
     return done

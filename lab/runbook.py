@@ -91,7 +91,7 @@ class LabRunbook:
         etcd_center = etcd.leader_center(self.lab)
         if etcd_center != db_center:
             return f"etcd leader in {etcd_center}, database leader in {db_center}"
-        target = "samecity" if db_center != "samecity" else "main"
+        target = self.lab.placement.etcd_leader_target(db_center)
         log.info("move the etcd leader from %s to %s", etcd_center, target)
         etcd.move_leader(self.lab, target)
         return f"etcd leader moved from {etcd_center} to {target}"

@@ -1,5 +1,6 @@
-"""The sample department application: one instance in main and one in samecity, both
-serving (active-active), each reaching the database by a libpq multi-host string."""
+"""The sample department application: one instance in each center its tier places it
+active (main and samecity in the lab inventory), all serving behind the entry, each
+reaching the database by a libpq multi-host string."""
 from __future__ import annotations
 
 import os
@@ -12,9 +13,6 @@ from lab import users
 from lab.component import Program
 from lab.components import sshd
 from lab.context import LabContext, Ports
-
-ACTIVE_CENTERS = ("main", "samecity")
-
 
 def instance_url(lab: LabContext, center: str) -> str:
     return f"http://{lab.address(center, 'app')}:{Ports.app}"
@@ -57,7 +55,7 @@ class SampleApp:
 
     def prepare(self, lab: LabContext) -> None:
         runtime = RuntimeInventory.load(lab.runtime_inventory_file)
-        for center in ACTIVE_CENTERS:
+        for center in lab.placement.app_centers:
             env, pgpass = render_config(lab, runtime, center)
             directory = config_dir(lab, center)
             directory.mkdir(parents=True, exist_ok=True)
@@ -74,11 +72,11 @@ class SampleApp:
                         command=command(lab, center), user=users.SERVICE_USER,
                         directory=users.code_dir(lab), priority=300,
                         environment={"PYTHONPATH": str(users.code_dir(lab))})
-                for center in ACTIVE_CENTERS]
+                for center in lab.placement.app_centers]
 
     def health(self, lab: LabContext) -> dict[str, dict]:
         result = {}
-        for center in ACTIVE_CENTERS:
+        for center in lab.placement.app_centers:
             try:
                 body = requests.get(f"{instance_url(lab, center)}/health", timeout=1).json()
                 db = body.get("db", {})
@@ -93,8 +91,8 @@ class SampleApp:
         system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
             name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
         system.app_url = f"http://{lab.entry_address}:{Ports.app_entry}"
-        system.app_backends = {c: [instance_url(lab, c)] for c in ACTIVE_CENTERS}
-        for center in ACTIVE_CENTERS:
+        system.app_backends = {c: [instance_url(lab, c)] for c in lab.placement.app_centers}
+        for center in lab.placement.app_centers:
             if any(h.name == host_name(center) for h in runtime.hosts):
                 continue
             runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.app,
@@ -102,7 +100,7 @@ class SampleApp:
                                       root=str(sshd.host_root(lab, host_name(center))),
                                       service_manager="supervisor",
                                       service_user=users.SERVICE_USER))
-        for center in ACTIVE_CENTERS:
+        for center in lab.placement.app_centers:
             sshd.give_tls(lab, runtime, host_name(center), lab.address(center, "app"))
 
 

@@ -12,7 +12,7 @@ from inventory.runtime import Host, HostRole, RuntimeInventory
 from lab import binaries
 from lab import users
 from lab.component import Program
-from lab.components import app, patroni, sshd
+from lab.components import patroni, sshd
 from lab.context import GLOBAL, LabContext
 
 HOST = f"{GLOBAL}-lb"  # the lab host (lab/components/sshd.py) the entry runs on
@@ -100,7 +100,7 @@ class HAProxy:
             return {GLOBAL: {"healthy": False, "detail": "admin socket does not answer"}}
         writers = [s for s, st in states.get(proxy(lab, "read-write"), {}).items() if st == "UP"]
         apps = [s for s, st in states.get(proxy(lab, "app"), {}).items() if st == "UP"]
-        healthy = len(writers) == 1 and len(apps) == len(app.ACTIVE_CENTERS)
+        healthy = len(writers) == 1 and len(apps) == len(lab.placement.app_centers)
         return {GLOBAL: {"healthy": healthy, "servers": states,
                          "detail": f"writes → {writers or 'nobody'}, app → {apps or 'nobody'}"}}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from inventory.runtime import (DatabaseCluster, DbIntendedRole, DbMember, Host, HostPort, HostRole,
+from inventory.runtime import (DatabaseCluster, DbMember, Host, HostPort, HostRole,
                                PatroniTiming, RuntimeInventory, SecretRef, SystemRuntime)
 from lab import processes, users
 from lab import binaries
@@ -28,8 +28,6 @@ from support.patroni import (RUNNING_STATES, ApiAccess, ClusterState, PatroniClu
 OS_USER = "postgres"
 NAMESPACE = "/tricenter/"
 LAB_NETWORKS = ("127.0.0.0/8", str(NETNS_SUPERNET))  # loopback mode, netns mode
-INTENDED = {"main": DbIntendedRole.leader, "samecity": DbIntendedRole.sync,
-            "remote": DbIntendedRole.async_}
 
 # Patroni timing. stock: Patroni's defaults. fast: aimed at the DR team's median RTO of
 # 5 s on main-center loss; keeps loop_wait + 2 × retry_timeout ≤ ttl, the bound Patroni
@@ -234,7 +232,7 @@ def database_cluster(lab: LabContext) -> DatabaseCluster:
         client_networks=list(LAB_NETWORKS),
         members=[DbMember(name=member_name(c), center=c, host=lab.address(c),
                           port=Ports.postgres, api_url=api_url(lab, c),
-                          intended_role=INTENDED[c]) for c in CENTERS],
+                          intended_role=lab.placement.intended_role(c)) for c in CENTERS],
         read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
         read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
         admin_user="postgres",

@@ -15,20 +15,24 @@ from __future__ import annotations
 import json
 import pwd
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
 import pytest
 import requests
 
+from inventory.loader import LAB_INVENTORY
 from inventory.runtime import DbIntendedRole, RuntimeInventory
 from lab import binaries, processes, users
 from lab.components import patroni, prometheus
 from lab.faults import LabFaults
 from lab.lab import Lab
+from tests.unit.test_lab_placement import inventory_with_placement
 
 pytestmark = pytest.mark.lab
 T = TypeVar("T")
@@ -216,6 +220,39 @@ def _restore_layout(lab: Lab, faults: LabFaults) -> None:
     patroni.switchover(lab.ctx, "main")
     status = lab.wait_healthy(progress=None, deadline_seconds=90)
     assert status["layout"]["intended"], status["layout"]
+
+
+def _lab_up(*args: str) -> dict:
+    """`tricenter lab up --json` as an operator runs it."""
+    done = subprocess.run([sys.executable, "-m", "scripts.cli", "lab", "up", "--json", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_the_lab_follows_the_placement_of_its_inventory(lab: Lab, tmp_path: Path) -> None:
+    """The tier placement, not the lab's code, decides where the database leads (issue 12).
+    Moved to lead from samecity with main its synchronous standby, `lab up` on that inventory
+    switches over and keeps etcd's leader out of samecity; the shipped inventory brings the
+    usual layout back for the tests that follow. `lab status` follows the chosen one too."""
+    swapped = inventory_with_placement(
+        tmp_path / "inventory", database={"main": "sync", "samecity": "primary", "remote": "async"})
+    try:
+        status = _lab_up("--inventory", str(swapped))
+        layout = status.get("layout", status)
+        assert layout.get("intended") and (layout["database_leader"], layout["sync_standby"]) == (
+            "samecity", "main"), status
+        assert layout["etcd_leader"] != "samecity"
+        assert Lab().status()["layout"]["intended"]
+        runtime = RuntimeInventory.load(lab.ctx.runtime_inventory_file)
+        members = runtime.systems[lab_system(runtime)].database.members
+        assert {m.center: m.intended_role for m in members} == {
+            "main": DbIntendedRole.sync, "samecity": DbIntendedRole.leader,
+            "remote": DbIntendedRole.async_}
+    finally:
+        status = _lab_up("--inventory", str(LAB_INVENTORY))
+    layout = status.get("layout", status)
+    assert layout.get("intended") and layout["database_leader"] == "main", status
 
 
 def test_a_frozen_center_drops_out_of_the_entry_and_thaws_back(lab: Lab,

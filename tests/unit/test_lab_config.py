@@ -270,7 +270,7 @@ def test_the_app_runs_on_the_files_the_app_role_writes(ctx) -> None:
     ctx.prepare_root()
     Lab(ctx).runtime_inventory().save(ctx.runtime_inventory_file)
     app.component().prepare(ctx)
-    for center in app.ACTIVE_CENTERS:
+    for center in ctx.placement.app_centers:
         env = read_env_file(str(app.env_file(ctx, center)))
         assert env["APP_LISTEN"] == f"{ctx.address(center, 'app')}:8080"
         assert env["APP_DB_HOSTS"].split(",") == [f"{ctx.address(c)}:5432" for c in CENTERS]

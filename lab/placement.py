@@ -1,0 +1,64 @@
+"""Where the lab runs what: read from the tier placement of the lab's system in the lab
+inventory (tiers.yaml), so that changing the placement changes the lab (issue 12) — which
+center's member Patroni should lead with, which one is its synchronous standby, which ones
+only follow, and which centers serve the app behind the active-active entry.
+
+The lab has one database host in each of its three centers, so it needs a database role
+in every center; the tier model allows less (a `standard` tier has no remote copy), which
+the lab refuses with the file and field to change rather than run a layout it does not
+have."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inventory.errors import InvalidInventory, InventoryProblem
+from inventory.model import AppPlacement, CenterRole, DbReplication, Placement
+from inventory.runtime import DbIntendedRole
+
+
+@dataclass(frozen=True)
+class LabPlacement:
+    leader: str  # the center whose member leads when the lab is as it should be
+    sync: str  # the center of the synchronous standby (the city's RPO 0)
+    followers: tuple[str, ...]  # asynchronous members: never promoted by Patroni on its own
+    app_centers: tuple[str, ...]  # centers whose app instance serves behind the entry
+
+    def intended_role(self, center: str) -> DbIntendedRole:
+        if center == self.leader:
+            return DbIntendedRole.leader
+        return DbIntendedRole.sync if center == self.sync else DbIntendedRole.async_
+
+    def etcd_leader_target(self, db_leader: str) -> str:
+        """Where the etcd leader should go when it sits in the database leader's center:
+        losing that center would otherwise cost an etcd election on top of the failover
+        (FACTS.md). The sync standby's center, unless it leads; then the intended leader's."""
+        return self.sync if db_leader != self.sync else self.leader
+
+
+def from_tier(placement: Placement, centers: tuple[str, ...], *, file: str, tier: str) -> LabPlacement:
+    """The lab's layout for a tier placement; InvalidInventory names the field to fix."""
+    problems: list[InventoryProblem] = []
+
+    def problem(field: str, message: str) -> None:
+        problems.append(InventoryProblem(file=file, path=f"tiers[{tier}].placement.{field}",
+                                         message=message))
+
+    roles = {c: placement.db_role(CenterRole(c)) for c in centers}
+    missing = [c for c, r in roles.items() if r == DbReplication.none]
+    if missing:
+        problem("database", f"the lab runs a database member in each of {', '.join(centers)}, "
+                f"but {', '.join(missing)} has none: give it a role (primary, sync or async)")
+    for wanted in (DbReplication.primary, DbReplication.sync):
+        holders = [c for c, r in roles.items() if r == wanted]
+        if len(holders) != 1:
+            problem("database", f"the lab needs exactly one {wanted.value} center, found "
+                    f"{len(holders)} ({', '.join(holders) or 'none'})")
+    app_centers = tuple(c for c in centers if placement.app_role(CenterRole(c)) == AppPlacement.active)
+    if not app_centers:
+        problem("app", "no center is active: the lab's entry needs at least one to serve the app")
+    if problems:
+        raise InvalidInventory(problems)
+    def holding(role: DbReplication) -> list[str]:
+        return [c for c in centers if roles[c] == role]
+    return LabPlacement(leader=holding(DbReplication.primary)[0], sync=holding(DbReplication.sync)[0],
+                        followers=tuple(holding(DbReplication.async_)), app_centers=app_centers)
