@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, then integration tests against the real lab
-# (the lab fixture brings it up once and always tears it down). Extra arguments go to pytest.
+# The whole test suite: unit tests, then integration tests against the real lab (the lab
+# fixture brings it up once and always tears it down), then the partition tests against a
+# second lab in network-namespace mode. Extra arguments go to pytest (both runs).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/bootstrap.sh
 
-# The partition tests (main-center-isolation) need a netns-mode lab and are deselected here
-# (marker netns_only); run them with: TRICENTER_LAB_NETNS=1 TRICENTER_LAB_DIR=/var/tmp/tc-netns \
-#   .venv/bin/python -m pytest -m lab -k isolat tests/integration
 # With CI set, a skipped test fails the run (tests/conftest.py): a CI that could not start
-# the lab must not pass. The last lines say how many integration tests ran against the lab.
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# the lab must not pass. The last lines of each run say how many integration tests ran
+# against the lab.
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider "$@" || status=$?
+
+# The partition tests (marker netns_only: main-center-isolation) cut a center off for real,
+# which needs each center in its own network namespace: root and `ip netns`. They run
+# against a lab of their own, in netns mode, brought up from nothing and reset afterwards.
+# Only after a whole-suite run (no test named on the command line).
+for arg in "$@"; do
+  case "$arg" in -*) ;; *) exit "$status" ;; esac
+done
+if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
+  echo "partition tests not run: they need root and \`ip netns\` (network-namespace mode)" >&2
+  [ -n "${CI:-}" ] && exit 1
+  exit "$status"
+fi
+netns_lab="$(mktemp -d /var/tmp/tricenter-lab-netns.XXXXXX)"
+partitions=0
+TRICENTER_LAB_NETNS=1 TRICENTER_LAB_DIR="$netns_lab" \
+  .venv/bin/python -m pytest -p no:cacheprovider -m netns_only tests/integration "$@" || partitions=$?
+TRICENTER_LAB_DIR="$netns_lab" .venv/bin/tricenter lab reset --yes >/dev/null 2>&1 || rmdir "$netns_lab" 2>/dev/null || true
+[ "$status" = 0 ] && status=$partitions
+exit "$status"
