@@ -19,7 +19,6 @@ from inventory.loader import LAB_INVENTORY, Topology, load_topology
 from inventory.model import Cloud, System
 from inventory.names import path_under
 from lab import labdir, placement
-from lab.placement import LabPlacement
 
 REPO = Path(__file__).resolve().parent.parent
 CENTERS = ("main", "samecity", "remote")
@@ -113,7 +112,7 @@ class LabContext:
         with_db = [s for s in self.topology.systems.values() if s.database is not None]
         return with_db[0]
 
-    def _placement(self) -> LabPlacement:
+    def _placement(self) -> placement.LabPlacement:
         tier = self.system.tier
         return placement.from_tier(self.topology.tiers[tier].placement, CENTERS,
                                    file=str(self.topology.root / "tiers.yaml"), tier=tier)

@@ -48,7 +48,8 @@ class SshHost:
 
 def hosts(lab: "LabContext") -> list[SshHost]:
     db_hosts = [SshHost(f"{c}-db", c, "db", lab.address(c, "db")) for c in CENTERS]
-    app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app")) for c in lab.placement.app_centers]
+    app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app"))
+                 for c in lab.placement.app_centers]
     monitoring_hosts = [SshHost(monitoring_host.host_name(site), site, "monitoring",
                                 monitoring_host.address(lab, site))
                         for site in monitoring_host.SITES]
