@@ -71,6 +71,7 @@ class Run:
     last: float = 0.0  # the run's latest unconfirmed poll
     leader: str | None = None  # the leader that went unconfirmed
     definite: bool = False
+    silent: bool = False  # the leader let a poll time out (gone, frozen, cut off)
     counted: bool = False
 
 
@@ -130,7 +131,10 @@ class LeaderWatch:
         """One poll's answer; an episode counts once, when its run outlasts its grace, or
         when it ends with another leader confirmed after unconfirmed polls spanning `grace`:
         a failover proves the old leader was lost, though its silence was shorter than
-        `silent_grace` (a center cut off, whose lease ran out before the scrape interval)."""
+        `silent_grace` (a center cut off, whose lease ran out before the scrape interval).
+        After a silent poll the run lasts until the takeover is confirmed: one poll waiting
+        out its timeouts on a frozen or cut-off leader can cover the whole outage, so it may
+        be the run's only unconfirmed poll (missed in 3 of 10 isolation and freeze drills)."""
         at = self.clock() if at is None else at
         verdict = judge(poll)
         with self._lock:
@@ -141,7 +145,7 @@ class LeaderWatch:
             if verdict is Verdict.confirmed:
                 run = self.runs[system]
                 if (run is not None and not run.counted and poll.leader != run.leader
-                        and run.last - run.since >= self.timing.grace):
+                        and (at if run.silent else run.last) - run.since >= self.timing.grace):
                     self.episodes[system] += 1
                     log.warning("%s: %s took over after %.1f s without a confirmed leader (%s)",
                                 system, poll.leader, at - run.since, run.leader)
@@ -150,6 +154,7 @@ class LeaderWatch:
             run = self.runs[system] = self.runs[system] or Run(since=at, leader=previous)
             run.last = at
             run.definite |= verdict is Verdict.lost
+            run.silent |= poll.answer is PrimaryAnswer.silent
             if not run.counted and self._outlasted(run, at):
                 run.counted = True
                 self.episodes[system] += 1

@@ -317,6 +317,24 @@ def test_a_failover_after_a_short_silence_counts_as_a_lost_leader() -> None:
     assert watch.counts() == {"registry": 1}
 
 
+def test_a_failover_after_one_poll_that_waited_out_a_silent_leader_counts() -> None:
+    # A frozen or cut-off leader: the poll after the fault waits out its timeouts (about
+    # 4 s), and the next one finds the promoted leader: one unconfirmed poll, yet a loss.
+    watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
+    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
+    watch.update("registry", LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), at=0.5)
+    watch.update("registry", LeaderPoll("pg-samecity", YES), at=5.6)
+    assert watch.counts() == {"registry": 1}
+
+
+def test_a_slow_leader_that_answers_again_is_no_loss() -> None:
+    watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
+    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
+    watch.update("registry", LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), at=1.0)
+    watch.update("registry", LeaderPoll("pg-main", YES), at=4.0)
+    assert watch.counts() == {"registry": 0}
+
+
 def test_a_planned_handover_within_the_grace_is_not_a_loss() -> None:
     watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
     watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
