@@ -64,7 +64,7 @@ def test_drill_through_ssh_passes_and_leaves_no_fault_armed(lab, scenario: str) 
     # shared). Other alerts may page as well (a fresh lab has never verified a restore): the
     # report lists them as unexpected. Not asserted for db-primary-crash, where Patroni keeps
     # its lock and says "primary" while it restarts PostgreSQL in place: the leader watch
-    # still misses that outage in about 1 CI run of 3 (issue 11, open); the report lists
+    # still missed that outage in 2 of the last 5 CI runs (issue 11, open); the report lists
     # the alert under alerts_missing.
     lost = {a["name"]: a for a in result["alerts"]}.get("TricenterPrimaryLost")
     if scenario in PAGE_ASSERTED:
