@@ -44,21 +44,19 @@ def from_tier(placement: Placement, centers: tuple[str, ...], *, file: str, tier
                                          message=message))
 
     roles = {c: placement.db_role(CenterRole(c)) for c in centers}
-    missing = [c for c, r in roles.items() if r == DbReplication.none]
-    if missing:
+    holding = {role: [c for c in centers if roles[c] == role] for role in DbReplication}
+    if holding[DbReplication.none]:
         problem("database", f"the lab runs a database member in each of {', '.join(centers)}, "
-                f"but {', '.join(missing)} has none: give it a role (primary, sync or async)")
+                f"but {', '.join(holding[DbReplication.none])} has none: give it a role "
+                "(primary, sync or async)")
     for wanted in (DbReplication.primary, DbReplication.sync):
-        holders = [c for c, r in roles.items() if r == wanted]
-        if len(holders) != 1:
+        if len(holding[wanted]) != 1:
             problem("database", f"the lab needs exactly one {wanted.value} center, found "
-                    f"{len(holders)} ({', '.join(holders) or 'none'})")
+                    f"{len(holding[wanted])} ({', '.join(holding[wanted]) or 'none'})")
     app_centers = tuple(c for c in centers if placement.app_role(CenterRole(c)) == AppPlacement.active)
     if not app_centers:
         problem("app", "no center is active: the lab's entry needs at least one to serve the app")
     if problems:
         raise InvalidInventory(problems)
-    def holding(role: DbReplication) -> list[str]:
-        return [c for c in centers if roles[c] == role]
-    return LabPlacement(leader=holding(DbReplication.primary)[0], sync=holding(DbReplication.sync)[0],
-                        followers=tuple(holding(DbReplication.async_)), app_centers=app_centers)
+    return LabPlacement(leader=holding[DbReplication.primary][0], sync=holding[DbReplication.sync][0],
+                        followers=tuple(holding[DbReplication.async_]), app_centers=app_centers)

@@ -26,6 +26,12 @@ def feed(watch: LeaderWatch, polls: list[LeaderPoll], start: float = 0.0, step: 
         watch.update("registry", poll, at=start + i * step)
 
 
+def feed_at(watch: LeaderWatch, *timed: tuple[float, LeaderPoll]) -> None:
+    """Polls at the given moments (a poll that waits out its timeouts delays the next)."""
+    for at, poll in timed:
+        watch.update("registry", poll, at=at)
+
+
 @pytest.mark.parametrize(("poll", "verdict"), [
     (LeaderPoll("pg-main", YES), Verdict.confirmed),
     (LeaderPoll("pg-main", NO), Verdict.lost),  # it answers: it is not the primary
@@ -321,23 +327,22 @@ def test_a_failover_after_one_poll_that_waited_out_a_silent_leader_counts() -> N
     # A frozen or cut-off leader: the poll after the fault waits out its timeouts (about
     # 4 s), and the next one finds the promoted leader: one unconfirmed poll, yet a loss.
     watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
-    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
-    watch.update("registry", LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), at=0.5)
-    watch.update("registry", LeaderPoll("pg-samecity", YES), at=5.6)
+    feed_at(watch, (0.0, LeaderPoll("pg-main", YES)),
+            (0.5, LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main"))),
+            (5.6, LeaderPoll("pg-samecity", YES)))
     assert watch.counts() == {"registry": 1}
 
 
 def test_a_slow_leader_that_answers_again_is_no_loss() -> None:
     watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
-    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
-    watch.update("registry", LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main")), at=1.0)
-    watch.update("registry", LeaderPoll("pg-main", YES), at=4.0)
+    feed_at(watch, (0.0, LeaderPoll("pg-main", YES)),
+            (1.0, LeaderPoll("pg-main", SILENT, ("pg-main", "pg-main"))),
+            (4.0, LeaderPoll("pg-main", YES)))
     assert watch.counts() == {"registry": 0}
 
 
 def test_a_planned_handover_within_the_grace_is_not_a_loss() -> None:
     watch = LeaderWatch(runtime(), lambda *a: CONFIRMED, TIMING)
-    watch.update("registry", LeaderPoll("pg-main", YES), at=0.0)
-    watch.update("registry", LeaderPoll("pg-main", NO), at=1.0)
-    watch.update("registry", LeaderPoll("pg-samecity", YES), at=2.5)  # 1.5 s < grace 2 s
+    feed_at(watch, (0.0, LeaderPoll("pg-main", YES)), (1.0, LeaderPoll("pg-main", NO)),
+            (2.5, LeaderPoll("pg-samecity", YES)))  # 1.5 s < grace 2 s
     assert watch.counts() == {"registry": 0}
