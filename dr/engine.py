@@ -39,6 +39,10 @@ ALERTS_RESOLVE_SECONDS = 90
 # An expected alert is due within 15 s of the fault; a drill that recovered sooner waits
 # for it until twice that after the fault, so a late page is timed, not missed.
 ALERTS_FIRE_SECONDS = 30
+# Before the fault, the alerts a drill expects must be quiet for its system (a drill run
+# right after another finds the last one's page or handover silence still there): this
+# covers a resolution (ALERTS_RESOLVE_SECONDS) and a switchover's silence being lifted.
+ALERTS_QUIET_SECONDS = 150
 
 
 class DrillSkipped(Exception):
@@ -208,6 +212,14 @@ class Drill:
     def _precheck(self) -> None:
         self._rebalance("precheck")
         failed = []
+        if self.scenario.alerts:
+            began = time.time()
+            ok, detail = self._alerts_quiet()
+            self.outcome.checks["precheck:alerts_quiet"] = ok
+            self.outcome.check_details["precheck:alerts_quiet"] = detail
+            self._event("precheck", "alerts_quiet", detail, ok, began=began)
+            if not ok:
+                failed.append(f"alerts_quiet ({detail})")
         for name in self.scenario.precheck:
             ok, detail = self._check(name)
             self.outcome.checks[f"precheck:{name.value}"] = ok
@@ -217,6 +229,50 @@ class Drill:
                 failed.append(f"{name.value} ({detail})")
         if failed:
             raise PrecheckFailed("precheck failed, no fault injected: " + "; ".join(failed))
+
+    def _alerts_quiet(self) -> tuple[bool, str]:
+        """Wait until none of the expected alerts is firing for the system (as the receiver
+        was last told, or as Alertmanager holds it) and no silence mutes one: otherwise
+        this drill's page would be the last one's, or never be sent (Alertmanager does not
+        notify again an alert it holds firing). Monitoring that does not answer cannot
+        hold a page back: the drill goes on and its report says the alerts went untimed."""
+        import requests
+
+        from dr import alerts, silences
+
+        receiver, expected = self.runtime.monitoring.alert_receiver_url, self.scenario.alerts
+        if receiver is None:
+            return True, "no alert receiver in the runtime inventory: alerts will not be timed"
+        system, noisy = self.system.name, []
+
+        def quiet() -> bool:
+            now = time.time()
+            found = [f"{name} last notified firing" for name in
+                     alerts.firing_at(alerts.fetch(receiver, now - 3600), now, system)
+                     if name in expected]
+            for url in sorted(self.runtime.monitoring.alertmanagers.values()):
+                try:  # one member answers for the cluster: silences and alerts are gossiped
+                    found += [f"{name} held by Alertmanager" for name in
+                              silences.handover_alerts_active(url, system, names=expected)]
+                    found += [f"silence {s}" for s in silences.silences_covering(url, system, expected)]
+                    break
+                except (requests.RequestException, ValueError, KeyError):
+                    continue
+            if found and found != noisy:
+                self.progress("precheck", f"waiting for {system}'s alerts to be quiet: {'; '.join(found)}")
+            noisy[:] = found
+            return not found
+
+        try:
+            wait_until(f"{', '.join(expected)} quiet for {system}", quiet, ALERTS_QUIET_SECONDS, 1.0,
+                       stop=self.stop)
+        except alerts.ReceiverUnavailable as exc:
+            return True, f"{exc}: alerts will not be timed"
+        except WaitTimeout:
+            return False, (f"still not quiet after {ALERTS_QUIET_SECONDS} s: {'; '.join(noisy)} "
+                           "(a page from this drill could not be told apart; expire the silence "
+                           "with `amtool silence expire ID` or wait for the alert to resolve)")
+        return True, f"none of {', '.join(expected)} firing or silenced for {system}"
 
     def _start_workload(self) -> None:
         w = self.scenario.workload

@@ -55,8 +55,8 @@ def silence_body(system: str, seconds: float, comment: str,
     }
 
 
-def _filters(system: str) -> list[str]:
-    return [f'system="{system}"', f'alertname=~"{"|".join(PLANNED_HANDOVER_ALERTS)}"']
+def _filters(system: str, names: tuple[str, ...] | list[str] = PLANNED_HANDOVER_ALERTS) -> list[str]:
+    return [f'system="{system}"', f'alertname=~"{"|".join(names)}"']
 
 
 def silence_planned_handover(alertmanagers: dict[str, str], system: str, seconds: float,
@@ -76,13 +76,43 @@ def silence_planned_handover(alertmanagers: dict[str, str], system: str, seconds
     raise SilenceFailed("no Alertmanager member accepted the silence: " + "; ".join(refused))
 
 
-def handover_alerts_active(member: str, system: str, timeout: float = 3) -> list[str]:
-    """The silenced alerts Alertmanager still holds unresolved for the system."""
+def handover_alerts_active(member: str, system: str, timeout: float = 3,
+                           names: tuple[str, ...] | list[str] = PLANNED_HANDOVER_ALERTS) -> list[str]:
+    """Which of `names` (the silenced ones by default) Alertmanager still holds unresolved
+    for the system, silenced or not."""
     reply = requests.get(member.rstrip("/") + "/api/v2/alerts", timeout=timeout,
                          params={"active": "true", "silenced": "true", "inhibited": "true",
-                                 "unprocessed": "true", "filter": _filters(system)})
+                                 "unprocessed": "true", "filter": _filters(system, names)})
     reply.raise_for_status()
     return sorted({a["labels"]["alertname"] for a in reply.json()})
+
+
+def silences_covering(member: str, system: str, names: tuple[str, ...] | list[str],
+                      timeout: float = 3) -> list[str]:
+    """Active or pending silences that would mute one of `names` for the system: "id
+    (by whom, until when)". A drill started under one would miss its own page."""
+    reply = requests.get(member.rstrip("/") + "/api/v2/silences", timeout=timeout)
+    reply.raise_for_status()
+    return sorted(f"{s['id']} ({s.get('createdBy', '?')}, until {s.get('endsAt', '?')})"
+                  for s in reply.json()
+                  if s.get("status", {}).get("state") in ("active", "pending")
+                  and any(mutes(s.get("matchers", []), system, name) for name in names))
+
+
+def mutes(matchers: list[dict], system: str, alertname: str) -> bool:
+    """Whether a silence's matchers match an alert with these two labels alone (a matcher
+    on any other label may match it too: counted as muting, to be safe)."""
+    import re
+
+    labels = {"system": system, "alertname": alertname}
+    for m in matchers:
+        if m["name"] not in labels:
+            continue
+        value = labels[m["name"]]
+        hit = re.fullmatch(m["value"], value) is not None if m.get("isRegex") else value == m["value"]
+        if hit != m.get("isEqual", True):
+            return False
+    return True
 
 
 def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float = 1) -> str:

@@ -152,6 +152,9 @@ class LeaderWatch:
                 self.runs[system] = None
                 return verdict
             run = self.runs[system] = self.runs[system] or Run(since=at, leader=previous)
+            # Rare (only while a leader is in doubt), and the evidence a missed page needs.
+            log.info("%s: leader %s unconfirmed %.1f s into the run: %s answered %s, members name %s",
+                     system, previous, at - run.since, poll.leader, poll.answer, list(poll.views))
             run.last = at
             run.definite |= verdict is Verdict.lost
             run.silent |= poll.answer is PrimaryAnswer.silent

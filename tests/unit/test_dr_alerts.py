@@ -146,3 +146,72 @@ def test_a_drill_whose_fault_never_came_times_nothing(monkeypatch) -> None:
     drill = _drill(["kill_center main"], {}, status="skipped")
     Drill._alerts(drill)
     assert "alerts" not in drill.outcome.extra
+
+
+def _next_drill(alertmanagers: dict[str, str]) -> SimpleNamespace:
+    """A drill about to inject TricenterPrimaryLost's fault, right after another drill."""
+    monitoring = SimpleNamespace(alert_receiver_url="http://receiver", alertmanagers=alertmanagers)
+    told: list[str] = []
+    return SimpleNamespace(runtime=SimpleNamespace(monitoring=monitoring),
+                           scenario=SimpleNamespace(alerts=["TricenterPrimaryLost"]),
+                           system=SimpleNamespace(name="registry"), stop=threading.Event(),
+                           progress=lambda phase, message: told.append(message), told=told)
+
+
+def test_a_drill_waits_until_the_last_drills_page_has_resolved(monkeypatch) -> None:
+    from dr import silences
+    from dr.engine import Drill
+
+    polls = []
+
+    def fetch(url: str, since: float) -> list[dict]:
+        polls.append(since)
+        records = [record("TricenterPrimaryLost", "firing", 1.0, system="registry")]
+        if len(polls) >= 2:  # the last drill's resolution arrives
+            records.append(record("TricenterPrimaryLost", "resolved", 2.0, system="registry"))
+        return records
+
+    monkeypatch.setattr(alerts, "fetch", fetch)
+    monkeypatch.setattr(silences, "handover_alerts_active", lambda url, system, names: [])
+    monkeypatch.setattr(silences, "silences_covering", lambda url, system, names: [])
+    drill = _next_drill({"main": "http://am"})
+    ok, detail = Drill._alerts_quiet(drill)
+    assert ok and len(polls) == 2 and "none of TricenterPrimaryLost" in detail
+    assert drill.told == ["waiting for registry's alerts to be quiet: TricenterPrimaryLost last notified firing"]
+
+
+def test_a_drill_under_a_silence_of_its_page_refuses_to_start(monkeypatch) -> None:
+    from dr import engine, silences
+    from dr.engine import Drill
+
+    monkeypatch.setattr(engine, "ALERTS_QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(alerts, "fetch", lambda url, since: [])
+    monkeypatch.setattr(silences, "handover_alerts_active", lambda url, system, names: [])
+    monkeypatch.setattr(silences, "silences_covering",
+                        lambda url, system, names: ["sil-9 (tricenter runbook, until later)"])
+    ok, detail = Drill._alerts_quiet(_next_drill({"main": "http://am"}))
+    assert not ok
+    assert "silence sil-9 (tricenter runbook, until later)" in detail and "amtool silence expire" in detail
+
+
+def test_unreachable_monitoring_does_not_hold_a_drill_back(monkeypatch) -> None:
+    from dr.engine import Drill
+
+    def fetch(url: str, since: float) -> list[dict]:
+        raise alerts.ReceiverUnavailable("alert receiver http://receiver: ConnectionError")
+
+    monkeypatch.setattr(alerts, "fetch", fetch)
+    ok, detail = Drill._alerts_quiet(_next_drill({}))
+    assert ok and "will not be timed" in detail
+
+
+def test_a_handover_silence_mutes_its_own_systems_page_only() -> None:
+    from dr import silences
+
+    matchers = silences.silence_body("registry", 90, "planned")["matchers"]
+    assert silences.mutes(matchers, "registry", "TricenterPrimaryLost")
+    assert not silences.mutes(matchers, "civil-affairs", "TricenterPrimaryLost")
+    assert not silences.mutes(matchers, "registry", "TricenterEtcdNoQuorum")
+    negative = [{"name": "system", "value": "registry", "isRegex": False, "isEqual": False}]
+    assert silences.mutes(negative, "civil-affairs", "TricenterPrimaryLost")
+    assert not silences.mutes(negative, "registry", "TricenterPrimaryLost")

@@ -162,3 +162,21 @@ def test_the_silence_body_is_what_amtool_would_accept():
                                  now=datetime.datetime(2026, 12, 2, 8, 0, tzinfo=datetime.timezone.utc))
     assert body["startsAt"] == "2026-12-02T08:00:00Z" and body["endsAt"] == "2026-12-02T08:01:30Z"
     assert body["createdBy"] and body["comment"] == "planned"
+
+
+def test_the_silences_a_drill_would_run_under_are_found(calls):
+    now = datetime.datetime(2026, 12, 3, 9, 0, tzinfo=datetime.timezone.utc)
+    ours = {"id": "sil-1", **silences.silence_body("registry", 90, "planned", now=now),
+            "status": {"state": "active"}}
+    expired = {**ours, "id": "sil-2", "status": {"state": "expired"}}
+    other = {"id": "sil-3", **silences.silence_body("civil-affairs", 90, "planned", now=now),
+             "status": {"state": "active"}}
+    member = FakeAlertmanager(calls, active=[ours, expired, other])
+    try:
+        found = silences.silences_covering(member.url, "registry", ["TricenterPrimaryLost"])
+        unrelated = silences.silences_covering(member.url, "registry", ["TricenterBackupTooOld"])
+    finally:
+        member.close()
+    assert found == ["sil-1 (tricenter runbook, until 2026-12-03T09:01:30Z)"]
+    assert unrelated == []
+    assert calls[0] == ("alerts", "/api/v2/silences", None)
