@@ -2,6 +2,7 @@
 `dr.paths`), and its trend."""
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from pathlib import Path
@@ -33,6 +34,22 @@ def load(file: Path | None = None) -> list[dict]:
         except json.JSONDecodeError:
             continue  # a drill killed mid-write leaves half a line; the rest is good
     return out
+
+
+def load_unless_unchanged(file: Path) -> list[dict]:
+    """load(file), read again only when its size or modification time changed: the exporter
+    asks at every scrape, and parsing a long history each time made its cost grow with
+    every drill. The list is shared between callers: read it, do not change it."""
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        return []
+    return _load_as_of(file, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_as_of(file: Path, mtime_ns: int, size: int) -> list[dict]:
+    return load(file)
 
 
 def spread(values: list[float]) -> dict | None:

@@ -56,8 +56,11 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                pgbackrest_config: Path | None, pgbackrest_user: str | None,
                drill_history: Path | None) -> TricenterCollector:
+    from dr.paths import history_file
+
     runtime = _load_runtime(runtime_file)
     targets = _tier_targets(runtime_file, runtime)
+    drill_history = drill_history or history_file()  # where `tricenter drill run` appends
     # What changes slowly and may hang for long is refreshed off the scrape path, and the
     # exporter says how old the answer is (tricenter_probe_answer_age_seconds). A backup
     # alert speaks in hours, object-store replication (container sync) in minutes: a

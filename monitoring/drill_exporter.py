@@ -44,7 +44,7 @@ class DrillCollector(Collector):
         self.file = file or history_file()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from drill_families(history.load(self.file))
+        yield from drill_families(history.load_unless_unchanged(self.file))
 
 
 def drill_families(records: list[dict]) -> list[GaugeMetricFamily]:

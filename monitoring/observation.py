@@ -166,7 +166,7 @@ def observe(view: InventoryView, sources: Sources,
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
             obs.failures["object_store"] = str(exc)
     if sources.drill_history is not None:
-        obs.drills = history.load(sources.drill_history)
+        obs.drills = history.load_unless_unchanged(sources.drill_history)
     for probe, why in [*obs.failures.items(),
                        *((p, w) for s in obs.systems.values() for p, w in s.failures.items())]:
         log.warning("probe %s failed: %s", probe, why)

@@ -25,3 +25,16 @@ def test_last_drill_results_are_exported(tmp_path: Path) -> None:
     assert f"tricenter_drill_lost_writes{{{labels}}} 0.0" in text
     assert f"tricenter_drill_gbt20988_level{{{labels}}} 6.0" in text
     assert f"tricenter_drill_runs{{{labels}}} 3.0" in text
+
+
+def test_the_history_is_read_again_only_once_it_changed(tmp_path) -> None:
+    from dr import history
+
+    file = tmp_path / "drills.jsonl"
+    assert history.load_unless_unchanged(file) == []
+    history.append({"scenario": "main-center-loss", "system": "registry", "passed": True}, file)
+    first = history.load_unless_unchanged(file)
+    assert history.load_unless_unchanged(file) is first  # unchanged: not parsed again
+    history.append({"scenario": "db-primary-crash", "system": "registry", "passed": False}, file)
+    assert [r["scenario"] for r in history.load_unless_unchanged(file)] == [
+        "main-center-loss", "db-primary-crash"]

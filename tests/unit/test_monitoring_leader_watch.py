@@ -346,3 +346,20 @@ def test_a_planned_handover_within_the_grace_is_not_a_loss() -> None:
     feed_at(watch, (0.0, LeaderPoll("pg-main", YES)), (1.0, LeaderPoll("pg-main", NO)),
             (2.5, LeaderPoll("pg-samecity", YES)))  # 1.5 s < grace 2 s
     assert watch.counts() == {"registry": 0}
+
+
+def test_scrapes_a_little_late_still_spare_the_watch_its_patroni_requests() -> None:
+    """Scrapes come a scrape interval apart give or take some ms; one landing just before
+    a full round, the next just after the next one, is still the word of the last scrape."""
+    watch, asked, now = recording_watch()
+    period = TIMING.patroni_every * TIMING.interval
+    scrapes = [k * period - 0.01 + 0.02 * (k - 1) for k in range(1, 5)]  # 4.99, 10.01, …: 20 ms late each
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watch.poll_once(pool)  # learns the leader from Patroni
+        for poll in range(1, 4 * TIMING.patroni_every + 1):
+            for at in [a for a in scrapes if now[0] < a <= poll * TIMING.interval]:
+                now[0] = at
+                watch.patroni_named("registry", "pg-main")
+            now[0] = poll * TIMING.interval
+            watch.poll_once(pool)
+    assert asked == [False] + [True] * 4 * TIMING.patroni_every
