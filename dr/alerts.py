@@ -12,7 +12,14 @@ fault (an alert is due within 15 s of it: issue 11).
 """
 from __future__ import annotations
 
+import datetime
+import re
+
 import requests
+
+# Clocks of Prometheus, Alertmanager and the drill may differ by this much (one machine in
+# the lab; NTP between centers).
+CLOCK_SLACK_SECONDS = 2.0
 
 
 class ReceiverUnavailable(Exception):
@@ -37,6 +44,29 @@ def _about(record: dict, system: str) -> bool:
     return record.get("labels", {}).get("system", system) == system
 
 
+def began_at(record: dict) -> float | None:
+    """When the alert a notification is about began (Alertmanager's startsAt), as Unix
+    time; None when the record does not say."""
+    text = record.get("starts_at")
+    if not text:
+        return None
+    # Alertmanager writes nanoseconds; fromisoformat takes at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _since(record: dict, fault_at: float) -> bool:
+    """A notification of this drill's making: received after the fault, about an alert
+    that began after it. Another Alertmanager member can deliver the last drill's
+    resolution seconds into this one (seen: a stale "resolved" 8 s after the fault, while
+    the primary was still lost)."""
+    began = began_at(record)
+    return record["received_at"] >= fault_at and (began is None or began >= fault_at - CLOCK_SLACK_SECONDS)
+
+
 def firing_at(records: list[dict], at: float, system: str) -> list[str]:
     """Alerts whose last notification before `at` said firing: Alertmanager will not
     notify them again, so a fault at `at` cannot be timed by them."""
@@ -51,7 +81,7 @@ def timeline(records: list[dict], expected: list[str], fault_at: float,
              system: str) -> tuple[list[dict], list[str]]:
     """([{name, fired_after_s, resolved_after_s}], expected alerts that never fired).
     Alerts that fired but were not expected are listed too: they are news for the team."""
-    relevant = sorted((r for r in records if _about(r, system) and r["received_at"] >= fault_at),
+    relevant = sorted((r for r in records if _about(r, system) and _since(r, fault_at)),
                       key=lambda r: r["received_at"])
     names = list(dict.fromkeys([*expected, *(r["name"] for r in relevant)]))
     alerts = []
