@@ -363,3 +363,19 @@ def test_scrapes_a_little_late_still_spare_the_watch_its_patroni_requests() -> N
             now[0] = poll * TIMING.interval
             watch.poll_once(pool)
     assert asked == [False] + [True] * 4 * TIMING.patroni_every
+
+
+def test_a_primary_restarted_in_place_after_refusing_for_the_grace_counts() -> None:
+    """db-primary-crash: PostgreSQL refuses at 0.0 and 1.2 s, Patroni has it back at 2.3 s."""
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed_at(watch, (-1.1, CONFIRMED), (0.0, LeaderPoll("pg-main", REFUSED)),
+            (1.2, LeaderPoll("pg-main", REFUSED)), (2.3, CONFIRMED))
+    assert watch.counts() == {"registry": 1}
+
+
+def test_a_primary_back_within_the_grace_or_only_slow_is_no_episode() -> None:
+    watch = LeaderWatch(runtime(), never, TIMING)
+    feed_at(watch, (0.0, CONFIRMED), (1.1, LeaderPoll("pg-main", REFUSED)), (2.2, CONFIRMED),
+            (3.3, LeaderPoll("pg-main", SILENT, ("pg-main",))),
+            (4.4, LeaderPoll("pg-main", SILENT, ("pg-main",))), (6.5, CONFIRMED))
+    assert watch.counts() == {"registry": 0}
