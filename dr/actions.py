@@ -121,8 +121,10 @@ def _switchover(world: StepContext, step: Step) -> str:
     if isinstance(silence, str):
         return f"{message}; {silence}"
     member, silence_id = silence
-    lifted = silences.lift_when_quiet(member, silence_id, world.system.name, world.stop)
-    return f"{message}; {', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced ({lifted})"
+    lifted, what = silences.lift_when_quiet(member, silence_id, world.system.name, world.stop)
+    if not lifted:  # the drill lifts it at its end (dr/engine.py)
+        world.extra.setdefault("silences_left", []).append(silence_id)
+    return f"{message}; {', '.join(silences.PLANNED_HANDOVER_ALERTS)} silenced ({what})"
 
 
 def _silence_handover(world: StepContext, step: Step, candidate: str) -> tuple[str, str] | str:

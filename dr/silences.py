@@ -115,12 +115,13 @@ def mutes(matchers: list[dict], system: str, alertname: str) -> bool:
     return True
 
 
-def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float = 1) -> str:
+def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float = 1) -> tuple[bool, str]:
     """Hold the silence over the rules' look-back, then lift it once none of its alerts is
     still active — so the next fault pages. `stop` (a threading.Event) ends the waits early
-    on abort; then, as when the alerts stay active, the silence ends at its own endsAt."""
+    on abort; then, as when the alerts stay active, the silence ends at its own endsAt.
+    (lifted, what happened)."""
     if stop.wait(LOOK_BACK_SECONDS):
-        return f"silence {silence_id} left to expire (drill stopping)"
+        return False, f"silence {silence_id} left to expire (drill stopping)"
     still: list[str] = []
 
     def quiet() -> bool:
@@ -132,8 +133,8 @@ def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float
                    QUIET_DEADLINE_SECONDS, poll, stop=stop)
         requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
                         timeout=3).raise_for_status()
-        return f"silence {silence_id} lifted"
+        return True, f"silence {silence_id} lifted"
     except (requests.RequestException, ValueError, KeyError) as exc:
-        return f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
+        return False, f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
     except WaitTimeout:
-        return f"silence {silence_id} left to expire: still active {', '.join(still)}"
+        return False, f"silence {silence_id} left to expire: still active {', '.join(still)}"

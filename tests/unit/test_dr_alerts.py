@@ -195,7 +195,7 @@ def test_a_drill_waits_until_the_last_drills_page_has_resolved(monkeypatch) -> N
     assert drill.told == ["waiting for registry's alerts to be quiet: TricenterPrimaryLost last notified firing"]
 
 
-def test_a_drill_under_a_silence_of_its_page_refuses_to_start(monkeypatch) -> None:
+def test_a_silence_of_its_page_outlasting_the_wait_is_named(monkeypatch) -> None:
     from dr import engine, silences
     from dr.engine import Drill
 
@@ -230,3 +230,16 @@ def test_a_handover_silence_mutes_its_own_systems_page_only() -> None:
     negative = [{"name": "system", "value": "registry", "isRegex": False, "isEqual": False}]
     assert silences.mutes(negative, "civil-affairs", "TricenterPrimaryLost")
     assert not silences.mutes(negative, "registry", "TricenterPrimaryLost")
+
+
+def test_a_note_from_the_precheck_stays_in_the_report(monkeypatch) -> None:
+    from dr.engine import Drill
+
+    monkeypatch.setattr(alerts, "fetch", lambda url, since: [])
+    drill = _drill(["kill_center main"], {"fault": 1010.0})
+    drill.scenario.alerts = ["TricenterPrimaryLost"]
+    drill.outcome.extra["alerts_note"] = "not quiet before the fault: silence sil-9"
+    Drill._alerts(drill, late="still firing 90 s after the restore ended")
+    assert drill.outcome.extra["alerts_missing"] == ["TricenterPrimaryLost"]
+    assert drill.outcome.extra["alerts_note"] == (
+        "not quiet before the fault: silence sil-9; still firing 90 s after the restore ended")

@@ -136,18 +136,20 @@ def test_the_switchover_silences_its_systems_handover_alerts_first(calls, member
                     for k in ("startsAt", "endsAt"))
     assert (ends - starts).total_seconds() == 30 + silences.LOOK_BACK_SECONDS + silences.QUIET_DEADLINE_SECONDS
     assert "sil-1 lifted" in detail and w.extra["silences"] == ["sil-1"]
+    assert "silences_left" not in w.extra
 
 
 def test_a_silence_whose_alert_is_still_active_is_left_to_expire_by_itself(calls):
     held = [{"labels": {"alertname": "TricenterPrimaryLost", "system": "registry"}}]
     member = FakeAlertmanager(calls, active=held)
     try:
-        detail = run_step(world({"samecity": member.url}, calls),
-                          Step(action="switchover", to="samecity", timeout_seconds=30))
+        w = world({"samecity": member.url}, calls)
+        detail = run_step(w, Step(action="switchover", to="samecity", timeout_seconds=30))
     finally:
         member.close()
     assert "lift" not in [c[0] for c in calls]
     assert "left to expire: still active TricenterPrimaryLost" in detail
+    assert w.extra["silences_left"] == ["sil-1"]  # for the drill to lift at its end
 
 
 def test_unreachable_monitoring_does_not_stop_a_planned_switchover(calls):
@@ -180,3 +182,21 @@ def test_the_silences_a_drill_would_run_under_are_found(calls):
     assert found == ["sil-1 (tricenter runbook, until 2026-12-03T09:01:30Z)"]
     assert unrelated == []
     assert calls[0] == ("alerts", "/api/v2/silences", None)
+
+
+def test_a_drill_lifts_the_silences_its_switchovers_left_at_its_end(calls):
+    from types import SimpleNamespace
+
+    from dr.engine import Drill
+
+    member = FakeAlertmanager(calls)
+    monitoring = SimpleNamespace(alertmanagers={"main": closed_port_url(), "samecity": member.url})
+    drill = SimpleNamespace(world=SimpleNamespace(extra={"silences": ["sil-1", "sil-2"],
+                                                         "silences_left": ["sil-2"]}),
+                            runtime=SimpleNamespace(monitoring=monitoring))
+    try:
+        Drill._lift_own_silences(drill)
+    finally:
+        member.close()
+    # main's member is gone: samecity's takes the expiry; the one already lifted is left alone
+    assert calls == [("lift", "/api/v2/silence/sil-2", None)]
