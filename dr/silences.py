@@ -12,6 +12,7 @@ it to the others, so it holds whichever member notifies.
 from __future__ import annotations
 
 import datetime
+import re
 
 import requests
 
@@ -102,8 +103,6 @@ def silences_covering(member: str, system: str, names: tuple[str, ...] | list[st
 def mutes(matchers: list[dict], system: str, alertname: str) -> bool:
     """Whether a silence's matchers match an alert with these two labels alone (a matcher
     on any other label may match it too: counted as muting, to be safe)."""
-    import re
-
     labels = {"system": system, "alertname": alertname}
     for m in matchers:
         if m["name"] not in labels:

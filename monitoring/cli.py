@@ -72,7 +72,6 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                       pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
                       heartbeat=probes.Background(functools.partial(
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
-                      tls=probes.Background(probes.tls_not_after, max_age=3600),
                       etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),
                       drill_history=drill_history, secret_base=runtime_file.parent)
     return TricenterCollector(runtime, sources, targets)

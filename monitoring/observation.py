@@ -61,7 +61,9 @@ class Sources:
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
     leader_check: Callable = probes.patroni_leader_answers
-    tls: Callable = probes.tls_not_after
+    # Read off the scrape path once an hour: a certificate changes rarely, and a handshake
+    # per https endpoint per scrape cost more than the rest of the scrape.
+    tls: Callable = field(default_factory=lambda: probes.Background(probes.tls_not_after, max_age=3600))
     replication: Callable = probes.replication
     haproxy: Callable = probes.haproxy_stats
     etcd: Callable = probes.etcd_member
@@ -147,8 +149,8 @@ def observe(view: InventoryView, sources: Sources,
     haproxy = pool.submit(_haproxy_servers, sources) if sources.haproxy_stats else None
     obs.systems = {name: future.result() for name, future in systems.items()}
     obs.etcd = [future.result() for future in etcd]
-    # Asked here, not in the pool: the certificate probe answers from its cache (it reads
-    # a certificate off the scrape path once an hour), quicker than a hand-off to a thread.
+    # Asked here, not in the pool: the certificate probe answers from its cache (see
+    # Sources.tls), quicker than a hand-off to a thread.
     obs.certificates = {url: t for url in view.https_endpoints
                         if (t := _not_after(sources, url)) is not None}
     if haproxy is not None:
