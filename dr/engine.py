@@ -238,8 +238,6 @@ class Drill:
         this drill's page would be the last one's, or never be sent (Alertmanager does not
         notify again an alert it holds firing). Monitoring that does not answer cannot
         hold a page back: the drill goes on and its report says the alerts went untimed."""
-        import requests
-
         from dr import alerts, silences
 
         receiver, expected = self.runtime.monitoring.alert_receiver_url, self.scenario.alerts
@@ -252,14 +250,7 @@ class Drill:
             found = [f"{name} last notified firing" for name in
                      alerts.firing_at(alerts.fetch(receiver, now - 3600), now, system)
                      if name in expected]
-            for url in sorted(self.runtime.monitoring.alertmanagers.values()):
-                try:  # one member answers for the cluster: silences and alerts are gossiped
-                    found += [f"{name} held by Alertmanager" for name in
-                              silences.handover_alerts_active(url, system, names=expected)]
-                    found += [f"silence {s}" for s in silences.silences_covering(url, system, expected)]
-                    break
-                except (requests.RequestException, ValueError, KeyError):
-                    continue
+            found += silences.holding_a_page_back(self.runtime.monitoring.alertmanagers, system, expected)
             if found and found != noisy:
                 self.progress("precheck", f"waiting for {system}'s alerts to be quiet: {'; '.join(found)}")
             noisy[:] = found
@@ -515,18 +506,10 @@ class Drill:
         """Expire the silences this drill's switchovers left to run out (their alerts were
         still active when the switchover step gave up waiting): the handover is over, and
         a silence outliving the drill would mute the next drill's page."""
-        import requests
+        from dr import silences
 
-        left = self.world.extra.get("silences_left", [])
-        members = sorted(self.runtime.monitoring.alertmanagers.values())
-        for silence_id in left:
-            for url in members:  # one member is enough: the cluster gossips the expiry
-                try:
-                    requests.delete(f"{url.rstrip('/')}/api/v2/silence/{silence_id}",
-                                    timeout=3).raise_for_status()
-                    break
-                except requests.RequestException:
-                    continue
+        silences.expire_each(self.runtime.monitoring.alertmanagers,
+                             self.world.extra.get("silences_left", []))
 
     def _alerts(self, late: str | None = None) -> None:
         """What the alert receiver got since the fault: `alerts` and `alerts_missing`;

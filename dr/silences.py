@@ -100,6 +100,38 @@ def silences_covering(member: str, system: str, names: tuple[str, ...] | list[st
                   and any(mutes(s.get("matchers", []), system, name) for name in names))
 
 
+def holding_a_page_back(alertmanagers: dict[str, str], system: str,
+                        names: tuple[str, ...] | list[str]) -> list[str]:
+    """What Alertmanager holds that would keep a new page of `names` for the system from
+    being sent: the alerts still active, the silences muting them. One member answers for
+    the cluster (alerts and silences are gossiped); none answering: nothing known, []."""
+    for url in sorted(alertmanagers.values()):
+        try:
+            return ([f"{name} held by Alertmanager" for name in
+                     handover_alerts_active(url, system, names=names)]
+                    + [f"silence {s}" for s in silences_covering(url, system, names)])
+        except (requests.RequestException, ValueError, KeyError):
+            continue
+    return []
+
+
+def expire(member: str, silence_id: str, timeout: float = 3) -> None:
+    requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
+                    timeout=timeout).raise_for_status()
+
+
+def expire_each(alertmanagers: dict[str, str], silence_ids: list[str]) -> None:
+    """Expire each silence through the first member that takes it (the cluster gossips
+    the expiry); one no member takes ends at its own endsAt."""
+    for silence_id in silence_ids:
+        for url in sorted(alertmanagers.values()):
+            try:
+                expire(url, silence_id)
+                break
+            except requests.RequestException:
+                continue
+
+
 def mutes(matchers: list[dict], system: str, alertname: str) -> bool:
     """Whether a silence's matchers match an alert with these two labels alone (a matcher
     on any other label may match it too: counted as muting, to be safe)."""
@@ -130,8 +162,7 @@ def lift_when_quiet(member: str, silence_id: str, system: str, stop, poll: float
     try:
         wait_until(f"{system}'s handover alerts no longer active", quiet,
                    QUIET_DEADLINE_SECONDS, poll, stop=stop)
-        requests.delete(f"{member.rstrip('/')}/api/v2/silence/{silence_id}",
-                        timeout=3).raise_for_status()
+        expire(member, silence_id)
         return True, f"silence {silence_id} lifted"
     except (requests.RequestException, ValueError, KeyError) as exc:
         return False, f"silence {silence_id} left to expire ({member}: {type(exc).__name__})"
