@@ -180,6 +180,15 @@ def verdict_lines(data: dict) -> list[str]:
                      + (f"level {level}" if level else "no level stated"))
         if data.get("gbt20988_level_note"):
             lines.append(f"  {data['gbt20988_level_note']}")
+        if data.get("center_summary"):
+            summary = data["center_summary"]
+            lines.append(f"  center-wide: {summary['passed']} of {summary['systems']} systems passed, "
+                         f"worst RTO {_seconds(summary['worst_rto_seconds'])}, "
+                         f"{summary['lost_writes']} acknowledged writes lost")
+            lines += [f"    {t['name']} ({t['tier']}): RTO {_seconds(t['rto_seconds'])}, "
+                      f"{t['rpo_lost_writes']} of {t['acknowledged_writes']} lost, "
+                      f"{'passed' if t['passed'] else 'FAILED'}" + (f" — {t['note']}" if t["note"] else "")
+                      for t in data.get("touched_systems", [])]
         for c in data["criteria"]:
             if not c["ok"]:
                 unit = f" {c['unit']}" if c.get("unit") else ""

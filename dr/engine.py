@@ -22,6 +22,7 @@ from dr.ledger import WriteLedger
 from dr.levels import Targets, combine, level_reached
 from dr.patroni import ClusterObserver
 from dr.scenario import Check, Scenario, Step
+from dr.touched import TouchedResult, TouchedSystem, faulted_centers, touched_systems
 from dr.verdict import Criterion, evaluate, passed
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
                          read_back_app, resolve_secret)
@@ -91,6 +92,8 @@ class DrillOutcome:
     restored: list[str] = field(default_factory=list)  # what an abort put back
     finished_at: float | None = None
     extra: dict = field(default_factory=dict)
+    # the other systems the fault's centers held, each judged against its own tier
+    touched: list[TouchedResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -126,6 +129,7 @@ class Drill:
         self.workload: Workload | None = None
         self.observer: ClusterObserver | None = None
         self.rw: DbTarget | None = None
+        self.touched: list[TouchedSystem] = []
 
     # --- bookkeeping ------------------------------------------------------------------
     def _event(self, phase: str, action: str, detail: str, ok: bool = True, began: float | None = None) -> None:
@@ -287,6 +291,39 @@ class Drill:
         self._wait_acks(after=time.time(), count=1, timeout=15, why="the workload's first write")
         self.stop.wait(w.warmup_seconds)
 
+    def _start_touched(self) -> None:
+        """Writers and an observer on every other system the fault's centers hold."""
+        systems = touched_systems(self.scenario, self.runtime, self.system)
+        if not systems:
+            return
+        centers = faulted_centers(self.scenario, self.runtime)
+        w = self.scenario.workload
+        for system in systems:
+            touched = TouchedSystem(self.runtime, system, centers, w.rate_per_writer,
+                                    w.attempt_timeout_seconds, self.secret_base)
+            touched.start()
+            self.touched.append(touched)
+        began = time.time()
+        for touched in self.touched:
+            wait_until(f"{touched.system.name}'s first acknowledged write",
+                       lambda: touched.acked_since(began) >= 1, 15, 0.05, error=StepFailed, stop=self.stop)
+        self._event("workload", "touched", f"{len(systems)} other system(s) in {', '.join(centers)} "
+                    f"measured as well: {', '.join(s.name for s in systems)}")
+
+    def _finish_touched(self) -> None:
+        fault = self.world.markers.get("fault")
+        restored = self.world.markers.get("restore_end", time.time())
+        for touched in self.touched:
+            began = time.time()
+            result = touched.finish(fault, restored, stop=self.stop)
+            self.outcome.touched.append(result)
+            self._event("verify", f"touched:{result.name}",
+                        f"RTO {result.rto_seconds} s, {result.rpo_lost_writes} of "
+                        f"{result.acknowledged_writes} acknowledged writes lost, tier {result.tier}: "
+                        f"{'passed' if result.passed else 'failed'}"
+                        + (f" ({result.note})" if result.note else ""), result.passed, began)
+        self.touched = []
+
     def _wait_acks(self, after: float, count: int, timeout: float, why: str) -> float:
         """Poll the ledger until `count` writes sent after `after` are acknowledged; returns
         when the `count`th was."""
@@ -423,6 +460,7 @@ class Drill:
             self._requirements()
             self._precheck()
             self._start_workload()
+            self._start_touched()
             self._inject()
             self._recover()
             self.stop.wait(self.scenario.workload.settle_seconds)
@@ -434,6 +472,7 @@ class Drill:
             self.world.markers["restore_start"] = time.time()
             self._restore()
             self.world.markers["restore_end"] = time.time()
+            self._finish_touched()
             self._stop_workload()
             final_present = self._read_back()
             self._final_checks()
@@ -453,6 +492,8 @@ class Drill:
             self._abort()
         finally:
             self._stop_workload()
+            for system in self.touched:
+                system.stop()
         out.markers = dict(self.world.markers)
         late = self._await_alerts_resolved() if out.status == "finished" else None
         self._lift_own_silences()
@@ -634,6 +675,10 @@ class Drill:
             rpo_bound = (out.replication_lag_seconds or 0.0) + 0.5
         checks = {k: v for k, v in out.checks.items() if not k.startswith("precheck:")}
         out.criteria = evaluate(f, out.targets, checks, rto, rpo_bound)
+        if out.touched:
+            ok = [t.name for t in out.touched if t.passed]
+            out.criteria.append(Criterion("touched_systems_passed", len(ok), len(out.touched),
+                                          len(ok) == len(out.touched)))
         if out.app_rto_seconds is not None or (sc.fault and sc.workload.app_writers and self.system.app_url):
             target = out.targets.rto_seconds
             if target is not None:

@@ -53,6 +53,12 @@ TEXT: dict[str, dict[str, str]] = {
         "declared_note": "A disaster was declared: the RTO judged counts from the declaration, so the "
                          "time people took to decide is excluded; the RTO from the fault includes it.",
         "criteria": "Criteria", "criterion": "criterion", "ok": "ok",
+        "touched": "Every system the fault touched",
+        "touched_note": "Each judged against its own tier; the drill's recovery steps are the "
+                        "first system's, the others are only observed.",
+        "system": "system", "tier": "tier", "rto": "RTO", "touched_lost": "acknowledged writes lost",
+        "touched_level": "GB/T 20988 level", "note": "note",
+        "touched_summary": "{passed} of {systems} systems passed; worst RTO {worst}; {lost} acknowledged writes lost",
         "timeline": "Timeline", "steps": "Steps",
         "step_start": "start (UTC+8)", "step_from_fault": "from the fault: start → end",
         "took": "took", "phase": "phase", "action": "action", "detail": "detail",
@@ -106,6 +112,11 @@ TEXT: dict[str, dict[str, str]] = {
         "judged_note": "RTO 目标按以下指标考核：{label}。",
         "declared_note": "本次演练宣布了灾难：考核的 RTO 自宣布时起算，不含人工决策时间；自故障起的 RTO 包含该时间。",
         "criteria": "考核项", "criterion": "考核项", "ok": "结果",
+        "touched": "本次故障波及的全部系统",
+        "touched_note": "每个系统按其自身等级判定；演练的恢复步骤针对第一个系统，其余系统仅观测。",
+        "system": "系统", "tier": "等级", "rto": "RTO", "touched_lost": "丢失的已确认写入",
+        "touched_level": "GB/T 20988 等级", "note": "说明",
+        "touched_summary": "{systems} 个系统中 {passed} 个通过；最长 RTO {worst}；丢失已确认写入 {lost} 笔",
         "timeline": "时间线", "steps": "步骤",
         "step_start": "开始（北京时间 UTC+8）", "step_from_fault": "相对故障：开始 → 结束",
         "took": "耗时", "phase": "阶段", "action": "动作", "detail": "说明",
@@ -274,6 +285,23 @@ def _level(r: dict, t: dict[str, str]) -> dict:
             if r.get("tier") and tier_level else None}
 
 
+def _touched(r: dict, t: dict[str, str]) -> dict:
+    """The center-wide table: the drilled system first, then every other one it touched."""
+    summary = r.get("center_summary")
+    if not summary:
+        return {"touched": []}
+    drilled = {"name": r["system"], "tier": r.get("tier"), "rto_seconds": r.get("rto_seconds"),
+               "rpo_lost_writes": r.get("rpo_lost_writes"), "gbt20988_level": r.get("gbt20988_level"),
+               "passed": r.get("passed"), "note": ""}
+    rows = [{"name": x["name"], "tier": x.get("tier") or "—", "rto": seconds(x.get("rto_seconds"), t),
+             "lost": "—" if x.get("rpo_lost_writes") is None else str(x["rpo_lost_writes"]),
+             "level": x.get("gbt20988_level") or "—", "ok": bool(x.get("passed")), "note": x.get("note") or ""}
+            for x in [drilled, *r.get("touched_systems", [])]]
+    return {"touched": rows, "touched_summary": t["touched_summary"].format(
+        passed=summary["passed"], systems=summary["systems"], lost=summary["lost_writes"],
+        worst=seconds(summary.get("worst_rto_seconds"), t))}
+
+
 def build(r: dict, out: Any, lang: str, plot: bool) -> dict:
     """Everything the templates show, in `lang` ("en" or "zh")."""
     t = TEXT[lang]
@@ -311,6 +339,7 @@ def build(r: dict, out: Any, lang: str, plot: bool) -> dict:
                     else f"{a['resolved_after_s']:.3f} s"} for a in r.get("alerts") or []],
         "alerts_missing": [t["alert_missing"].format(name=n) for n in r.get("alerts_missing") or []],
         "alerts_note": r.get("alerts_note"),
+        **_touched(r, t),
         "left_to_do": [details.short(item) for item in r.get("left_to_do", [])],
         "details": [{"text": text, "fence": fence_for(text)} for text in details.blocks],
         "context": _context(r, t),

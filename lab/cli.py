@@ -46,6 +46,10 @@ def _status_table(status: dict, elapsed: float | None = None) -> Table:
     table.caption = (f"primary {database['leader'] or '-'}, sync {database['sync_standby'] or '-'}, "
                      f"etcd leader {status['etcd']['leader'] or '-'}, app entry served by "
                      f"{', '.join(status['app_entry']['served_by']) or 'nobody'}")
+    others = [f"{system}: primary {d['leader'] or '-'}" + (f", sync {d['sync_standby']}" if d["sync_standby"] else "")
+              for system, d in status.get("databases", {}).items() if d is not database]
+    if others:
+        table.caption += "; " + "; ".join(others)
     return table
 
 

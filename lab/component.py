@@ -25,6 +25,9 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     priority: int = 500  # lower starts first
     stopsignal: str = "TERM"
+    # the lab host it runs on, where a center has several of one component (each system's
+    # Patroni on its own database host); None: the only one of its component in its center
+    host: str | None = None
 
 
 class Component(Protocol):

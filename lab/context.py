@@ -34,8 +34,11 @@ NETNS_NETWORKS = {"main": IPv4Network("172.31.1.0/24"), "samecity": IPv4Network(
                   "remote": IPv4Network("172.31.3.0/24"), "legacy": IPv4Network("172.31.9.0/24"),
                   "global": IPv4Network("172.31.10.0/24")}
 
-# Host slots inside a center's /24: one address per kind of machine it would have.
-HOSTS = {"db": 1, "app": 2, "ops": 3, "storage": 4, "monitoring": 5, "lb": 6}
+# Host slots inside a center's /24: one address per kind of machine it would have. Each
+# lab system with a database has a database host of its own (a Patroni member per host, as
+# the postgresql_patroni role wants): the sample system's is `db`, the next ones `db2`, `db3`.
+HOSTS = {"db": 1, "app": 2, "ops": 3, "storage": 4, "monitoring": 5, "lb": 6, "db2": 7, "db3": 8}
+DB_HOSTS = ("db", "db2", "db3")
 
 
 class Ports:
@@ -97,7 +100,9 @@ class LabContext:
         self.topology: Topology = load_topology(self.inventory)
         self.cloud_name, self.cloud = self._single_cloud(self.topology)
         self.slot = int(os.environ.get("TRICENTER_LAB_SLOT", "0"))
-        self.placement = self._placement()
+        # Every system's placement is checked here, before anything is made.
+        self.placements = {s.name: self._placement_of(s.name) for s in self.systems}
+        self.placement = self.placements[self.system.name]
 
     @staticmethod
     def _single_cloud(topology: Topology) -> tuple[str, Cloud]:
@@ -107,15 +112,30 @@ class LabContext:
 
     # --- topology -------------------------------------------------------------------
     @property
-    def system(self) -> System:
-        """The sample system whose database and app the lab runs."""
-        with_db = [s for s in self.topology.systems.values() if s.database is not None]
-        return with_db[0]
+    def systems(self) -> list[System]:
+        """The systems whose databases the lab runs: those with one, sample system first —
+        the one the lab also runs a legacy source and the app of (the registry)."""
+        with_db = sorted((s for s in self.topology.systems.values() if s.database is not None),
+                         key=lambda s: s.legacy is None)
+        if len(with_db) > len(DB_HOSTS):
+            raise ValueError(f"the lab inventory {self.topology.root} has {len(with_db)} systems "
+                             f"with a database; the lab has database hosts for {len(DB_HOSTS)}")
+        return with_db
 
-    def _placement(self) -> placement.LabPlacement:
-        tier = self.system.tier
+    @property
+    def system(self) -> System:
+        """The sample system: the lab runs its app, entry and legacy source as well."""
+        return self.systems[0]
+
+    def db_host_kind(self, system: str) -> str:
+        """The host slot of a system's database members, e.g. registry → db, charity → db2."""
+        return DB_HOSTS[[s.name for s in self.systems].index(system)]
+
+    def _placement_of(self, system: str) -> placement.LabPlacement:
+        tier = self.topology.systems[system].tier
         return placement.from_tier(self.topology.tiers[tier].placement, CENTERS,
-                                   file=str(self.topology.root / "tiers.yaml"), tier=tier)
+                                   file=str(self.topology.root / "tiers.yaml"), tier=tier,
+                                   sample=system == self.system.name)
 
     @property
     def department(self) -> str:

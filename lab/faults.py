@@ -13,7 +13,7 @@ import time
 
 from lab import netns, processes
 from lab.components import patroni
-from lab.context import CENTERS, LabContext
+from lab.context import LabContext
 from lab.supervisor import (KILL_DEADLINE_SECONDS, START_DEADLINE_SECONDS, ProgramsNotSettled, Supervisor,
                             wait_programs_settled)
 from support.waiting import wait_until
@@ -51,8 +51,10 @@ class LabFaults:
         return chosen
 
     def _postmasters(self, center: str) -> list[int]:
-        pid = patroni.postmaster_pid(self.lab, center) if center in CENTERS else None
-        return [pid] if pid else []
+        """Every system's postmaster in the center (each in a session of its own)."""
+        pids = [patroni.postmaster_pid(self.lab, center, system) for system, at in patroni.nodes(self.lab)
+                if at == center]
+        return [pid for pid in pids if pid]
 
     def center_pids(self, center: str) -> set[int]:
         """Every live process of a center (processes.fault_pids)."""

@@ -98,7 +98,8 @@ class LabHost:
         wanted = (component,) if component else self.components()
         return [i for i in self.supervisor.processes()
                 if manifest.get(i["name"], {}).get("center") == self.center
-                and manifest[i["name"]]["component"] in wanted]
+                and manifest[i["name"]]["component"] in wanted
+                and manifest[i["name"]].get("host") in (None, self.name)]
 
     def postmasters(self) -> list[int]:
         pids = []

@@ -116,7 +116,8 @@ class Lab:
         users.share_directory(self.ctx.secrets_dir)
         programs = self.programs()
         self.manifest_file.write_text(json.dumps(
-            {p.name: {"center": p.center, "component": p.component} for p in programs}, indent=2))
+            {p.name: {"center": p.center, "component": p.component, "host": p.host} for p in programs},
+            indent=2))
         self.supervisor.write_conf(programs)
 
     @contextlib.contextmanager
@@ -198,8 +199,8 @@ class Lab:
             self._converge(status)
             if progress:
                 progress(status)
-            timing_ok = status["database"]["timing"] == patroni_component.PROFILES[
-                self.ctx.settings.patroni_profile]
+            wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
+            timing_ok = all(d["timing"] == wanted for d in status["databases"].values())
             return status["healthy"] and status["layout"]["intended"] and timing_ok
 
         try:
@@ -212,6 +213,9 @@ class Lab:
 
     def _converge(self, status: dict) -> None:
         """Steps that only make sense once parts are up: profile, layout, etcd leader."""
+        for system, database in status["databases"].items():
+            if system != self.ctx.system.name and database["leader"] is not None:
+                self._converge_cluster(system, database)
         database = status["database"]
         if database["leader"] is None:
             return
@@ -240,6 +244,19 @@ class Lab:
         except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException):
             pass  # transient while members come and go: the next pass tries again
 
+    def _converge_cluster(self, system: str, database: dict) -> None:
+        """Another system's cluster: the profile's timings, and its leader back where its
+        tier places it once that member is its synchronous standby."""
+        try:
+            wanted = patroni_component.PROFILES[self.ctx.settings.patroni_profile]
+            if database["timing"] and any(database["timing"].get(k) != v for k, v in wanted.items()):
+                patroni_component.apply_profile(self.ctx, self.ctx.settings.patroni_profile, system)
+            intended = self.ctx.placements[system].leader
+            if database["leader"] != intended and database["sync_standby"] == intended:
+                patroni_component.switchover(self.ctx, intended, system)
+        except (RuntimeError, OSError, requests.RequestException):
+            pass  # transient while members come and go: the next pass tries again
+
     # --- status -----------------------------------------------------------------------
     def status(self) -> dict:
         ctx = self.ctx
@@ -247,8 +264,9 @@ class Lab:
         infos = self.supervisor.processes() if running else []
         manifest = json.loads(self.manifest_file.read_text()) if self.manifest_file.exists() else {}
         health = {c.name: (c.health(ctx) if running else {}) for c in self.components}
-        database = patroni_component.database_summary(ctx) if running else {
-            "leader": None, "sync_standby": None, "replicas": {}, "timing": {}}
+        databases = {system.name: patroni_component.database_summary(ctx, system.name) if running else {
+            "leader": None, "sync_standby": None, "replicas": {}, "timing": {}} for system in ctx.systems}
+        database = databases[ctx.system.name]
         etcd_health = health.get("etcd", {})
         etcd_leader = next((h.get("leader") for h in etcd_health.values() if h.get("leader")), None)
         locations = {}
@@ -259,16 +277,19 @@ class Lab:
                     for problem in info["problems"]]
         if not running:
             problems.insert(0, "supervisord is not running (run `tricenter lab up`)")
-        if database["leader"] is None:
-            problems.append("database: no leader")
-        if database["sync_standby"] is None:
-            problems.append("database: no synchronous standby")
+        for system, summary in databases.items():
+            name = "database" if system == ctx.system.name else f"database {system}"
+            if summary["leader"] is None:
+                problems.append(f"{name}: no leader")
+            if summary["sync_standby"] is None and ctx.placements[system].sync:
+                problems.append(f"{name}: no synchronous standby")
         if not entry["healthy"]:
             problems.append(f"app entry: served by {entry['served_by'] or 'nobody'}, "
                             f"expected {', '.join(ctx.placement.app_centers)}")
         layout_ok = (database["leader"] == ctx.placement.leader
                      and database["sync_standby"] == ctx.placement.sync
-                     and etcd_leader not in (None, database["leader"]))
+                     and etcd_leader not in (None, database["leader"])
+                     and all(d["leader"] == ctx.placements[s].leader for s, d in databases.items()))
         return {
             "lab_dir": str(ctx.root),
             "running": running,
@@ -278,7 +299,8 @@ class Lab:
                          "netns": ctx.settings.netns},
             "centers": {c: locations[c] for c in CENTERS},
             "locations": {s: locations[s] for s in (LEGACY, GLOBAL) if locations[s]["programs"]},
-            "database": database,
+            "database": database,  # the sample system's
+            "databases": databases,  # every system's, by name
             "etcd": {"leader": etcd_leader},
             "layout": {"intended": layout_ok, "database_leader": database["leader"],
                        "sync_standby": database["sync_standby"], "etcd_leader": etcd_leader},

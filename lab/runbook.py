@@ -69,7 +69,7 @@ class LabRunbook:
     def backups_available(self, system: SystemRuntime, need_backup: bool = False) -> str | None:
         from lab.components import pgbackrest
         try:
-            info = pgbackrest.info(self.lab)
+            info = pgbackrest.info(self.lab, system=system.name)
         except Exception as exc:  # noqa: BLE001 — any failure means: not available
             return f"pgbackrest info failed: {str(exc).strip()[:300]}"
         status = info.get("status", {})
@@ -132,22 +132,23 @@ class LabRunbook:
         from lab.components import pgbackrest
         started = time.time()
         log.info("full backup of %s", system.name)
-        result = pgbackrest.backup(self.lab, "full")
-        latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1]
+        result = pgbackrest.backup(self.lab, "full", system=system.name)
+        latest = (pgbackrest.backups(pgbackrest.info(self.lab, system=system.name)) or [{}])[-1]
         size = latest.get("info", {}).get("repository", {}).get("size")
         return BackupInfo(result.label, started, time.time(), size)
 
     def restore_copy(self, system: SystemRuntime, center: str) -> DatabaseCopy:
         from lab.components import pgbackrest
         began = time.monotonic()
-        latest = (pgbackrest.backups(pgbackrest.info(self.lab)) or [{}])[-1].get("label")
+        latest = (pgbackrest.backups(pgbackrest.info(self.lab, system=system.name)) or [{}])[-1].get("label")
         if latest is None:
             raise LabRunbookError("the repository holds no backup yet: run the backup-restore drill "
                                   "or `pgbackrest backup` first")
         target = self.lab.path("drills", f"copy-{int(time.time())}", "data")
         log.info("restore backup %s into %s (center %s)", latest, target, center)
         try:
-            restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"))
+            restored = pgbackrest.restore_to(self.lab, target, host=self.lab.address(center, "ops"),
+                                             system=system.name)
             restored.start()
         except Exception:
             shutil.rmtree(target.parent, ignore_errors=True)  # a failed copy must not linger

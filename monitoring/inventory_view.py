@@ -40,9 +40,10 @@ def server_owners(runtime: RuntimeInventory) -> dict[str, Owner]:
     return owners
 
 
-def member_owners(runtime: RuntimeInventory) -> dict[str, Owner]:
-    """Database member name → ("db", system, center)."""
-    return {m.name: ("db", s.name, m.center) for s in runtime.systems.values()
+def member_owners(runtime: RuntimeInventory) -> dict[tuple[str, str], Owner]:
+    """(cluster, member name) → ("db", system, center). Patroni names members within a
+    cluster: two clusters may both have a `pg-main`."""
+    return {(s.database.cluster, m.name): ("db", s.name, m.center) for s in runtime.systems.values()
             if s.database is not None for m in s.database.members}
 
 
@@ -79,8 +80,10 @@ class InventoryView:
         the stats page leaves `addr` empty unless `stats show-legends` is on."""
         if server.address in self.servers:
             return self.servers[server.address]
-        if server.server in self.members:
-            return self.members[server.server]
+        # The haproxy role names a database's listen sections `<cluster>-read-write|read-only`.
+        for (cluster, member), owner in self.members.items():
+            if server.server == member and server.proxy.startswith(f"{cluster}-"):
+                return owner
         tokens = set(server.server.split("-"))
         center = next((c for c in self.runtime.centers if c in tokens),
                       self.center_by_address.get(_host(server.address), ""))

@@ -210,7 +210,7 @@ class Etcd:
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=f"{center}-etcd", center=center, component="etcd",
                         command=command(lab, center), user=users.SERVICE_USER,
-                        directory=data_dir(lab, center), priority=100)
+                        directory=data_dir(lab, center), priority=100, host=host_name(center))
                 for center in CENTERS]
 
     def health(self, lab: LabContext) -> dict[str, dict]:

@@ -27,9 +27,9 @@ def admin_socket(lab: LabContext) -> Path:
     return sshd.host_root(lab, HOST) / "run/haproxy/admin.sock"
 
 
-def proxy(lab: LabContext, kind: str) -> str:
+def proxy(lab: LabContext, kind: str, system: str | None = None) -> str:
     """The role's name for a listen section: read-write, read-only (per cluster) or app."""
-    return f"{patroni.scope(lab)}-{kind}"
+    return f"{patroni.scope(lab, system)}-{kind}"
 
 
 def render_config(lab: LabContext, runtime: RuntimeInventory) -> str:
@@ -98,11 +98,13 @@ class HAProxy:
         states = server_states(lab)
         if not states:
             return {GLOBAL: {"healthy": False, "detail": "admin socket does not answer"}}
-        writers = [s for s, st in states.get(proxy(lab, "read-write"), {}).items() if st == "UP"]
+        writers = {system.name: [s for s, st in states.get(proxy(lab, "read-write", system.name), {}).items()
+                                 if st == "UP"] for system in lab.systems}
         apps = [s for s, st in states.get(proxy(lab, "app"), {}).items() if st == "UP"]
-        healthy = len(writers) == 1 and len(apps) == len(lab.placement.app_centers)
+        healthy = all(len(w) == 1 for w in writers.values()) and len(apps) == len(lab.placement.app_centers)
+        writes = ", ".join(f"{system} writes → {w or 'nobody'}" for system, w in writers.items())
         return {GLOBAL: {"healthy": healthy, "servers": states,
-                         "detail": f"writes → {writers or 'nobody'}, app → {apps or 'nobody'}"}}
+                         "detail": f"{writes}, app → {apps or 'nobody'}"}}
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
         # Its endpoints are the database's and the app's, recorded by those components;

@@ -1,6 +1,10 @@
-"""Patroni + PostgreSQL 15 ×3 for the sample system: primary in main, synchronous standby
-in samecity (RPO 0 in the city), asynchronous member in remote that Patroni never promotes
-on its own (a regional recovery is a runbook decision, not an automatic one)."""
+"""Patroni + PostgreSQL 15 for every lab system with a database, placed by its tier. The
+sample system (the registry): primary in main, synchronous standby in samecity (RPO 0 in
+the city), asynchronous member in remote that Patroni never promotes on its own (a
+regional recovery is a runbook decision, not an automatic one). Each system's members run
+on database hosts of their own (lab.context.DB_HOSTS), one Patroni cluster per system.
+
+Functions taking `system` act on that system's cluster; None means the sample system's."""
 from __future__ import annotations
 
 import contextlib
@@ -38,7 +42,6 @@ PROFILES: dict[str, dict[str, int]] = {
 }
 
 
-HOST_FORMAT = "{center}-db"  # the lab host each member runs on (as etcd's)
 ROLE = "postgresql_patroni"
 
 
@@ -50,29 +53,48 @@ def center_of(member: str) -> str:
     return member.removeprefix("pg-")
 
 
-def scope(lab: LabContext) -> str:
-    return lab.system.name
+def scope(lab: LabContext, system: str | None = None) -> str:
+    return system or lab.system.name
 
 
-def host_name(center: str) -> str:
-    return HOST_FORMAT.format(center=center)
+def host_name(center: str, kind: str = "db") -> str:
+    """A database host, e.g. main-db (the sample system's, where etcd runs too), main-db2."""
+    return f"{center}-{kind}"
 
 
-def api_url(lab: LabContext, center: str) -> str:
-    return f"https://{lab.address(center)}:{Ports.patroni_api}"
+def db_host(lab: LabContext, center: str, system: str | None = None) -> str:
+    return host_name(center, lab.db_host_kind(scope(lab, system)))
+
+
+def address(lab: LabContext, center: str, system: str | None = None) -> str:
+    return lab.address(center, lab.db_host_kind(scope(lab, system)))
+
+
+def api_url(lab: LabContext, center: str, system: str | None = None) -> str:
+    return f"https://{address(lab, center, system)}:{Ports.patroni_api}"
+
+
+def members(lab: LabContext, system: str | None = None) -> tuple[str, ...]:
+    """The centers with a member of the system's cluster, as its tier places them."""
+    return lab.placements[scope(lab, system)].members
+
+
+def program_name(center: str, lab: LabContext, system: str | None = None) -> str:
+    name = scope(lab, system)
+    return f"{center}-patroni" if name == lab.system.name else f"{center}-patroni-{name}"
 
 
 # Where the postgresql_patroni role puts things under the host's root (its defaults).
-def config_dir(lab: LabContext, center: str) -> Path:
-    return sshd.host_root(lab, host_name(center)) / "etc/patroni"
+def config_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return sshd.host_root(lab, db_host(lab, center, system)) / "etc/patroni"
 
 
-def config_file(lab: LabContext, center: str) -> Path:
-    return config_dir(lab, center) / "patroni.yml"
+def config_file(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return config_dir(lab, center, system) / "patroni.yml"
 
 
-def tls_dir(lab: LabContext, center: str) -> Path:
-    return config_dir(lab, center) / "tls"
+def tls_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return config_dir(lab, center, system) / "tls"
 
 
 def ca_file(lab: LabContext) -> str:
@@ -80,16 +102,16 @@ def ca_file(lab: LabContext) -> str:
     return str(sshd.certificate_authority(lab).cert_file)
 
 
-def home_dir(lab: LabContext, center: str) -> Path:
-    return sshd.host_root(lab, host_name(center)) / "var/lib/postgresql"
+def home_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return sshd.host_root(lab, db_host(lab, center, system)) / "var/lib/postgresql"
 
 
-def data_dir(lab: LabContext, center: str) -> Path:
-    return home_dir(lab, center) / "15" / scope(lab)
+def data_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return home_dir(lab, center, system) / "15" / scope(lab, system)
 
 
-def socket_dir(lab: LabContext, center: str) -> Path:
-    return sshd.host_root(lab, host_name(center)) / "var/run/postgresql"
+def socket_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return sshd.host_root(lab, db_host(lab, center, system)) / "var/run/postgresql"
 
 
 def legacy_node_dir(lab: LabContext, center: str) -> Path:
@@ -97,62 +119,63 @@ def legacy_node_dir(lab: LabContext, center: str) -> Path:
     return lab.path("patroni", center)
 
 
-def app_user(lab: LabContext) -> str:
-    return lab.system.name
+def app_user(lab: LabContext, system: str | None = None) -> str:
+    return scope(lab, system)
 
 
-def app_dbname(lab: LabContext) -> str:
-    return lab.system.name
+def app_dbname(lab: LabContext, system: str | None = None) -> str:
+    return scope(lab, system)
 
 
-def app_password_secret(lab: LabContext) -> str:
-    return f"{lab.system.name}-db-password"
+def app_password_secret(lab: LabContext, system: str | None = None) -> str:
+    return f"{scope(lab, system)}-db-password"
 
 
 API_PASSWORD_SECRET = "patroni-api-password"
 API_USER = "patroni"
 
 
-def role(runtime: RuntimeInventory, center: str):
-    """The postgresql_patroni role for the member's host."""
+def role(runtime: RuntimeInventory, host: str):
+    """The postgresql_patroni role for a member's host (`db_host`)."""
     from playbooks.render import RoleRenderer, host_variables
 
-    return RoleRenderer(ROLE, host_variables(runtime, host_name(center)))
+    return RoleRenderer(ROLE, host_variables(runtime, host))
 
 
-def render_config(runtime: RuntimeInventory, center: str) -> str:
+def render_config(runtime: RuntimeInventory, host: str) -> str:
     """patroni.yml as the postgresql_patroni role writes it on the member's host (its
     archive_command included: each member pushes WAL with its own host's pgbackrest.conf)."""
-    return role(runtime, center).template("patroni.yml.j2")
+    return role(runtime, host).template("patroni.yml.j2")
 
 
-def client(lab: LabContext, timeout: float = 1.0) -> PatroniCluster:
+def client(lab: LabContext, timeout: float = 1.0, system: str | None = None) -> PatroniCluster:
     """The REST API client (support/patroni.py) with the lab's CA and API account."""
     access = ApiAccess(ca_file=ca_file(lab),
                        auth=(API_USER, lab.secret(API_PASSWORD_SECRET)))
-    return PatroniCluster(database_cluster(lab), access, timeout=timeout)
+    return PatroniCluster(database_cluster(lab, system), access, timeout=timeout)
 
 
-def cluster_view(lab: LabContext) -> ClusterState | None:
+def cluster_view(lab: LabContext, system: str | None = None) -> ClusterState | None:
     """The cluster as the first member that answers sees it."""
     try:
-        return client(lab).state()
+        return client(lab, system=system).state()
     except PatroniUnavailable:
         return None
 
 
-def database_summary(lab: LabContext) -> dict:
+def database_summary(lab: LabContext, system: str | None = None) -> dict:
     """Leader, sync standby and each member's role and streaming state, by center."""
-    api = client(lab)
-    view = cluster_view(lab)
-    members = {center_of(m.name): m for m in (view.members.values() if view else [])}
+    api = client(lab, system=system)
+    view = cluster_view(lab, system)
+    members_of = members(lab, system)
+    found = {center_of(m.name): m for m in (view.members.values() if view else [])}
     leader = center_of(view.leader) if view and view.leader else None
     sync = center_of(view.sync_standby) if view and view.sync_standby else None
     streaming = {center_of(name): state for name, state in
                  (api.streaming(member_name(leader)).items() if leader else [])}
     replicas = {}
-    for center in CENTERS:
-        member = members.get(center)
+    for center in members_of:
+        member = found.get(center)
         if member is None:
             replicas[center] = {"role": None, "state": "absent", "streaming": False}
             continue
@@ -168,12 +191,12 @@ def database_summary(lab: LabContext) -> dict:
     return {"leader": leader, "sync_standby": sync, "replicas": replicas, "timing": timing}
 
 
-def apply_profile(lab: LabContext, profile: str) -> bool:
+def apply_profile(lab: LabContext, profile: str, system: str | None = None) -> bool:
     """Patch Patroni's dynamic config to the profile's timings; True when it changed."""
-    leader = database_summary(lab)["leader"]
+    leader = database_summary(lab, system)["leader"]
     if leader is None:
         return False
-    api = client(lab, timeout=5)
+    api = client(lab, timeout=5, system=system)
     current = api.member_json(member_name(leader), "/config") or {}
     wanted = PROFILES[profile]
     if all(current.get(k) == v for k, v in wanted.items()):
@@ -182,12 +205,12 @@ def apply_profile(lab: LabContext, profile: str) -> bool:
     return True
 
 
-def switchover(lab: LabContext, to_center: str) -> None:
+def switchover(lab: LabContext, to_center: str, system: str | None = None) -> None:
     """A planned switchover to `to_center` through Patroni's REST API."""
-    summary = database_summary(lab)
+    summary = database_summary(lab, system)
     if summary["leader"] in (None, to_center):
         return
-    client(lab).switchover(member_name(summary["leader"]), member_name(to_center), timeout=30)
+    client(lab, system=system).switchover(member_name(summary["leader"]), member_name(to_center), timeout=30)
 
 
 def reinitialize(lab: LabContext, center: str) -> None:
@@ -195,10 +218,10 @@ def reinitialize(lab: LabContext, center: str) -> None:
     client(lab).reinitialize(member_name(center))
 
 
-def postmaster_pid(lab: LabContext, center: str) -> int | None:
+def postmaster_pid(lab: LabContext, center: str, system: str | None = None) -> int | None:
     """The postmaster's pid from postmaster.pid, if that process is alive."""
     try:
-        pid = int((data_dir(lab, center) / "postmaster.pid").read_text().split()[0])
+        pid = int((data_dir(lab, center, system) / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
     # A killed postmaster may linger as a zombie until its new parent reaps it.
@@ -220,21 +243,27 @@ def adopt_legacy_member(lab: LabContext, center: str) -> None:
         lab.path("patroni").rmdir()
 
 
-def database_cluster(lab: LabContext) -> DatabaseCluster:
-    """The cluster as the runtime inventory describes it (secrets by reference)."""
+def database_cluster(lab: LabContext, system: str | None = None) -> DatabaseCluster:
+    """The cluster as the runtime inventory describes it (secrets by reference).
+
+    Each system's read-write and read-only entry ports follow the sample system's by two
+    per system (5000/5001, 5002/5003, …): one HAProxy entry serves them all."""
+    name = scope(lab, system)
+    shift = 2 * [s.name for s in lab.systems].index(name)
+    placed = lab.placements[name]
     return DatabaseCluster(
-        cluster=scope(lab), dbname=app_dbname(lab), user=app_user(lab),
-        password=SecretRef(file=str(lab.secret_file(app_password_secret(lab)))),
+        cluster=name, dbname=app_dbname(lab, name), user=app_user(lab, name),
+        password=SecretRef(file=str(lab.secret_file(app_password_secret(lab, name)))),
         superuser_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
         replication_password=SecretRef(file=str(lab.secret_file("postgres-replication"))),
         rewind_password=SecretRef(file=str(lab.secret_file("postgres-rewind"))),
         timing=PatroniTiming(**PROFILES[lab.settings.patroni_profile]),
         client_networks=list(LAB_NETWORKS),
-        members=[DbMember(name=member_name(c), center=c, host=lab.address(c),
-                          port=Ports.postgres, api_url=api_url(lab, c),
-                          intended_role=lab.placement.intended_role(c)) for c in CENTERS],
-        read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write),
-        read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only),
+        members=[DbMember(name=member_name(c), center=c, host=address(lab, c, name),
+                          port=Ports.postgres, api_url=api_url(lab, c, name),
+                          intended_role=placed.intended_role(c)) for c in CENTERS if c in placed.members],
+        read_write=HostPort(host=lab.entry_address, port=Ports.db_read_write + shift),
+        read_only=HostPort(host=lab.entry_address, port=Ports.db_read_only + shift),
         admin_user="postgres",
         admin_password=SecretRef(file=str(lab.secret_file("postgres-superuser"))),
         api_user=API_USER,
@@ -262,64 +291,79 @@ def _own_directory(directory: Path) -> None:
     os.chmod(directory, 0o700)
 
 
+def nodes(lab: LabContext) -> list[tuple[str, str]]:
+    """Every (system, center) the lab runs a member for, sample system first."""
+    return [(system.name, center) for system in lab.systems for center in members(lab, system.name)]
+
+
 class Patroni:
     name = "patroni"
 
     def prepare(self, lab: LabContext) -> None:
         runtime = RuntimeInventory.load(lab.runtime_inventory_file)
-        for center in CENTERS:
-            adopt_legacy_member(lab, center)
-            renderer = role(runtime, center)
+        for system, center in nodes(lab):
+            if system == lab.system.name:
+                adopt_legacy_member(lab, center)
+            host = db_host(lab, center, system)
+            renderer = role(runtime, host)
             # What the role's config tasks make: postgres-owned 0700 directories...
             # and postgres's home, which Debian's package makes (Patroni keeps pgpass there).
-            for directory in (home_dir(lab, center), config_dir(lab, center), socket_dir(lab, center),
-                              data_dir(lab, center).parent, tls_dir(lab, center)):
+            for directory in (home_dir(lab, center, system), config_dir(lab, center, system),
+                              socket_dir(lab, center, system), data_dir(lab, center, system).parent,
+                              tls_dir(lab, center, system)):
                 _own_directory(directory)
             # What the role's TLS tasks do: the host's files copied for postgres, key 0600.
-            sshd.install_host_tls(runtime, host_name(center), renderer, (
+            sshd.install_host_tls(runtime, host, renderer, (
                 "postgresql_patroni_tls_ca", "postgresql_patroni_tls_cert", "postgresql_patroni_tls_key"),
                 str(renderer.var("postgresql_patroni_os_user")))
-            _write_owned(config_file(lab, center), renderer.template("patroni.yml.j2"), 0o600)
+            _write_owned(config_file(lab, center, system), renderer.template("patroni.yml.j2"), 0o600)
             _write_owned(Path(str(renderer.var("postgresql_patroni_post_bootstrap"))),
                          renderer.template("post_bootstrap.sh.j2"), 0o700)
 
     def reload(self, lab: LabContext) -> None:
         """Make running members re-read patroni.yml (a no-op when nothing changed)."""
-        api = client(lab, timeout=2)
-        for center in CENTERS:
+        for system, center in nodes(lab):
             try:
-                api.reload(member_name(center))
+                client(lab, timeout=2, system=system).reload(member_name(center))
             except (requests.RequestException, PatroniRefused):
                 pass  # not running: it reads the file when it starts
 
     def programs(self, lab: LabContext) -> list[Program]:
-        return [Program(name=f"{center}-patroni", center=center, component="patroni",
-                        command=[binaries.path("patroni"), str(config_file(lab, center))],
-                        user=OS_USER, directory=config_dir(lab, center), priority=200)
-                for center in CENTERS]
+        return [Program(name=program_name(center, lab, system), center=center, component="patroni",
+                        command=[binaries.path("patroni"), str(config_file(lab, center, system))],
+                        user=OS_USER, directory=config_dir(lab, center, system), priority=200,
+                        host=db_host(lab, center, system))
+                for system, center in nodes(lab)]
 
     def health(self, lab: LabContext) -> dict[str, dict]:
-        summary = database_summary(lab)
-        result = {}
-        for center, member in summary["replicas"].items():
-            healthy = member["state"] in RUNNING_STATES and member["streaming"]
-            detail = (f"{member['role']}, {member['state']}" +
-                      (", streaming" if member["streaming"] and member["role"] != "leader" else ""))
-            result[center] = {"healthy": healthy, "role": member["role"], "detail": detail}
-        return result
+        """Per center, every member there; `role` is the sample system's member's."""
+        result: dict[str, dict] = {}
+        for system in lab.systems:
+            for center, member in database_summary(lab, system.name)["replicas"].items():
+                healthy = member["state"] in RUNNING_STATES and member["streaming"]
+                detail = (f"{member['role']}, {member['state']}" +
+                          (", streaming" if member["streaming"] and member["role"] != "leader" else ""))
+                if system.name != lab.system.name:
+                    detail = f"{system.name}: {detail}"
+                here = result.setdefault(center, {"healthy": True, "role": member["role"], "details": []})
+                here["healthy"] = here["healthy"] and healthy
+                here["details"].append(detail)
+        return {center: {"healthy": h["healthy"], "role": h["role"], "detail": "; ".join(h["details"])}
+                for center, h in result.items()}
 
     def add_to_runtime(self, lab: LabContext, runtime: RuntimeInventory) -> None:
-        system = runtime.systems.setdefault(lab.system.name, SystemRuntime(
-            name=lab.system.name, department=lab.system.department, tier=lab.system.tier))
-        system.database = database_cluster(lab)
-        for center in CENTERS:
-            if not any(h.name == host_name(center) for h in runtime.hosts):
-                runtime.hosts.append(Host(name=host_name(center), center=center, role=HostRole.db,
-                                          address=lab.address(center),
-                                          root=str(sshd.host_root(lab, host_name(center))),
-                                          service_manager="supervisor",
-                                          service_user=users.SERVICE_USER))
-            sshd.give_tls(lab, runtime, host_name(center), lab.address(center))
+        for placed in lab.systems:
+            system = runtime.systems.setdefault(placed.name, SystemRuntime(
+                name=placed.name, department=placed.department, tier=placed.tier))
+            system.database = database_cluster(lab, placed.name)
+            for center in members(lab, placed.name):
+                host, address_ = db_host(lab, center, placed.name), address(lab, center, placed.name)
+                if not any(h.name == host for h in runtime.hosts):
+                    runtime.hosts.append(Host(name=host, center=center, role=HostRole.db, address=address_,
+                                              root=str(sshd.host_root(lab, host)),
+                                              service_manager="supervisor",
+                                              service_user=users.SERVICE_USER))
+                sshd.give_tls(lab, runtime, host, address_)
 
 
 def component() -> Patroni:

@@ -1,4 +1,6 @@
-"""pgBackRest: WAL archive and backups of the lab's Patroni cluster in the Swift S3 repo.
+"""pgBackRest: WAL archive and backups of the lab's Patroni clusters in the Swift S3 repo,
+one stanza per cluster in one repository. Functions taking `system` act on that system's
+stanza; None means the sample system's.
 
 Not a daemon: PostgreSQL calls it as archive_command/restore_command, and the drills call
 `stanza_create`, `backup`, `info` and `restore_to` here. It always runs as the postgres
@@ -21,7 +23,6 @@ from lab import binaries
 from lab.binaries import PG_BIN
 from lab.component import Program
 from lab.components import sshd, swift
-from lab.context import CENTERS
 
 if TYPE_CHECKING:
     from inventory.runtime import RuntimeInventory
@@ -39,10 +40,10 @@ class PgBackRestError(RuntimeError):
     """A pgBackRest command failed; the message carries its output."""
 
 
-def stanza(lab: "LabContext") -> str:
+def stanza(lab: "LabContext", system: str | None = None) -> str:
     """One stanza per Patroni cluster, named after its scope."""
     from lab.components import patroni
-    return patroni.scope(lab)
+    return patroni.scope(lab, system)
 
 
 def home(lab: "LabContext") -> Path:
@@ -50,32 +51,32 @@ def home(lab: "LabContext") -> Path:
     return lab.path("pgbackrest")
 
 
-def host_name(center: str) -> str:
-    return f"{center}-db"
-
-
-def _role(lab: "LabContext", center: str):
+def _role(lab: "LabContext", center: str, system: str | None = None):
     from inventory.runtime import RuntimeInventory
+    from lab.components import patroni
     from playbooks.render import renderer
 
-    return renderer(RuntimeInventory.load(lab.runtime_inventory_file), host_name(center), "pgbackrest")
+    return renderer(RuntimeInventory.load(lab.runtime_inventory_file),
+                    patroni.db_host(lab, center, system), "pgbackrest")
 
 
-def host_config_file(lab: "LabContext", center: str) -> Path:
+def host_config_file(lab: "LabContext", center: str, system: str | None = None) -> Path:
     """Where the pgbackrest role puts a database host's pgbackrest.conf (its defaults)."""
-    return sshd.host_root(lab, host_name(center)) / "etc/pgbackrest/pgbackrest.conf"
+    from lab.components import patroni
+    return sshd.host_root(lab, patroni.db_host(lab, center, system)) / "etc/pgbackrest/pgbackrest.conf"
 
 
-def config_file(lab: "LabContext") -> Path:
-    """The config the lab's commands and archive_command use: main's host's. Every host's
-    names the same repository; the members differ only in pg1, which commands that need
-    the primary name on their command line (see `_leader_options`)."""
-    return host_config_file(lab, "main")
+def config_file(lab: "LabContext", system: str | None = None) -> Path:
+    """The config the lab's commands use: the system's intended leader's host's (main's).
+    Every host's names the same repository; the members differ only in pg1, which commands
+    that need the primary name on their command line (see `_leader_options`)."""
+    from lab.components import patroni
+    return host_config_file(lab, lab.placements[patroni.scope(lab, system)].leader, system)
 
 
-def render_config(lab: "LabContext", center: str) -> str:
+def render_config(lab: "LabContext", center: str, system: str | None = None) -> str:
     """pgbackrest.conf as the pgbackrest role writes it on the member's host."""
-    return _role(lab, center).template("pgbackrest.conf.j2")
+    return _role(lab, center, system).template("pgbackrest.conf.j2")
 
 
 def urlsplit_host_port(url: str) -> tuple[str, int]:
@@ -93,9 +94,9 @@ def _as_postgres() -> dict[str, Any]:
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "env": env}
 
 
-def run(lab: "LabContext", *args: str, timeout: float = 600) -> str:
+def run(lab: "LabContext", *args: str, timeout: float = 600, system: str | None = None) -> str:
     """Run one pgbackrest command as postgres; its stdout, or PgBackRestError."""
-    command = [BIN, f"--config={config_file(lab)}", f"--stanza={stanza(lab)}", *args]
+    command = [BIN, f"--config={config_file(lab, system)}", f"--stanza={stanza(lab, system)}", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           cwd=home(lab), **_as_postgres())
     if done.returncode != 0:
@@ -104,33 +105,33 @@ def run(lab: "LabContext", *args: str, timeout: float = 600) -> str:
     return done.stdout
 
 
-def _leader_options(lab: "LabContext") -> list[str]:
+def _leader_options(lab: "LabContext", system: str | None = None) -> list[str]:
     """Point pg1 at the current Patroni leader, wherever a failover has put it."""
     from lab.components import patroni
 
-    leader = patroni.database_summary(lab)["leader"]
+    leader = patroni.database_summary(lab, system)["leader"]
     if leader is None:
-        raise PgBackRestError("no Patroni leader: nothing to back up from")
-    return [f"--pg1-path={patroni.data_dir(lab, leader)}",
-            f"--pg1-socket-path={patroni.socket_dir(lab, leader)}"]
+        raise PgBackRestError(f"no Patroni leader of {patroni.scope(lab, system)}: nothing to back up from")
+    return [f"--pg1-path={patroni.data_dir(lab, leader, system)}",
+            f"--pg1-socket-path={patroni.socket_dir(lab, leader, system)}"]
 
 
-def stanza_create(lab: "LabContext") -> None:
+def stanza_create(lab: "LabContext", system: str | None = None) -> None:
     """Create the stanza in the repo (idempotent); the bucket must exist."""
     swift.ensure_bucket(lab)
-    run(lab, *_leader_options(lab), "stanza-create", timeout=120)
+    run(lab, *_leader_options(lab, system), "stanza-create", timeout=120, system=system)
 
 
-def check(lab: "LabContext") -> None:
+def check(lab: "LabContext", system: str | None = None) -> None:
     """pgBackRest's own end-to-end check: config, repo, and that WAL archiving works."""
-    run(lab, *_leader_options(lab), "check", timeout=120)
+    run(lab, *_leader_options(lab, system), "check", timeout=120, system=system)
 
 
-def archive_current_wal(lab: "LabContext") -> None:
+def archive_current_wal(lab: "LabContext", system: str | None = None) -> None:
     """Close the current WAL segment and wait until it is in the repo: a restore made
     after this call holds every write committed before it. Without it, writes still in
     the open segment (16 MB, minutes at a low write rate) are not in any copy."""
-    check(lab)
+    check(lab, system)
 
 
 @dataclass(frozen=True)
@@ -140,24 +141,24 @@ class BackupResult:
     seconds: float
 
 
-def backup(lab: "LabContext", kind: str = "full") -> BackupResult:
+def backup(lab: "LabContext", kind: str = "full", system: str | None = None) -> BackupResult:
     """Take a backup (full | diff | incr) from the current primary."""
     if kind not in ("full", "diff", "incr"):
         raise ValueError(f"backup kind must be full, diff or incr, not {kind!r}")
     started = time.monotonic()
-    run(lab, *_leader_options(lab), "backup", f"--type={kind}", timeout=1800)
+    run(lab, *_leader_options(lab, system), "backup", f"--type={kind}", timeout=1800, system=system)
     seconds = time.monotonic() - started
-    latest = (backups(info(lab)) or [{}])[-1]
+    latest = (backups(info(lab, system=system)) or [{}])[-1]
     return BackupResult(kind=kind, label=latest.get("label", ""), seconds=round(seconds, 2))
 
 
-def info(lab: "LabContext", via: str = "main", io_timeout: int = 5) -> dict:
+def info(lab: "LabContext", via: str = "main", io_timeout: int = 5, system: str | None = None) -> dict:
     """The stanza's entry of `pgbackrest info --output=json`: status, backups, archive.
     `via`: the center whose Swift proxy to ask (see `restore_to`). With the proxy down it
     fails after about 8 x io_timeout seconds."""
     parsed = json.loads(run(lab, *repo_via(lab, via), f"--io-timeout={io_timeout}",
-                            "--output=json", "info", timeout=120))
-    return next((s for s in parsed if s.get("name") == stanza(lab)), {})
+                            "--output=json", "info", timeout=120, system=system))
+    return next((s for s in parsed if s.get("name") == stanza(lab, system)), {})
 
 
 def backups(stanza_info: dict) -> list[dict]:
@@ -239,7 +240,7 @@ def repo_via(lab: "LabContext", center: str) -> list[str]:
 
 def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = None,
                target_time: str | None = None, host: str | None = None,
-               port: int = RESTORE_PORT, via: str = "remote") -> RestoredCluster:
+               port: int = RESTORE_PORT, via: str = "remote", system: str | None = None) -> RestoredCluster:
     """Restore the stanza into `target_dir` (must not exist or be empty) as a standalone
     PostgreSQL on `host:port` (default: the remote center's ops host), not started.
 
@@ -268,7 +269,7 @@ def restore_to(lab: "LabContext", target_dir: Path, *, backup_set: str | None = 
         args.append(f"--set={backup_set}")
     if target_time:
         args += ["--type=time", f"--target={target_time}", "--target-action=promote"]
-    run(lab, *args, "restore", timeout=1800)
+    run(lab, *args, "restore", timeout=1800, system=system)
     _override_settings(restored)
     return restored
 
@@ -306,8 +307,9 @@ def _directory(path: Path, pw: pwd.struct_passwd) -> None:
     path.chmod(0o700)
 
 
-def _stanza_marker(lab: "LabContext") -> Path:
-    return home(lab) / "stanza-created"
+def _stanza_marker(lab: "LabContext", system: str | None = None) -> Path:
+    name = stanza(lab, system)
+    return home(lab) / ("stanza-created" if name == lab.system.name else f"{name}.stanza-created")
 
 
 def _forget_unencrypted_repository(lab: "LabContext") -> None:
@@ -327,7 +329,8 @@ def _forget_unencrypted_repository(lab: "LabContext") -> None:
                 client.delete_objects(Bucket=swift.BACKUP_BUCKET, Delete={"Objects": keys})
     except Exception:  # the store is not up yet: health() tries again once it answers
         return
-    marker.unlink()
+    for system in lab.systems:  # every stanza's objects went
+        _stanza_marker(lab, system.name).unlink(missing_ok=True)
 
 
 class PgBackRest:
@@ -336,11 +339,13 @@ class PgBackRest:
     def prepare(self, lab: "LabContext") -> None:
         pw = pwd.getpwnam(OS_USER)
         _directory(home(lab), pw)
-        for center in CENTERS:
-            role = _role(lab, center)
+        from lab.components import patroni
+
+        for system, center in patroni.nodes(lab):
+            role = _role(lab, center, system)
             for var in ("pgbackrest_home", "pgbackrest_log_dir"):
                 _directory(Path(str(role.var(var))), pw)
-            file = host_config_file(lab, center)
+            file = host_config_file(lab, center, system)
             _directory(file.parent, pw)
             # It holds the S3 secret and the repository's passphrase: created 0600 and
             # owned by postgres before either is written into it.
@@ -355,9 +360,8 @@ class PgBackRest:
         return []  # invoked by PostgreSQL and by drills, never resident
 
     def health(self, lab: "LabContext") -> dict[str, dict]:
-        """Healthy once the stanza exists in the repo and the WAL archive works; the
-        stanza is created here the first time the primary and the bucket are both up."""
-        marker = _stanza_marker(lab)
+        """Healthy once every system's stanza exists in the repo and its WAL archive works;
+        a stanza is created here the first time its primary and the bucket are both up."""
         # pgBackRest would retry an unreachable S3 for minutes: ask the proxy first.
         reachable, detail = swift.proxy_reachable(lab)
         if not reachable:
@@ -365,15 +369,20 @@ class PgBackRest:
         # prepare() runs before the store is up: an older lab's unencrypted repository
         # is forgotten here, the first time the store answers.
         _forget_unencrypted_repository(lab)
-        try:
-            if not marker.exists():
-                stanza_create(lab)
-                marker.write_text(CIPHER)
-            status = info(lab).get("status", {})
-        except Exception as exc:  # not ready yet (no leader, no S3): unhealthy, no crash
-            return {"global": {"healthy": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}}
-        healthy = status.get("code") in (0, 2)  # 2: stanza exists, no backup yet
-        return {"global": {"healthy": healthy, "detail": status.get("message", "")}}
+        healthy, details = True, []
+        for system in lab.systems:
+            marker = _stanza_marker(lab, system.name)
+            try:
+                if not marker.exists():
+                    stanza_create(lab, system.name)
+                    marker.write_text(CIPHER)
+                status = info(lab, system=system.name).get("status", {})
+            except Exception as exc:  # not ready yet (no leader, no S3): unhealthy, no crash
+                return {"global": {"healthy": False,
+                                   "detail": f"{system.name}: {type(exc).__name__}: {exc}"[:300]}}
+            healthy = healthy and status.get("code") in (0, 2)  # 2: stanza exists, no backup yet
+            details.append(f"{system.name}: {status.get('message', '')}")
+        return {"global": {"healthy": healthy, "detail": "; ".join(details)}}
 
     def add_to_runtime(self, lab: "LabContext", runtime: "RuntimeInventory") -> None:
         """Backups land in the object store's backup bucket, which Swift already declares,

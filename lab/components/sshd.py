@@ -47,7 +47,11 @@ class SshHost:
 
 
 def hosts(lab: "LabContext") -> list[SshHost]:
-    db_hosts = [SshHost(f"{c}-db", c, "db", lab.address(c, "db")) for c in CENTERS]
+    # The sample system's database hosts are main-db, samecity-db, remote-db (etcd's too);
+    # another system's have their own slot: main-db2, remote-db2 …
+    db_hosts = [SshHost(f"{c}-{kind}", c, "db", lab.address(c, kind))
+                for system in lab.systems for kind in (lab.db_host_kind(system.name),)
+                for c in CENTERS if c in lab.placements[system.name].members]
     app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app"))
                  for c in lab.placement.app_centers]
     monitoring_hosts = [SshHost(monitoring_host.host_name(site), site, "monitoring",
@@ -206,7 +210,10 @@ def host_control(lab: "LabContext", host: SshHost) -> "HostControl":
             "--host", host.name, "--center", host.center, "--role", host.role]
     components = list(host_control.ROLE_COMPONENTS[host.role])
     if host.role == "db":
-        base += ["--postmaster-pid", str(patroni.data_dir(lab, host.center) / "postmaster.pid")]
+        (system,) = [s.name for s in lab.systems if patroni.db_host(lab, host.center, s.name) == host.name]
+        base += ["--postmaster-pid", str(patroni.data_dir(lab, host.center, system) / "postmaster.pid")]
+        if system != lab.system.name:
+            components.remove("etcd")  # etcd runs on the sample system's database hosts
         components.append("postgres")
     run = lambda *args: shlex.join(base + list(args))
     commands = {"kill_center": run("kill"), "start_center": run("start"),

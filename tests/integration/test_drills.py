@@ -43,6 +43,27 @@ def assert_lost_nothing_and_restored(scenario: str, code: int, result: dict) -> 
     assert (layout["leader"], layout["sync_standby"]) == ("main", "samecity")
     for name in ("report.json", "report.md", "report.html", "timeline.png"):
         assert (Path(result["report_dir"]) / name).exists()
+    assert_every_touched_system_measured(scenario, result)
+
+
+# The lab's second system, the charity (general tier: primary in main, async copy in
+# remote), sits in main too: a fault of the whole main center takes both systems at once.
+CENTER_FAULTS = ("main-center-loss", "main-center-freeze", "main-center-isolation")
+
+
+def assert_every_touched_system_measured(scenario: str, result: dict) -> None:
+    """A center fault measures every system its center holds, each against its own tier."""
+    if scenario not in CENTER_FAULTS:
+        assert "touched_systems" not in result  # a component or planned fault touches one system
+        return
+    (charity,) = result["touched_systems"]
+    assert charity["name"] == "charity" and charity["tier"] == "general", charity
+    # no automatic failover: it writes again once main is back, with nothing lost
+    assert charity["rto_seconds"] is not None and charity["rpo_lost_writes"] == 0, charity
+    assert charity["split_brain"] is False and charity["passed"], charity
+    summary = result["center_summary"]
+    assert (summary["systems"], summary["passed"], summary["lost_writes"]) == (2, 2, 0), summary
+    assert summary["worst_rto_seconds"] >= result["rto_seconds"]
 
 
 # main-center-loss and db-primary-crash run through the SSH world (test_drills_ssh.py),

@@ -69,7 +69,8 @@ def test_supervisord_never_restarts_a_killed_program_and_logs_per_program(ctx) -
     parser = configparser.RawConfigParser()
     parser.read_string(render_conf(ctx, programs(ctx)))
     sections = [s for s in parser.sections() if s.startswith("program:")]
-    assert len(sections) == 3 + 3 + 2 + 1  # etcd, patroni, app, haproxy
+    # etcd, the registry's Patroni, the charity's (main and remote only), app, haproxy
+    assert len(sections) == 3 + 3 + 2 + 2 + 1
     for section in sections:
         name = section.split(":", 1)[1]
         assert parser[section]["autorestart"] == "false"
@@ -113,7 +114,9 @@ def test_etcd_db_hosts_have_their_own_root_without_the_ssh_component(ctx) -> Non
     # Only the core components: the db hosts come from Patroni and must still not be "/".
     runtime = Lab(ctx, components=CORE).runtime_inventory()
     roots = {h.name: h.root for h in runtime.hosts if h.role.value == "db"}
-    assert roots == {f"{c}-db": str(ctx.path("hosts", f"{c}-db")) for c in CENTERS}
+    # the charity's members run where its general tier places them: main and remote
+    hosts = [f"{c}-db" for c in CENTERS] + ["main-db2", "remote-db2"]
+    assert roots == {h: str(ctx.path("hosts", h)) for h in hosts}
 
 
 def test_etcd_data_made_with_plain_http_peers_starts_afresh_once(ctx) -> None:
@@ -136,7 +139,7 @@ def test_etcd_data_made_with_plain_http_peers_starts_afresh_once(ctx) -> None:
 def _patroni_config(ctx: LabContext, center: str, profile: str = "fast") -> dict:
     """The member's patroni.yml: the postgresql_patroni role's template for its host."""
     ctx.settings.patroni_profile = profile
-    return yaml.safe_load(patroni.render_config(Lab(ctx, components=CORE).runtime_inventory(), center))
+    return yaml.safe_load(patroni.render_config(Lab(ctx, components=CORE).runtime_inventory(), patroni.host_name(center)))
 
 
 def test_patroni_uses_etcd3_synchronous_mode_and_rewind(ctx) -> None:
@@ -176,12 +179,12 @@ def test_the_profiles_are_patronis_defaults_and_a_fast_one(ctx) -> None:
 
 
 def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> None:
-    (program,) = [p for p in patroni.Patroni().programs(ctx) if p.center == "main"]
-    assert program.command[0] == binaries.path("patroni")
+    for program in patroni.Patroni().programs(ctx):
+        assert program.command[0] == binaries.path("patroni")
 
 
 def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:
-    script = patroni.role(Lab(ctx, components=CORE).runtime_inventory(), "main").template(
+    script = patroni.role(Lab(ctx, components=CORE).runtime_inventory(), "main-db").template(
         "post_bootstrap.sh.j2")
     assert 'CREATE ROLE "registry" LOGIN' in script
     assert 'CREATE DATABASE "registry" OWNER "registry"' in script

@@ -92,3 +92,36 @@ def test_a_placement_the_lab_cannot_run_is_refused_naming_the_field(tmp_path, mo
     assert "tiers.yaml" in message and "tiers[critical].placement.database" in message
     assert wrong in message
     assert not (tmp_path / "lab").exists()  # refused before anything was made
+
+
+def test_the_second_system_runs_only_where_its_tier_places_a_member(tmp_path) -> None:
+    # The charity's general tier: a primary in main and an asynchronous copy in remote.
+    ctx = LabContext(root=tmp_path / "lab")
+    assert [s.name for s in ctx.systems] == ["registry", "charity"]
+    charity = ctx.placements["charity"]
+    assert (charity.leader, charity.sync, charity.followers) == ("main", None, ("remote",))
+    runtime = Lab(ctx, components=CORE).runtime_inventory()
+    members = runtime.systems["charity"].database.members
+    assert {m.center: m.intended_role for m in members} == {"main": DbIntendedRole.leader,
+                                                            "remote": DbIntendedRole.async_}
+    # its own database hosts, and its own entry ports beside the registry's
+    assert {m.host for m in members} == {ctx.address("main", "db2"), ctx.address("remote", "db2")}
+    assert runtime.systems["charity"].database.read_write.port == 5002
+    # no synchronous member placed: Patroni must not wait for one
+    config = yaml.safe_load(patroni.render_config(runtime, "main-db2"))
+    assert config["bootstrap"]["dcs"]["synchronous_mode"] is False
+    assert yaml.safe_load(patroni.render_config(runtime, "main-db"))["bootstrap"]["dcs"]["synchronous_mode"] is True
+
+
+def test_another_systems_placement_may_skip_a_center_but_not_have_two_primaries(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("TRICENTER_LAB_SLOT", raising=False)
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LAB_INVENTORY, inventory)
+    tiers = yaml.safe_load((inventory / "tiers.yaml").read_text())
+    general = next(t for t in tiers if t["name"] == "general")
+    general["placement"]["database"] = {"main": "primary", "remote": "primary"}
+    (inventory / "tiers.yaml").write_text(yaml.safe_dump(tiers, sort_keys=False))
+    with pytest.raises(InvalidInventory) as refused:
+        LabContext(root=tmp_path / "lab", inventory=inventory)
+    assert "tiers[general].placement.database" in str(refused.value)
+    assert "exactly one primary center, found 2" in str(refused.value)

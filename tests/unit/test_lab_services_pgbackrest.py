@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from types import SimpleNamespace
 import yaml
 
 from inventory.runtime import RuntimeInventory
@@ -76,7 +77,7 @@ def test_every_member_archives_through_its_own_hosts_pgbackrest_config(lab, cent
     once pushed every member's WAL with main's host's config: configure then changed the
     other members' patroni.yml on a freshly built lab)."""
     runtime = RuntimeInventory.load(lab.runtime_inventory_file)
-    params = yaml.safe_load(patroni.render_config(runtime, center))["postgresql"]["parameters"]
+    params = yaml.safe_load(patroni.render_config(runtime, patroni.host_name(center)))["postgresql"]["parameters"]
     assert params["archive_mode"] == "on"
     # streaming members never fetch from the archive: a promotion must not wait on it
     assert "restore_command" not in params
@@ -94,7 +95,7 @@ def test_archive_command_quotes_what_the_shell_would_split_or_expand(tmp_path):
     ctx.prepare_root()
     Lab(ctx).write_runtime_files()
     runtime = RuntimeInventory.load(ctx.runtime_inventory_file)
-    command = yaml.safe_load(patroni.render_config(runtime, "samecity"))["postgresql"]["parameters"][
+    command = yaml.safe_load(patroni.render_config(runtime, "samecity-db"))["postgresql"]["parameters"][
         "archive_command"]
     words = shlex.split(command.replace('"$PWD"', "PWD"))
     assert words[1] == f"--config={pgbackrest.host_config_file(ctx, 'samecity')}"
@@ -154,8 +155,10 @@ def test_a_drill_that_restores_needs_a_backup_before_it_starts(
     # any workload or fault), instead of an error in the middle of the drill.
     from lab.runbook import LabRunbook
 
-    monkeypatch.setattr(pgbackrest, "info", lambda ctx: info)
-    why = LabRunbook(lab).backups_available(None, need_backup=need_backup)
+    asked = []
+    monkeypatch.setattr(pgbackrest, "info", lambda ctx, system: asked.append(system) or info)
+    why = LabRunbook(lab).backups_available(SimpleNamespace(name="charity"), need_backup=need_backup)
+    assert asked == ["charity"]  # the drilled system's stanza, not the sample system's
     assert (why is not None) is refused, why
     if need_backup and refused:
         assert "backup-restore drill" in why

@@ -74,7 +74,7 @@ def test_runtime_inventory_gives_ansible_verified_ssh_to_every_host(lab):
     inventory = ansible_inventory(runtime)
     groups = inventory["all"]["children"]
     assert set(groups["legacy"]["hosts"]) == {"legacy-registry", "legacy-subsidy"}
-    assert set(groups["db"]["hosts"]) == {"main-db", "samecity-db", "remote-db"}
+    assert set(groups["db"]["hosts"]) == {"main-db", "samecity-db", "remote-db", "main-db2", "remote-db2"}
     assert set(groups["lb"]["hosts"]) == {"global-lb"}
     # A Prometheus (and an Alertmanager member) per center, the global view at the entry.
     assert set(groups["monitoring"]["hosts"]) == {

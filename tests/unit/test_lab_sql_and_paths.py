@@ -38,7 +38,7 @@ def test_post_bootstrap_feeds_psql_the_composed_statements_in_a_quoted_here_docu
     from lab.lab import Lab
 
     script = patroni.role(Lab(lab, components=[patroni.component()]).runtime_inventory(),
-                          "main").template("post_bootstrap.sh.j2")
+                          "main-db").template("post_bootstrap.sh.j2")
     password = lab.secret(patroni.app_password_secret(lab))
     body = script.split("<<'SQL'\n", 1)[1]
     assert body == owner_sql("registry", "registry", password) + "SQL\n"

@@ -59,8 +59,8 @@ INTENDED = ClusterState({"pg-main": member("pg-main", "leader", "running", lag=N
 ROWS = [ReplicationRow("pg-samecity", "streaming", "sync", 0, 512, 1024, 0.001, 0.002),
         ReplicationRow("pg-remote", "streaming", "async", 0, 8192, 16384, 0.4, 0.6)]
 HAPROXY_CSV = """# pxname,svname,qcur,stot,status,addr
-db-read-write,pg-main,0,40,UP,127.0.1.1:5432
-db-read-write,pg-samecity,0,0,DOWN,127.0.2.1:5432
+registry-read-write,pg-main,0,40,UP,127.0.1.1:5432
+registry-read-write,pg-samecity,0,0,DOWN,127.0.2.1:5432
 app,main-app,0,300,UP,127.0.1.2:8080
 app,samecity-app,0,100,UP,127.0.2.2:8080
 app,BACKEND,0,400,UP,
@@ -211,7 +211,7 @@ def test_haproxy_servers_per_system_and_center(tmp_path: Path) -> None:
                  kind="app", system="registry", center="main") == 300
     assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app",
                  server="samecity-app", kind="app", system="registry", center="samecity") == 100
-    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write",
+    assert value(text, "tricenter_haproxy_server_up", proxy="registry-read-write",
                  server="pg-samecity", kind="db", system="registry", center="samecity") == 0
     assert value(text, "tricenter_probe_success", probe="haproxy", system="") == 1
 
@@ -220,10 +220,30 @@ def test_haproxy_servers_without_addresses_are_known_by_name(tmp_path: Path) -> 
     # HAProxy's stats page leaves `addr` empty unless `stats show-legends` is on.
     csv = HAPROXY_CSV.replace("127.0.1.1:5432", "").replace("127.0.2.2:8080", "")
     text = scrape(sources(tmp_path, haproxy=lambda url: parse_haproxy_csv(csv)))
-    assert value(text, "tricenter_haproxy_server_up", proxy="db-read-write", server="pg-main",
+    assert value(text, "tricenter_haproxy_server_up", proxy="registry-read-write", server="pg-main",
                  kind="db", system="registry", center="main") == 1
     assert value(text, "tricenter_haproxy_server_sessions_total", proxy="app", server="samecity-app",
                  kind="app", system="registry", center="samecity") == 100
+
+
+def test_two_clusters_with_the_same_member_names_are_told_apart_by_their_proxy(tmp_path: Path) -> None:
+    # Patroni names members within a cluster: the lab's registry and charity both have a
+    # pg-main. Without addresses, the listen section (`<cluster>-read-write`) tells them apart.
+    world = runtime()
+    registry = world.systems["registry"]
+    charity_db = registry.database.model_copy(update={
+        "cluster": "charity", "dbname": "charity", "user": "charity",
+        "members": [m.model_copy(update={"host": m.host[:-1] + "7"}) for m in registry.database.members[::2]]})
+    world.systems["charity"] = SystemRuntime(name="charity", department="d", tier="critical",
+                                             database=charity_db)
+    csv = ("# pxname,svname,qcur,stot,status,addr\n"
+           "registry-read-write,pg-main,0,40,UP,\n"
+           "charity-read-write,pg-main,0,7,DOWN,\n")
+    text = scrape(sources(tmp_path, haproxy=lambda url: parse_haproxy_csv(csv)), world)
+    assert value(text, "tricenter_haproxy_server_up", proxy="registry-read-write", server="pg-main",
+                 kind="db", system="registry", center="main") == 1
+    assert value(text, "tricenter_haproxy_server_up", proxy="charity-read-write", server="pg-main",
+                 kind="db", system="charity", center="main") == 0
 
 
 def test_etcd_leader_center_by_the_healthy_members_and_member_health(tmp_path: Path) -> None:
