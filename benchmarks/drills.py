@@ -152,8 +152,23 @@ def cell(key: str, r: dict) -> str:
         figure = (f"RTO median {statistics.median(rtos):.2f} s ({min(rtos):.2f}–{max(rtos):.2f})"
                   if rtos else "no RTO")
     lost = sum(t.get("rpo_lost_writes") or 0 for t in trials)
-    return (f"{passed}/{len(trials)} passed, {figure}, lost {lost}"
+    return (f"{passed}/{len(trials)} passed, {figure}, lost {lost}{touched(trials)}"
             f"{'; ' + r['outside'] if r['outside'] else ''}; load {r['load']}")
+
+
+def touched(trials: list[dict]) -> str:
+    """The other systems a center fault took with it, each against its own tier."""
+    by_system: dict[str, list[dict]] = {}
+    for trial in trials:
+        for system in trial.get("touched_systems") or []:
+            by_system.setdefault(system["name"], []).append(system)
+    parts = []
+    for name, runs in by_system.items():
+        rtos = [x["rto_seconds"] for x in runs if x.get("rto_seconds") is not None]
+        parts.append(f"{name} ({runs[0]['tier']}) {sum(1 for x in runs if x['passed'])}/{len(runs)} passed, "
+                     + (f"RTO median {statistics.median(rtos):.2f} s" if rtos else "no RTO")
+                     + f", lost {sum(x.get('rpo_lost_writes') or 0 for x in runs)}")
+    return f"; also touched: {'; '.join(parts)}" if parts else ""
 
 
 def main() -> None:

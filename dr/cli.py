@@ -287,7 +287,8 @@ def repeat_summary(scenario: str, results: list[dict]) -> dict:
         "gbt20988_level": min((r["gbt20988_level"] for r in results if r.get("gbt20988_level")), default=None),
         "report_dirs": [r["report_dir"] for r in results],
         "trials_detail": [{k: r.get(k) for k in ("status", "rto_seconds", "rpo_lost_writes",
-                                                  "split_brain", "report_dir")} for r in results],
+                                                  "split_brain", "center_summary", "report_dir")}
+                          for r in results],
     }
 
 

@@ -26,7 +26,7 @@ from inventory.names import path_under
 from lab import binaries, pki, users
 from lab.component import Program
 from lab.components import legacy, legacy_app, monitoring_host
-from lab.context import CENTERS, GLOBAL
+from lab.context import GLOBAL
 
 if TYPE_CHECKING:
     from inventory.runtime import HostControl, RuntimeInventory, TlsFiles
@@ -47,11 +47,12 @@ class SshHost:
 
 
 def hosts(lab: "LabContext") -> list[SshHost]:
+    from lab.components import patroni
+
     # The sample system's database hosts are main-db, samecity-db, remote-db (etcd's too);
     # another system's have their own slot: main-db2, remote-db2 …
-    db_hosts = [SshHost(f"{c}-{kind}", c, "db", lab.address(c, kind))
-                for system in lab.systems for kind in (lab.db_host_kind(system.name),)
-                for c in CENTERS if c in lab.placements[system.name].members]
+    db_hosts = [SshHost(patroni.db_host(lab, c, system), c, "db", patroni.address(lab, c, system))
+                for system, c in patroni.nodes(lab)]
     app_hosts = [SshHost(f"{c}-app", c, "app", lab.address(c, "app"))
                  for c in lab.placement.app_centers]
     monitoring_hosts = [SshHost(monitoring_host.host_name(site), site, "monitoring",
