@@ -13,14 +13,32 @@ KEPT = ("scenario", "system", "run_id", "status", "passed", "rto_seconds", "app_
         "read_rto_seconds", "rto_from_declaration_seconds", "max_write_gap_seconds",
         "rpo_lost_writes", "rpo_seconds", "acknowledged_writes", "split_brain",
         "duplicate_writes", "gbt20988_level", "tier", "started_at", "finished_at", "report_dir",
-        "rto_from")
+        "rto_from", "touched_by")
+# What a touched system's row takes from its own measurement; the rest (scenario, run,
+# times, report) is the drill's.
+TOUCHED_KEPT = ("tier", "rto_seconds", "rpo_lost_writes", "rpo_seconds", "acknowledged_writes",
+                "split_brain", "gbt20988_level", "passed")
+
+
+def rows(record: dict) -> list[dict]:
+    """The drill's row, and one per other system its center fault touched (`touched_by`
+    names the drilled system), so each system's trend and exporter metrics include them."""
+    own = {k: record.get(k) for k in KEPT}
+    measured_elsewhere = {k: None for k in KEPT if k not in TOUCHED_KEPT}
+    touched = [{**own, **measured_elsewhere, **{k: t.get(k) for k in TOUCHED_KEPT},
+                "scenario": own["scenario"], "run_id": own["run_id"], "started_at": own["started_at"],
+                "finished_at": own["finished_at"], "report_dir": own["report_dir"], "rto_from": "fault",
+                "system": t["name"], "status": "passed" if t.get("passed") else "failed",
+                "touched_by": own["system"]}
+               for t in record.get("touched_systems") or []]
+    return [own, *touched]
 
 
 def append(record: dict, file: Path | None = None) -> None:
     file = file or history_file()
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("a") as out:
-        out.write(json.dumps({k: record.get(k) for k in KEPT}) + "\n")
+        out.writelines(json.dumps(row) + "\n" for row in rows(record))
 
 
 def load(file: Path | None = None) -> list[dict]:

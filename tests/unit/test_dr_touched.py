@@ -130,3 +130,23 @@ def test_the_center_summary_names_the_systems_that_failed_or_never_came_back() -
     summary = center_summary(drilled, [slow])
     assert summary["failed"] == ["charity"] and summary["not_recovered"] == ["charity"]
     assert summary["worst_rto_seconds"] == 5.2 and summary["passed"] == 1
+
+
+def test_each_touched_system_gets_a_history_row_of_its_own(charity, monkeypatch, tmp_path: Path) -> None:
+    from dr import history
+
+    write_through(charity, outage=(10.0, 50.0), until=60.0)
+    acked = {w.id: 1 for w in charity.ledger.writes if w.acked}
+    monkeypatch.setattr(touched_module, "read_back", lambda target, run_id: acked)
+    drilled: DrillOutcome = outcome()
+    drilled.touched = [charity.finish(fault_at=1010.0, restored_at=1000.0)]
+    _, data = write_report(drilled, tmp_path)
+    file = tmp_path / "drills.jsonl"
+    history.append(data, file)
+    own, touched = history.load(file)
+    assert (own["system"], own["touched_by"]) == ("sample", None)
+    assert (touched["system"], touched["touched_by"], touched["tier"]) == ("charity", "sample", "general")
+    assert touched["run_id"] == own["run_id"] and touched["passed"] is True
+    assert touched["rto_seconds"] == data["touched_systems"][0]["rto_seconds"]
+    assert touched["app_rto_seconds"] is None  # the drilled system's figure, not the charity's
+    assert {row["system"] for row in history.trend([own, touched])} == {"sample", "charity"}
