@@ -318,7 +318,8 @@ class Drill:
             result = touched.finish(fault, restored, stop=self.stop)
             self.outcome.touched.append(result)
             self._event("verify", f"touched:{result.name}",
-                        f"RTO {result.rto_seconds} s, {result.rpo_lost_writes} of "
+                        f"RTO {'never' if result.rto_seconds is None else f'{result.rto_seconds:.3f} s'}, "
+                        f"{result.rpo_lost_writes} of "
                         f"{result.acknowledged_writes} acknowledged writes lost, tier {result.tier}: "
                         f"{'passed' if result.passed else 'failed'}"
                         + (f" ({result.note})" if result.note else ""), result.passed, began)

@@ -254,11 +254,15 @@ def test_backups_restore_in_the_remote_center_with_the_citys_object_store_lost(c
 def test_each_centers_prometheus_scrapes_its_patroni_member_and_the_global_view_all(ctx, runtime):
     assert runtime.monitoring.prometheus_url == prometheus.url(ctx)
     for center in CENTERS:
+        # one target per Patroni member in the center: main holds the registry's and the charity's
+        members = sum(1 for s in runtime.systems.values() if s.database
+                      for m in s.database.members if m.center == center)
+
         def patroni_up():
             jobs = prometheus.targets_health(ctx, center)
-            return jobs.get("patroni", {}).get("up") == 1 and jobs
-        jobs = _wait(patroni_up, timeout=60, every=2, what=f"{center}'s Patroni target up")
-        assert jobs["patroni"]["total"] == 1 and jobs["prometheus"]["up"] == 1
+            return jobs.get("patroni", {}).get("up") == members and jobs
+        jobs = _wait(patroni_up, timeout=60, every=2, what=f"{center}'s {members} Patroni target(s) up")
+        assert jobs["patroni"]["total"] == members and jobs["prometheus"]["up"] == 1
 
     def federation_up():
         jobs = prometheus.targets_health(ctx)

@@ -25,10 +25,10 @@ def runtime(lab) -> RuntimeInventory:
     return RuntimeInventory.load(lab.ctx.runtime_inventory_file)
 
 
-@pytest.fixture(scope="module")
-def db(runtime: RuntimeInventory) -> DatabaseCluster:
-    (system,) = [s for s in runtime.systems.values() if s.database is not None]
-    return system.database
+# Every lab system's cluster (the registry's and the charity's): each has its own members.
+@pytest.fixture(scope="module", params=["registry", "charity"])
+def db(runtime: RuntimeInventory, request) -> DatabaseCluster:
+    return runtime.systems[request.param].database
 
 
 def test_every_member_api_is_https_and_refuses_unsafe_calls_without_credentials(runtime, db) -> None:
