@@ -70,6 +70,15 @@ def first_ack_after(writes: Sequence[Write], fault_at: float) -> float | None:
     return min(times) - fault_at if times else None
 
 
+def recovered_on(writes: Sequence[Write], fault_at: float | None) -> str | None:
+    """The node (member name) that acknowledged the first database write sent after the fault."""
+    if fault_at is None:
+        return None
+    acked = sorted((w for w in writes if w.channel == "db" and w.acked and w.sent_at >= fault_at and w.node),
+                   key=lambda w: w.done_at)
+    return acked[0].node if acked else None
+
+
 def max_ack_gap(writes: Sequence[Write], start: float, end: float) -> float | None:
     """Longest time without any acknowledged write between start and end (inclusive of
     the edges: a window that opens with an outage counts from `start`)."""

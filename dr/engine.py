@@ -25,7 +25,7 @@ from dr.scenario import Check, Scenario, Step
 from dr.touched import TouchedResult, TouchedSystem, faulted_centers, touched_systems
 from dr.verdict import Criterion, evaluate, passed
 from dr.workload import (DbTarget, Workload, db_target, prepare_ledger_table, read_back,
-                         read_back_app, resolve_secret)
+                         read_back_app, resolve_secret, stop_running)
 from dr.world import World
 from inventory.loader import load_gbt_table
 from inventory.model import GbtStandard
@@ -584,12 +584,8 @@ class Drill:
         self.outcome.extra["alerts_note"] = "; ".join(filter(None, notes)) or None
 
     def _stop_workload(self) -> None:
-        if self.workload is not None:
-            self.workload.stop()
-            self.workload = None
-        if self.observer is not None:
-            self.observer.stop()
-            self.observer = None
+        stop_running(self.workload, self.observer)
+        self.workload = self.observer = None
 
     def _abort(self) -> None:
         """Put back what the drill changed, each action guarded, then say exactly what is

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from dr import report_view
+from dr import checker, report_view
 from dr.engine import DrillOutcome
 from dr.levels import claimed_level
 from dr.paths import reports_dir
@@ -38,13 +38,10 @@ def _event(e, fault: float | None) -> dict:
 
 def recovered_in(out: DrillOutcome) -> str | None:
     """The center whose database member acknowledged the first write sent after the fault."""
-    fault = out.markers.get("fault")
-    if fault is None or out.system.database is None:
+    if out.system.database is None:
         return None
-    acked = sorted((w for w in out.ledger.writes if w.channel == "db" and w.acked
-                    and w.sent_at >= fault and w.node), key=lambda w: w.done_at)
     members = {m.name: m.center for m in out.system.database.members}
-    return members.get(acked[0].node) if acked else None
+    return members.get(checker.recovered_on(out.ledger.writes, out.markers.get("fault")))
 
 
 def _level(out: DrillOutcome, center: str | None, context: dict) -> dict:

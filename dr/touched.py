@@ -22,7 +22,7 @@ from dr.levels import claimed_level, combine
 from dr.patroni import ClusterObserver
 from dr.scenario import Action, Scenario
 from dr.verdict import Criterion, evaluate, passed
-from dr.workload import Workload, db_target, prepare_ledger_table, read_back, resolve_secret
+from dr.workload import Workload, db_target, prepare_ledger_table, read_back, resolve_secret, stop_running
 from inventory.loader import load_gbt_table
 from inventory.runtime import RuntimeInventory, SystemRuntime
 from support.patroni import ApiAccess, PatroniCluster
@@ -107,24 +107,12 @@ class TouchedSystem:
                                  DB_WRITERS, 0, 0, self.rate, self.attempt_timeout)
         self.workload.start()
 
-    def _recovered_in(self, writes, fault_at: float | None) -> str | None:
-        if fault_at is None:
-            return None
-        acked = sorted((w for w in writes if w.acked and w.sent_at >= fault_at and w.node),
-                       key=lambda w: w.done_at)
-        members = {m.name: m.center for m in self.system.database.members}
-        return members.get(acked[0].node) if acked else None
-
     def acked_since(self, after: float) -> int:
         return sum(1 for w in self.ledger.acked() if w.sent_at >= after)
 
     def stop(self) -> None:
-        if self.workload is not None:
-            self.workload.stop()
-            self.workload = None
-        if self.observer is not None:
-            self.observer.stop()
-            self.observer = None
+        stop_running(self.workload, self.observer)
+        self.workload = self.observer = None
 
     def finish(self, fault_at: float | None, restored_at: float, stop=None) -> TouchedResult:
         """Wait until it writes again (bounded), stop, read its ledger back and judge it."""
@@ -156,7 +144,8 @@ class TouchedSystem:
                           self.tier.name, self.tier.gbt20988_level)
         out.criteria = evaluate(findings, targets, {"read_back": bool(readbacks)}, findings.rto_seconds)
         out.passed = passed(out.criteria)
-        out.recovered_in = self._recovered_in(writes, fault_at)
+        members = {m.name: m.center for m in self.system.database.members}
+        out.recovered_in = members.get(checker.recovered_on(writes, fault_at))
         role = self.runtime.centers[out.recovered_in].role if out.recovered_in in self.runtime.centers else None
         claim = claimed_level(load_gbt_table(self.tier.gbt20988_edition),
                               status="passed" if out.passed else "failed", rto_seconds=findings.rto_seconds,

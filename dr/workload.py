@@ -43,6 +43,13 @@ RETURNING extract(epoch FROM clock_timestamp())::float8, host(inet_server_addr()
           pg_walfile_name(pg_current_wal_lsn())"""
 
 
+def stop_running(*parts) -> None:
+    """Stop each part still running (a Workload, a ClusterObserver); None is skipped."""
+    for part in parts:
+        if part is not None:
+            part.stop()
+
+
 class SecretUnavailable(Exception):
     pass
 

@@ -74,12 +74,17 @@ def write_through(system: TouchedSystem, outage: tuple[float, float], until: flo
         t = round(t + every, 3)
 
 
-def test_a_touched_system_is_judged_against_its_own_tier(charity, monkeypatch) -> None:
-    # Without automatic failover the charity waits for main to come back: 40 s, judged
-    # against its general tier's 3600 s (not the drilled system's critical 120 s).
+def down_until_main_is_back(charity: TouchedSystem, monkeypatch) -> None:
+    """Refused for 40 s from the fault (t=10), then written again with nothing lost."""
     write_through(charity, outage=(10.0, 50.0), until=60.0)
     acked = {w.id: 1 for w in charity.ledger.writes if w.acked}
     monkeypatch.setattr(touched_module, "read_back", lambda target, run_id: acked)
+
+
+def test_a_touched_system_is_judged_against_its_own_tier(charity, monkeypatch) -> None:
+    # Without automatic failover the charity waits for main to come back: 40 s, judged
+    # against its general tier's 3600 s (not the drilled system's critical 120 s).
+    down_until_main_is_back(charity, monkeypatch)
     result = charity.finish(fault_at=1010.0, restored_at=1000.0)
     assert result.passed and result.tier == "general" and result.centers == ["main"]
     assert result.rto_seconds == pytest.approx(40.0, abs=0.2) and result.rpo_lost_writes == 0
@@ -108,9 +113,7 @@ def test_a_touched_system_that_never_wrote_again_says_so(charity, monkeypatch) -
 
 
 def test_the_report_lists_every_touched_system_and_the_center_summary(charity, monkeypatch, tmp_path: Path) -> None:
-    write_through(charity, outage=(10.0, 50.0), until=60.0)
-    acked = {w.id: 1 for w in charity.ledger.writes if w.acked}
-    monkeypatch.setattr(touched_module, "read_back", lambda target, run_id: acked)
+    down_until_main_is_back(charity, monkeypatch)
     drilled: DrillOutcome = outcome()
     drilled.touched = [charity.finish(fault_at=1010.0, restored_at=1000.0)]
     directory, data = write_report(drilled, tmp_path)
@@ -135,9 +138,7 @@ def test_the_center_summary_names_the_systems_that_failed_or_never_came_back() -
 def test_each_touched_system_gets_a_history_row_of_its_own(charity, monkeypatch, tmp_path: Path) -> None:
     from dr import history
 
-    write_through(charity, outage=(10.0, 50.0), until=60.0)
-    acked = {w.id: 1 for w in charity.ledger.writes if w.acked}
-    monkeypatch.setattr(touched_module, "read_back", lambda target, run_id: acked)
+    down_until_main_is_back(charity, monkeypatch)
     drilled: DrillOutcome = outcome()
     drilled.touched = [charity.finish(fault_at=1010.0, restored_at=1000.0)]
     _, data = write_report(drilled, tmp_path)
