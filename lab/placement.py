@@ -1,4 +1,4 @@
-"""Where the lab runs what: read from the tier placement of the lab's system in the lab
+"""Where the lab runs what: read from the tier placement of each lab system in the lab
 inventory (tiers.yaml), so that changing the placement changes the lab (issue 12) — which
 center's member Patroni should lead with, which one is its synchronous standby, which ones
 only follow, and which centers serve the app behind the active-active entry.
