@@ -6,6 +6,7 @@ host address inside the centers' /24s) without a component knowing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -111,7 +112,7 @@ class LabContext:
         return next(iter(topology.clouds.items()))
 
     # --- topology -------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def systems(self) -> list[System]:
         """The systems whose databases the lab runs: those with one, sample system first —
         the one the lab also runs a legacy source and the app of (the registry)."""

@@ -71,27 +71,26 @@ def group_members(pgid: int, procs: ProcessTable | None = None) -> set[int]:
     return {pid for pid, (_, group) in procs.items() if group == pgid}
 
 
-def rss_bytes(pid: int) -> int:
+def _kib_field(file: str, field: str) -> int:
+    """A `Field:  N kB` line of a /proc file, in bytes; 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(file).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_bytes(pid: int) -> int:
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_bytes(pid: int) -> int:
     """Proportional set size: each shared page counted once over the processes sharing it.
     Summing RSS counts PostgreSQL's shared buffers once per backend, and every Python's
     shared libraries once per interpreter."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def cmdline(pid: int) -> str:
