@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -41,12 +41,15 @@ class Read:
 
 @dataclass(frozen=True)
 class Observation:
-    """What Patroni said at one moment: the leader (None: no leader) and its timeline."""
+    """What Patroni said at one moment: the leader its members agree on (None: no leader,
+    or no majority of the members that answered named the same one) and its timeline."""
 
     at: float
     leader: str | None
     timeline: int | None
     members: dict[str, str]  # member → role/state, e.g. {"main": "leader/running"}
+    # member → the leader it named, kept only when they disagreed (an auditor asks why)
+    disputed: dict[str, str | None] = field(default_factory=dict)
 
 
 class WriteLedger:
