@@ -67,7 +67,8 @@ def service_account() -> Account | None:
 
 def hand_over(*paths: Path, recursive: bool = False) -> None:
     """Make paths owned by the service account (no-op when not root). Recursive for data
-    directories an older lab wrote as root."""
+    directories an older lab wrote as root. A running daemon may delete a file while the
+    walk passes (Swift's SQLite journals come and go): a path gone is nobody's to own."""
     account = service_account()
     if account is None:
         return
@@ -76,7 +77,11 @@ def hand_over(*paths: Path, recursive: bool = False) -> None:
         if recursive and path.is_dir():
             targets += [Path(d) / n for d, dirs, files in os.walk(path) for n in (*dirs, *files)]
         for target in targets:
-            os.chown(target, account.uid, account.gid, follow_symlinks=False)
+            try:
+                os.chown(target, account.uid, account.gid, follow_symlinks=False)
+            except FileNotFoundError:
+                if target == path:
+                    raise
 
 
 def share_directory(directory: Path) -> None:
