@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then integration tests against the real lab (the lab
 # fixture brings it up once and always tears it down), then the partition tests against a
-# second lab in network-namespace mode. Extra arguments go to pytest (both runs).
+# second lab in network-namespace mode. Extra arguments go to pytest (every run); with a
+# test named among them, only pytest on those.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -11,15 +12,21 @@ bash scripts/bootstrap.sh
 # the lab must not pass. The last lines of each run say how many integration tests ran
 # against the lab.
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider "$@" || status=$?
+named=0
+for arg in "$@"; do
+  case "$arg" in -*) ;; *) named=1 ;; esac
+done
+if [ "$named" = 1 ]; then  # the tests named on the command line, as pytest runs them
+  exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+fi
+# The unit tests on every core (pytest-xdist); the lab tests alone, one at a time, since
+# they share one lab and time its failovers.
+.venv/bin/python -m pytest -p no:cacheprovider -n auto tests/unit "$@" || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider tests/integration "$@" || status=$?
 
 # The partition tests (marker netns_only: main-center-isolation) cut a center off for real,
 # which needs each center in its own network namespace: root and `ip netns`. They run
 # against a lab of their own, in netns mode, brought up from nothing and reset afterwards.
-# Only after a whole-suite run (no test named on the command line).
-for arg in "$@"; do
-  case "$arg" in -*) ;; *) exit "$status" ;; esac
-done
 if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
   echo "partition tests not run: they need root and \`ip netns\` (network-namespace mode)" >&2
   [ -n "${CI:-}" ] && exit 1

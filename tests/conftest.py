@@ -12,6 +12,12 @@ import yaml
 FIXTURES = Path(__file__).parent / "fixtures"
 MINIMAL = FIXTURES / "minimal"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # execnet hands its workers COLUMNS=80 and LINES=24 as if they ran on a terminal: the
+    # CLI's piped output would wrap in tests as it never does for a user.
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 
 @pytest.fixture
 def inventory_copy(tmp_path: Path) -> Path:

@@ -1,6 +1,6 @@
 """`tricenter configure` against the running lab, over SSH to every lab host: the lab the
 roles' templates built is already converged (the run changes nothing), check mode with
-diff changes nothing, and no secret value reaches Ansible's output."""
+diff changes nothing on a host of each role, and no secret value reaches Ansible's output."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,7 @@ from lab.context import LabContext
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
+CHECKED_HOSTS = "main-*,global-lb"  # a host of every role: etcd, db, app, lb, monitoring
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,13 @@ def test_configure_converges_then_changes_nothing(ctx):
     configured = {h.name for h in runtime.hosts if h.role.value != "legacy"}
     assert first["ok"] is True and set(first["hosts"]) == configured
     assert {h: c["changed"] for h, c in first["hosts"].items()} == {h: 0 for h in configured}, out1[-4000:]
-    checked, out2 = configure(ctx, "--check", "--diff")
-    assert checked["ok"] is True
-    assert {h: c["changed"] for h, c in checked["hosts"].items()} == {h: 0 for h in configured}
+    # Check mode runs every module as the real run does, at the same cost (Ansible is
+    # CPU-bound here: ~110 s for all hosts on two cores), so it is proven on one host of
+    # each role, main's and the global entry's, not on all of them again.
+    checked, out2 = configure(ctx, "--check", "--diff", "--limit", CHECKED_HOSTS)
+    sample = {h for h in configured if h.startswith("main-") or h == "global-lb"}
+    assert checked["ok"] is True and set(checked["hosts"]) == sample
+    assert {h: c["changed"] for h, c in checked["hosts"].items()} == {h: 0 for h in sample}
     for value in _secret_values(ctx):
         for output in (out1, out2):
             assert value not in output, "a secret value appeared in Ansible's output"
