@@ -293,10 +293,10 @@ class Drill:
 
     def _start_touched(self) -> None:
         """Writers and an observer on every other system the fault's centers hold."""
-        systems = touched_systems(self.scenario, self.runtime, self.system)
+        centers = faulted_centers(self.scenario, self.runtime)
+        systems = touched_systems(self.runtime, self.system, centers)
         if not systems:
             return
-        centers = faulted_centers(self.scenario, self.runtime)
         w = self.scenario.workload
         for system in systems:
             touched = TouchedSystem(self.runtime, system, centers, w.rate_per_writer,

@@ -43,9 +43,8 @@ def faulted_centers(scenario: Scenario, runtime: RuntimeInventory) -> list[str]:
     return [name for name, center in runtime.centers.items() if center.role in roles]
 
 
-def touched_systems(scenario: Scenario, runtime: RuntimeInventory, drilled: SystemRuntime) -> list[SystemRuntime]:
-    """Every other system with a database member in a center the fault takes."""
-    centers = set(faulted_centers(scenario, runtime))
+def touched_systems(runtime: RuntimeInventory, drilled: SystemRuntime, centers: list[str]) -> list[SystemRuntime]:
+    """Every other system with a database member in one of `centers` (faulted_centers)."""
     return [s for s in runtime.systems.values()
             if s.name != drilled.name and s.database is not None
             and any(m.center in centers for m in s.database.members)]

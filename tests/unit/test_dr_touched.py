@@ -49,9 +49,11 @@ def test_a_center_fault_touches_every_other_system_with_a_member_there() -> None
     drilled = runtime.systems["registry"]
     loss = get_scenario("main-center-loss")
     assert faulted_centers(loss, runtime) == ["main"]
-    assert [s.name for s in touched_systems(loss, runtime, drilled)] == ["charity"]
+    assert [s.name for s in touched_systems(runtime, drilled, ["main"])] == ["charity"]
+    assert [s.name for s in touched_systems(runtime, drilled, ["samecity"])] == ["archive"]
     # a component fault takes one system's database, not a center
-    assert touched_systems(get_scenario("db-primary-crash"), runtime, drilled) == []
+    assert faulted_centers(get_scenario("db-primary-crash"), runtime) == []
+    assert touched_systems(runtime, drilled, []) == []
 
 
 @pytest.fixture
