@@ -79,6 +79,12 @@ def test_etcd_members_form_one_cluster_across_the_centers(hostvars) -> None:
     assert config["data-dir"] == "/var/lib/etcd"
 
 
+def test_an_isolated_etcd_member_cannot_depose_the_leader_when_it_comes_back(hostvars) -> None:
+    # Without pre-vote, the healed member's raised term forced an election: no etcd
+    # leader for seconds, and the database primary demoted (CI, main-center-isolation).
+    assert yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("main-db")))["pre-vote"] is True
+
+
 def test_etcd_demands_a_certificate_from_clients_and_peers(hostvars) -> None:
     config = yaml.safe_load(render("etcd", "etcd.conf.yml.j2", hostvars("main-db")))
     for side in ("client-transport-security", "peer-transport-security"):
