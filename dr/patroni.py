@@ -21,10 +21,10 @@ def agreed(at: float, views: list[ClusterState]) -> Observation:
         return Observation(at, None, None, {})
     named = Counter(v.leader for v in views)
     leader, count = named.most_common(1)[0]
-    if len(named) > 1 and count * 2 <= len(views):
-        return Observation(at, None, None, {}, {v.seen_by: v.leader for v in views})
-    view = next(v for v in views if v.leader == leader)
     disputed = {v.seen_by: v.leader for v in views} if len(named) > 1 else {}
+    if disputed and count * 2 <= len(views):
+        return Observation(at, None, None, {}, disputed)
+    view = next(v for v in views if v.leader == leader)
     return Observation(at, view.leader, view.timeline,
                        {m.name: f"{m.role}/{m.state}" for m in view.members.values()}, disputed)
 
