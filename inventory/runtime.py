@@ -284,6 +284,11 @@ class EtcdAuth(_Model):
     # another member does not log in again in the middle of a failover. None: etcd's
     # simple tokens, which live in one member's memory (fine for a trial, not production).
     token_signing_key: SecretRef | None = None
+    # A read-only user on Patroni's namespace: the exporter reads every cluster's keys in
+    # one request over a kept connection, where Patroni's REST API costs a TLS handshake per
+    # cluster and scrape (it closes every connection). None: the exporter asks the REST API.
+    monitor_user: str = Field(default="tricenter-monitor", pattern=r"^[a-z_][a-z0-9_-]*$")
+    monitor_password: SecretRef | None = None
 
 
 class Monitoring(_Model):
@@ -503,6 +508,9 @@ def ansible_inventory(runtime: RuntimeInventory, reachable_only: bool = True) ->
             "patroni_password": _ref(auth.patroni_password), "patroni_prefix": auth.patroni_prefix}
         if auth.token_signing_key is not None:
             all_vars["tricenter_etcd_auth"]["token_signing_key"] = _ref(auth.token_signing_key)
+        if auth.monitor_password is not None:
+            all_vars["tricenter_etcd_auth"].update(monitor_user=auth.monitor_user,
+                                                   monitor_password=_ref(auth.monitor_password))
     if runtime.object_store is not None:
         store = runtime.object_store
         all_vars["tricenter_object_store"] = {

@@ -73,8 +73,25 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                       heartbeat=probes.Background(functools.partial(
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
                       etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),
-                      drill_history=drill_history, secret_base=runtime_file.parent)
+                      drill_history=drill_history, secret_base=runtime_file.parent,
+                      patroni_dcs=_patroni_dcs(runtime, runtime_file.parent))
     return TricenterCollector(runtime, sources, targets)
+
+
+def _patroni_dcs(runtime: RuntimeInventory, secret_base: Path):
+    """The clusters' states from etcd, as the inventory's read-only etcd user; None when it
+    names none (then every scrape asks each cluster's REST API)."""
+    from dr.workload import resolve_secret
+    from support.patroni_dcs import PatroniDcs
+
+    auth = runtime.etcd_auth
+    if auth is None or auth.monitor_password is None or not runtime.etcd:
+        return None
+    tls = runtime.client_tls
+    dcs = PatroniDcs(runtime.etcd, auth.patroni_prefix, auth.monitor_user,
+                     lambda: resolve_secret(auth.monitor_password, secret_base),
+                     *((tls.ca, tls.cert, tls.key) if tls else (runtime.tls_ca_file,)))
+    return functools.partial(probes.patroni_clusters, dcs)
 
 
 def _watch_poll(runtime: RuntimeInventory, secret_base: Path):
@@ -89,6 +106,22 @@ def _watch_poll(runtime: RuntimeInventory, secret_base: Path):
             password = None
         return probes.leader_poll(db, last_leader, timeout, runtime.tls_ca_file, quick, password)
     return poll
+
+
+def _watch_confirm(runtime: RuntimeInventory, secret_base: Path):
+    """The leader watch's quick confirmation of every cluster at once
+    (probes.confirm_primaries), over the connections the exporter keeps, same account."""
+    from dr.workload import SecretUnavailable, resolve_secret
+
+    def confirm(asks, timeout):
+        known = {}
+        for name, (db, leader) in asks.items():
+            try:
+                known[name] = (db, db.member(leader), resolve_secret(db.password, secret_base))
+            except (SecretUnavailable, OSError, KeyError):
+                continue  # left to the poll, which says why
+        return probes.confirm_primaries(known, runtime.tls_ca_file, timeout)
+    return confirm
 
 
 def _common(func):
@@ -136,7 +169,8 @@ def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
 
         collector.watch = LeaderWatch(
             collector.runtime, _watch_poll(collector.runtime, runtime_file.parent),
-            Timing.for_scrapes(scrape_interval, leader_poll))
+            Timing.for_scrapes(scrape_interval, leader_poll),
+            confirm=_watch_confirm(collector.runtime, runtime_file.parent))
         # The scrape reports the watch's verdict instead of asking /primary once more.
         collector.sources.leader_lost = collector.watch.leader_lost
         collector.watch.start()

@@ -170,7 +170,7 @@ def families(view: InventoryView, obs: Observation, targets: dict[str, Targets],
         f.probe_ok.add_metric([probe, ""], 0)
     if obs.heartbeat_age is not None:
         f.probe_age.add_metric(["object_store", ""], obs.heartbeat_age)
-    for probe in ("haproxy", "etcd", "object_store"):
+    for probe in ("haproxy", "etcd", "object_store", "patroni_dcs"):
         if probe not in obs.failures and _global_probe_ran(obs, probe):
             f.probe_ok.add_metric([probe, ""], 1)
     return f.all()
@@ -178,7 +178,7 @@ def families(view: InventoryView, obs: Observation, targets: dict[str, Targets],
 
 def _global_probe_ran(obs: Observation, probe: str) -> bool:
     return {"haproxy": obs.haproxy is not None, "etcd": bool(obs.etcd),
-            "object_store": obs.heartbeat is not None}[probe]
+            "object_store": obs.heartbeat is not None, "patroni_dcs": obs.patroni_dcs}[probe]
 
 
 def _system(f: Families, view: InventoryView, system: SystemRuntime, obs: SystemObservation,

@@ -115,9 +115,10 @@ class LeaderWatch:
 
     def __init__(self, runtime: RuntimeInventory,
                  poll: Callable[[DatabaseCluster, str | None, float, bool], LeaderPoll],
-                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic):
+                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 confirm: Callable[[dict[str, tuple[DatabaseCluster, str]], float], set[str]] | None = None):
         self.databases = {name: s.database for name, s in runtime.systems.items() if s.database}
-        self.poll, self.timing, self.clock = poll, timing, clock
+        self.poll, self.timing, self.clock, self.confirm = poll, timing, clock, confirm
         self.leaders: dict[str, str | None] = {name: None for name in self.databases}
         self.runs: dict[str, Run | None] = {name: None for name in self.databases}
         self.polled: set[str] = set()
@@ -227,12 +228,25 @@ class LeaderWatch:
         self.rounds += 1
         with self._lock:
             quick = {name: self._quick(name, full_round, started) for name in self.databases}
+        unasked = list(self.databases)
+        if self.confirm is not None:
+            # Every quick confirmation at once, in this thread; only the clusters it did
+            # not confirm are polled one by one (and not quickly again).
+            asks = {name: (self.databases[name], self.leaders[name]) for name in unasked
+                    if quick[name] and self.leaders[name] is not None}
+            for name in self.confirm(asks, self.timing.timeout / 2) if asks else ():
+                self.update(name, LeaderPoll(self.leaders[name], PrimaryAnswer.yes), at=started)
+                unasked.remove(name)
+            quick.update(dict.fromkeys(asks, False))
+        if not unasked:
+            return
+
         def ask(name: str) -> LeaderPoll:
             return self.poll(self.databases[name], self.leaders[name], self.timing.timeout, quick[name])
 
         # The last cluster is asked in this thread: with one cluster, a poll costs no
         # hand-off to a pool thread (that cost more CPU than the poll's query).
-        *others, last = self.databases
+        *others, last = unasked
         answers = {name: pool.submit(ask, name) for name in others}
         answers[last] = _done(ask, last)
         for name, answer in answers.items():

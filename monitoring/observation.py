@@ -46,6 +46,7 @@ class Observation:
     heartbeat: tuple[float, dict[str, float | None]] | None = None  # object store
     heartbeat_age: float | None = None  # seconds since the heartbeat was taken (cached)
     drills: list[dict] = field(default_factory=list)  # the drill history
+    patroni_dcs: bool = False  # the clusters' states came from etcd this scrape
     certificates: dict[str, float] = field(default_factory=dict)  # https URL → not-after
     failures: dict[str, str] = field(default_factory=dict)  # global probe → why
 
@@ -60,6 +61,9 @@ class Sources:
     drill_history: Path | None = None
     secret_base: Path | None = None  # resolves relative secret file references
     patroni: Callable = probes.patroni_cluster
+    # Every cluster's state from etcd in one read (probes.patroni_clusters), asked before
+    # `patroni`, which remains for a cluster the read did not cover; None: REST API only.
+    patroni_dcs: Callable[[], dict[str, ClusterState]] | None = None
     leader_check: Callable = probes.patroni_leader_answers
     # Read off the scrape path once an hour: a certificate changes rarely, and a handshake
     # per https endpoint per scrape cost more than the rest of the scrape.
@@ -78,18 +82,20 @@ def confirmed_leader(obs: SystemObservation) -> str | None:
     return obs.cluster.leader if obs.cluster is not None and obs.leader_answers else None
 
 
-def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None = None
-                    ) -> SystemObservation:
+def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None = None,
+                    cluster: ClusterState | None = None) -> SystemObservation:
+    """`cluster`: the state etcd gave, if it did; else this asks Patroni's REST API."""
     from dr.workload import SecretUnavailable, resolve_secret
 
-    obs = SystemObservation()
+    obs = SystemObservation(cluster=cluster)
     db = system.database
     if db is None:
         return obs
-    try:
-        obs.cluster = sources.patroni(db, ca_file)
-    except ProbeFailed as exc:
-        obs.failures["patroni"] = str(exc)
+    if obs.cluster is None:
+        try:
+            obs.cluster = sources.patroni(db, ca_file)
+        except ProbeFailed as exc:
+            obs.failures["patroni"] = str(exc)
     lost = sources.leader_lost(system.name)
     if lost is not None:
         obs.leader_answers, obs.watched = not lost, True
@@ -131,6 +137,22 @@ def _haproxy_servers(sources: Sources) -> list[HaproxyServer]:
     return [s for url in sources.haproxy_stats for s in sources.haproxy(url)]
 
 
+def _dcs_clusters(sources: Sources, obs: Observation) -> dict[str, ClusterState]:
+    """Asked in the scrape's thread before the systems fan out: one request, whose answer
+    they all wait for."""
+    from dr.workload import SecretUnavailable
+
+    if sources.patroni_dcs is None:
+        return {}
+    try:
+        clusters = sources.patroni_dcs()
+    except (ProbeFailed, SecretUnavailable, OSError) as exc:
+        obs.failures["patroni_dcs"] = str(exc)
+        return {}
+    obs.patroni_dcs = True
+    return clusters
+
+
 def observe(view: InventoryView, sources: Sources,
             pool: ThreadPoolExecutor | None = None) -> Observation:
     """One look at everything the runtime inventory names; `pool`: the collector's own,
@@ -143,7 +165,9 @@ def observe(view: InventoryView, sources: Sources,
 
     runtime = view.runtime
     obs = Observation()
-    systems = {name: pool.submit(_observe_system, s, sources, runtime.tls_ca_file)
+    from_dcs = _dcs_clusters(sources, obs)
+    systems = {name: pool.submit(_observe_system, s, sources, runtime.tls_ca_file,
+                                 from_dcs.get(s.database.cluster) if s.database else None)
                for name, s in runtime.systems.items()}
     etcd = [pool.submit(sources.etcd, url) for url in runtime.etcd]
     haproxy = pool.submit(_haproxy_servers, sources) if sources.haproxy_stats else None

@@ -31,6 +31,7 @@ from support.patroni import (
     PatroniUnavailable,
     PrimaryAnswer,
 )
+from support.patroni_dcs import DcsUnavailable, PatroniDcs
 from support.tls import client_context
 from support.watchdog import Watchdog
 
@@ -94,6 +95,14 @@ def patroni_cluster(db: DatabaseCluster, ca_file: str | None = None, timeout: fl
         return _client(db, ca_file, timeout).state()
     except PatroniUnavailable as exc:
         raise ProbeFailed(str(exc)) from None
+
+
+def patroni_clusters(dcs: PatroniDcs) -> dict[str, ClusterState]:
+    """Every cluster's state as etcd holds Patroni's keys (support/patroni_dcs.py)."""
+    try:
+        return dcs.clusters()
+    except DcsUnavailable as exc:
+        raise ProbeFailed(f"etcd: {exc}") from None
 
 
 def patroni_leader_answers(db: DatabaseCluster, leader: DbMember, ca_file: str | None = None,
@@ -252,6 +261,75 @@ def _database_answer(db: DatabaseCluster, leader: DbMember, password: str, ca_fi
         return PrimaryAnswer.silent
     _connections.checkin(key, conn)
     return PrimaryAnswer.yes if row and row[0] else PrimaryAnswer.no
+
+
+IS_PRIMARY_QUERY = b"SELECT NOT pg_is_in_recovery()"
+
+
+def confirm_primaries(asks: dict[str, tuple[DatabaseCluster, DbMember, str]], ca_file: str | None,
+                      timeout: float) -> set[str]:
+    """Which of `asks` (name → cluster, its leader, the account's password) have the
+    leader's database say it is out of recovery, asked at once over the connections the
+    exporter keeps: every query is sent, then one wait with one deadline takes the answers.
+    Only a confirmation counts; a leader without a kept connection, or one that errs or
+    does not answer by the deadline, is left to the caller (its connection closed).
+
+    The leader watch asks this every second. Through psycopg's cursor, each query on its
+    own pool thread, bounded by the watchdog, a confirmation cost about 0.5 ms of CPU plus
+    the hand-offs; here libpq's asynchronous calls do it without a thread or a timer."""
+    import selectors
+
+    import psycopg
+    from psycopg import pq
+
+    pending: dict[int, tuple[str, tuple, object]] = {}  # socket → (name, key, connection)
+    for name, (db, leader, password) in asks.items():
+        key = _connection_key(db, leader, password, ca_file)
+        conn = _connections.checkout(key)
+        if conn is None:
+            continue
+        try:
+            conn.pgconn.send_query(IS_PRIMARY_QUERY)
+            if conn.pgconn.flush() == 0:
+                pending[conn.pgconn.socket] = (name, key, conn)
+                continue
+        except psycopg.Error:
+            pass
+        conn.close()
+    confirmed: set[str] = set()
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for fd in pending:
+            selector.register(fd, selectors.EVENT_READ)
+        # Not a polling wait: select blocks until an answer arrives, and each round settles
+        # a connection or reads part of an answer (a few packets at most).
+        for _ in range(8 * len(pending)):
+            events = selector.select(max(0.0, deadline - time.monotonic())) if pending else []
+            if not events:
+                break  # all answered, or the deadline passed
+            for ready, _ in events:
+                fd = ready.fd
+                name, key, conn = pending[fd]
+                try:
+                    conn.pgconn.consume_input()
+                    if conn.pgconn.is_busy():
+                        continue  # a partial answer: wait for the rest
+                    results = list(iter(conn.pgconn.get_result, None))
+                except psycopg.Error:
+                    results = []
+                selector.unregister(fd)
+                del pending[fd]
+                answered = (len(results) == 1 and results[0].status == pq.ExecStatus.TUPLES_OK
+                            and conn.pgconn.status == pq.ConnStatus.OK)
+                if answered and results[0].get_value(0, 0) == b"t":
+                    confirmed.add(name)
+                if answered:
+                    _connections.checkin(key, conn)  # in recovery, maybe: still a good connection
+                else:
+                    conn.close()
+    for _, _, conn in pending.values():
+        conn.close()  # no answer by the deadline: frozen, cut off, or slow
+    return confirmed
 
 
 # What libpq says when the server is not there to take writes, as against a timeout or a

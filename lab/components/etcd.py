@@ -19,6 +19,7 @@ from lab.context import CENTERS, LabContext, Ports
 HOST_FORMAT = "{center}-db"  # the lab host (lab/components/sshd.py) each member runs on
 ROOT_PASSWORD = "etcd-root"  # secret files (LabContext.secret_file)
 PATRONI_PASSWORD = "etcd-patroni"
+MONITOR_PASSWORD = "etcd-monitor"
 TOKEN_SIGNING_KEY = "etcd-token-signing-key"  # PEM, made by lab/pki.py
 # Members whose data was made with these peer URLs' scheme: etcd keeps its peers' URLs in
 # its data, so a member made with http peers would never reach an https quorum.
@@ -240,6 +241,7 @@ class Etcd:
         runtime.etcd_auth = EtcdAuth(
             root_password=SecretRef(file=str(lab.secret_file(ROOT_PASSWORD))),
             patroni_password=SecretRef(file=str(lab.secret_file(PATRONI_PASSWORD))),
+            monitor_password=SecretRef(file=str(lab.secret_file(MONITOR_PASSWORD))),
             token_signing_key=SecretRef(file=str(token_signing_key(lab))))
 
 

@@ -82,6 +82,20 @@ def test_patronis_user_reaches_only_patronis_namespace(lab: Lab, runtime: Runtim
     assert "permission denied" in put.text, put.text
 
 
+def test_the_exporters_user_only_reads_patronis_namespace(lab: Lab, runtime: RuntimeInventory) -> None:
+    auth = runtime.etcd_auth
+    assert auth is not None and auth.monitor_password is not None
+    url = runtime.etcd[1]
+    token = _login(url, runtime, auth.monitor_user, lab.ctx.secret(etcd.MONITOR_PASSWORD))
+    inside = _range(url, runtime, auth.patroni_prefix, token)
+    assert inside.status_code == 200 and int(inside.json().get("count", 0)) > 0, inside.text
+    assert "permission denied" in _range(url, runtime, "/", token).text
+    put = requests.post(f"{url}/v3/kv/put", json={"key": _b64(auth.patroni_prefix + "registry/leader"),
+                                                 "value": _b64("intruder")},
+                        headers={"Authorization": token}, **_tls(runtime))
+    assert "permission denied" in put.text, put.text
+
+
 def test_a_token_one_member_issued_is_honoured_by_the_others(lab: Lab, runtime: RuntimeInventory) -> None:
     # Simple tokens live in the issuing member's memory: Patroni, moving to another member
     # mid-failover, had to log in again ("invalid auth token" in etcd's log).
@@ -97,7 +111,8 @@ def test_a_token_one_member_issued_is_honoured_by_the_others(lab: Lab, runtime: 
 def test_secret_files_and_copied_keys_are_their_owners_alone(lab: Lab) -> None:
     ctx = lab.ctx
     secrets = [f for f in ctx.secrets_dir.iterdir() if f.is_file() and f.suffix != ".pub"]
-    assert {etcd.ROOT_PASSWORD, etcd.PATRONI_PASSWORD, etcd.TOKEN_SIGNING_KEY} <= {f.name for f in secrets}
+    assert {etcd.ROOT_PASSWORD, etcd.PATRONI_PASSWORD, etcd.MONITOR_PASSWORD,
+            etcd.TOKEN_SIGNING_KEY} <= {f.name for f in secrets}
     keys = [etcd.data_dir(ctx, c).parent.parent.parent / f"etc/etcd/tls/{name}"
             for c in CENTERS for name in ("etcd.key", "jwt.key")]
     for file in secrets + keys:

@@ -170,3 +170,51 @@ def test_with_mains_prometheus_and_alertmanager_gone_an_alert_is_still_delivered
         lab.supervisor.start_programs([victim, *monitoring])
     _until(lambda: all(alertmanager.cluster_peers(ctx, c) == len(CENTERS) for c in CENTERS),
            60, "main's Alertmanager member back in the cluster")
+
+
+def test_etcd_gives_the_clusters_as_patroni_does_and_the_exporter_reads_them_there(ctx, runtime):
+    from pathlib import Path
+
+    from monitoring.cli import _patroni_dcs
+    from support.patroni import ApiAccess, PatroniCluster
+
+    def roles(state):
+        return {m.name: (m.role, m.state, m.timeline) for m in state.members.values()}
+
+    read = _patroni_dcs(runtime, Path(ctx.runtime_inventory_file).parent)
+    assert read is not None, "the lab's runtime inventory names no read-only etcd user"
+
+    def agreeing_snapshot():
+        rest = {name: roles(PatroniCluster(s.database, ApiAccess(ca_file=runtime.tls_ca_file)).state())
+                for name, s in runtime.systems.items() if s.database}
+        etcd = {name: roles(read()[s.database.cluster]) for name, s in runtime.systems.items()
+                if s.database}
+        return (rest, etcd) if rest == etcd else None
+
+    rest, etcd = _until(agreeing_snapshot, 30, "etcd and Patroni's REST API agreeing")
+    assert all(any(role == "leader" for role, _, _ in members.values()) for members in etcd.values())
+    assert scrape(ctx)[("tricenter_probe_success", (("probe", "patroni_dcs"), ("system", "")))] == 1
+
+
+def test_one_quick_question_confirms_each_primary_and_no_standby(runtime):
+    from dr.workload import resolve_secret
+    from monitoring import probes
+    from support.patroni import ApiAccess, PatroniCluster
+
+    leaders, standbys = {}, {}
+    for name, system in runtime.systems.items():
+        db = system.database
+        if db is None:
+            continue
+        state = PatroniCluster(db, ApiAccess(ca_file=runtime.tls_ca_file)).state()
+        password = resolve_secret(db.password)
+        standby = next(m for m in state.members if m != state.leader)
+        leaders[name] = (db, db.member(state.leader), password)
+        standbys[name] = (db, db.member(standby), password)
+    # The exporter keeps one connection per cluster, opened by its pg_stat_replication read.
+    for asks, expected in ((standbys, set()), (leaders, set(leaders))):
+        for db, member, password in asks.values():
+            probes.replication(db, member, password, runtime.tls_ca_file)
+        assert probes.confirm_primaries(asks, runtime.tls_ca_file, timeout=2) == expected
+        # Asked again over the same connections: an answer, either way, keeps them.
+        assert probes.confirm_primaries(asks, runtime.tls_ca_file, timeout=2) == expected

@@ -416,3 +416,25 @@ def test_an_etcd_member_that_does_not_answer_is_unhealthy() -> None:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     assert etcd_member(f"http://127.0.0.1:{port}").healthy is False
+
+
+def test_the_clusters_etcd_holds_spare_each_clusters_rest_api(tmp_path: Path) -> None:
+    asked = []
+    text = scrape(sources(tmp_path, patroni_dcs=lambda: {"registry": INTENDED},
+                          patroni=lambda db, ca: asked.append(db.cluster)))
+    assert asked == []
+    assert value(text, "tricenter_db_member_role", system="registry", center="samecity",
+                 role="sync_standby") == 1
+    assert value(text, "tricenter_probe_success", probe="patroni_dcs", system="") == 1
+
+
+def test_without_etcd_each_cluster_is_asked_over_its_rest_api(tmp_path: Path) -> None:
+    def cut_off():
+        raise ProbeFailed("etcd: no member answered")
+    text = scrape(sources(tmp_path, patroni_dcs=cut_off))
+    assert value(text, "tricenter_probe_success", probe="patroni_dcs", system="") == 0
+    assert value(text, "tricenter_probe_success", probe="patroni", system="registry") == 1
+    assert value(text, "tricenter_db_layout_as_intended", system="registry") == 1
+    # A cluster etcd does not hold (not bootstrapped, another namespace) is asked too.
+    text = scrape(sources(tmp_path, patroni_dcs=lambda: {}))
+    assert value(text, "tricenter_db_leader_present", system="registry") == 1

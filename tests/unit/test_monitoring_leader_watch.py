@@ -379,3 +379,36 @@ def test_a_primary_back_within_the_grace_or_only_slow_is_no_episode() -> None:
             (3.3, LeaderPoll("pg-main", SILENT, ("pg-main",))),
             (4.4, LeaderPoll("pg-main", SILENT, ("pg-main",))), (6.5, CONFIRMED))
     assert watch.counts() == {"registry": 0}
+
+
+def test_quick_confirmations_go_out_together_and_only_the_doubtful_are_polled() -> None:
+    rt = runtime()
+    second = rt.systems["registry"].model_copy(update={"name": "charity"})
+    rt.systems["charity"] = second.model_copy(update={"database": second.database.model_copy(
+        update={"cluster": "charity"})})
+    polled: list[tuple[str, bool]] = []
+    batches: list[dict] = []
+    frozen = {"charity"}  # its leader's database does not answer the quick question
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        polled.append((db.cluster, quick))
+        return CONFIRMED
+
+    def confirm(asks, timeout) -> set[str]:
+        batches.append({name: leader for name, (_, leader) in asks.items()})
+        return set(asks) - frozen
+
+    now = [0.0]
+    watch = LeaderWatch(rt, poll, TIMING, clock=lambda: now[0], confirm=confirm)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        watch.poll_once(pool)  # no leader known yet: Patroni for both, no batch
+        assert batches == [] and sorted(polled) == [("charity", False), ("registry", False)]
+        polled.clear()
+        now[0] += TIMING.interval
+        for name in ("registry", "charity"):
+            watch.patroni_named(name, "pg-main")
+        watch.poll_once(pool)
+    assert batches == [{"registry": "pg-main", "charity": "pg-main"}]
+    # The one the batch left unconfirmed is polled, through Patroni, not quickly again.
+    assert polled == [("charity", False)]
+    assert watch.counts() == {"registry": 0, "charity": 0}

@@ -34,6 +34,7 @@ SECRETS = {
     "TRICENTER_SAMPLE_S3_SECRET_KEY": "s3-secret-5",
     "TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD": "etcd-root-pw-6",
     "TRICENTER_SAMPLE_ETCD_PATRONI_PASSWORD": "etcd-patroni-pw-7",
+    "TRICENTER_SAMPLE_ETCD_MONITOR_PASSWORD": "etcd-monitor-pw-3",
     "TRICENTER_SAMPLE_BACKUP_CIPHER_PASSWORD": "backup-cipher-8",
     "TRICENTER_SAMPLE_ETCD_TOKEN_SIGNING_KEY": ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -98,10 +99,15 @@ def test_etcd_role_keeps_its_key_private_and_its_passwords_out_of_the_output() -
     assert key_copy["ansible.builtin.copy"]["mode"] == "0600" and key_copy["diff"] is False
     auth = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/auth.yml").read_text())
     with_secrets = [t for t in auth if "tricenter_secret" in json.dumps(t)]
-    assert len(with_secrets) == 2 and all(t["no_log"] is True for t in with_secrets)
+    assert len(with_secrets) == 4 and all(t["no_log"] is True for t in with_secrets)
     # Passwords reach etcdctl on stdin or in its environment, never in its argv.
     setup = next(t for t in auth if "etcd_auth_commands" in t.get("vars", {}))
-    assert not any("tricenter_secret" in json.dumps(c["argv"]) for c in setup["vars"]["etcd_auth_commands"])
+    monitor = yaml.safe_load((PLAYBOOKS / "roles/etcd/defaults/main.yml").read_text())["etcd_monitor_commands"]
+    commands = setup["vars"]["etcd_auth_commands"] + monitor
+    assert not any("tricenter_secret" in json.dumps(c["argv"]) for c in commands)
+    # The exporter's user may read Patroni's namespace, and nothing else.
+    grant = next(c["argv"] for c in monitor if "grant-permission" in c["argv"])
+    assert grant[grant.index("--prefix=true") + 1:] == ["read", "{{ tricenter_etcd_auth.patroni_prefix }}"]
 
 
 def test_etcd_signs_jwt_tokens_with_the_inventorys_key_kept_private(hostvars, secrets) -> None:
