@@ -438,3 +438,21 @@ def test_without_etcd_each_cluster_is_asked_over_its_rest_api(tmp_path: Path) ->
     # A cluster etcd does not hold (not bootstrapped, another namespace) is asked too.
     text = scrape(sources(tmp_path, patroni_dcs=lambda: {}))
     assert value(text, "tricenter_db_leader_present", system="registry") == 1
+
+
+def test_the_watch_reads_a_password_once_a_minute_and_a_rotated_one_after(tmp_path: Path) -> None:
+    secret = tmp_path / "registry-db-password"
+    secret.write_text("first")
+    db = runtime().systems["registry"].database.model_copy(
+        update={"password": SecretRef(file=str(secret))})
+    now = [0.0]
+    passwords = cli._Passwords(tmp_path, clock=lambda: now[0])
+    assert passwords(db) == "first"
+    secret.write_text("rotated")
+    now[0] += 30
+    assert passwords(db) == "first"
+    now[0] += 31
+    assert passwords(db) == "rotated"
+    secret.unlink()
+    now[0] += 61
+    assert passwords(db) is None  # the poll then says why
