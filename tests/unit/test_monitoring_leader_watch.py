@@ -412,3 +412,23 @@ def test_quick_confirmations_go_out_together_and_only_the_doubtful_are_polled() 
     # The one the batch left unconfirmed is polled, through Patroni, not quickly again.
     assert polled == [("charity", False)]
     assert watch.counts() == {"registry": 0, "charity": 0}
+
+
+def test_a_quick_confirmation_that_breaks_leaves_every_cluster_to_its_poll() -> None:
+    polled: list[bool] = []
+
+    def poll(db, leader, timeout, quick) -> LeaderPoll:
+        polled.append(quick)
+        return CONFIRMED
+
+    def broken(asks, timeout) -> set[str]:
+        raise OSError("bad file descriptor")
+
+    now = [0.0]
+    watch = LeaderWatch(runtime(), poll, TIMING, clock=lambda: now[0], confirm=broken)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watch.poll_once(pool)
+        now[0] += TIMING.interval
+        watch.patroni_named("registry", "pg-main")
+        watch.poll_once(pool)  # the batch breaks: the watch goes on, through the poll
+    assert polled == [False, False] and watch.counts() == {"registry": 0}
