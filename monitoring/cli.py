@@ -69,7 +69,8 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
     # ~8 ms of CPU per round).
     sources = Sources(haproxy_stats=list(haproxy_stats), pgbackrest_config=pgbackrest_config,
                       pgbackrest_user=pgbackrest_user,
-                      pgbackrest=probes.Background(probes.pgbackrest_info, max_age=60),
+                      pgbackrest=probes.PerStanza(probes.Background(probes.pgbackrest_stanzas,
+                                                                    max_age=60)),
                       heartbeat=probes.Background(functools.partial(
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
                       etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),

@@ -456,3 +456,26 @@ def test_the_watch_reads_a_password_once_a_minute_and_a_rotated_one_after(tmp_pa
     secret.unlink()
     now[0] += 61
     assert passwords(db) is None  # the poll then says why
+
+
+def test_one_pgbackrest_run_answers_for_every_stanza(tmp_path: Path) -> None:
+    from monitoring.probes import Background, PerStanza
+
+    runs = []
+
+    def stanzas(config, run_as):
+        runs.append((config, run_as))
+        return {"registry": BACKUP, "charity": {**BACKUP, "name": "charity"}}
+
+    now = [100.0]
+    every = Background(stanzas, max_age=60, clock=lambda: now[0])
+    probe = PerStanza(every)
+    with pytest.raises(ProbeFailed):
+        probe(tmp_path / "pgbackrest.conf", "registry", "postgres")
+    every.wait()
+    now[0] = 130.0
+    assert probe(tmp_path / "pgbackrest.conf", "registry", "postgres") == BACKUP
+    assert probe(tmp_path / "pgbackrest.conf", "charity", "postgres")["name"] == "charity"
+    assert probe(tmp_path / "pgbackrest.conf", "absent", "postgres") == {}
+    assert probe.age(tmp_path / "pgbackrest.conf", "charity", "postgres") == 30
+    assert runs == [(tmp_path / "pgbackrest.conf", "postgres")]
