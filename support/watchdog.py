@@ -1,9 +1,11 @@
 """One thread that runs actions whose deadline passed, unless disarmed before.
 
-The exporter bounds every query on a kept PostgreSQL connection (a frozen server would
-block it for ever) and makes several a second with the leader watch on. A
-threading.Timer per query started a thread per query: 165 µs of CPU, as much as the
-query itself. Here one thread waits for the earliest deadline.
+The exporter bounds every query it runs through psycopg on a kept PostgreSQL connection
+(a frozen server would block it for ever): pg_stat_replication at every scrape, and the
+leader watch's fallbacks (its quick confirmations wait with a deadline of their own,
+monitoring/probes.confirm_primaries). A threading.Timer per query started a thread per
+query: 165 µs of CPU, as much as the query itself. Here one thread waits for the earliest
+deadline.
 """
 from __future__ import annotations
 
