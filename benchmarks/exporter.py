@@ -192,12 +192,13 @@ class CpuMeter:
                 group.mkdir()
             except OSError:
                 continue
+            # Set before the move, so that close() removes a group the process never joined.
+            self.group, self.file, self.unit = group, file, unit
             try:
                 (group / "cgroup.procs").write_text(f"{pid}\n")
-                self.group, self.file, self.unit = group, file, unit
                 self.seconds()  # readable, or not this one
                 break
-            except (OSError, ValueError):
+            except (OSError, ValueError, StopIteration):
                 self.close()
                 self.group = None
 
