@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import gc
 import logging
-import time
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from monitoring import probes
 from inventory.runtime import MissingTierTargets, RuntimeInventory
 from monitoring.collector import Sources, Targets, TricenterCollector
+from monitoring.secrets import Secrets
 
 
 class UserError(click.ClickException):
@@ -61,6 +61,7 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
     runtime = _load_runtime(runtime_file)
     targets = _tier_targets(runtime_file, runtime)
     drill_history = drill_history or history_file()  # where `tricenter drill run` appends
+    secrets = Secrets(runtime_file.parent)
     # What changes slowly and may hang for long is refreshed off the scrape path, and the
     # exporter says how old the answer is (tricenter_probe_answer_age_seconds). A backup
     # alert speaks in hours, object-store replication (container sync) in minutes: a
@@ -75,14 +76,13 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
                       etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),
                       drill_history=drill_history, secret_base=runtime_file.parent,
-                      patroni_dcs=_patroni_dcs(runtime, runtime_file.parent))
+                      secrets=secrets, patroni_dcs=_patroni_dcs(runtime, secrets))
     return TricenterCollector(runtime, sources, targets)
 
 
-def _patroni_dcs(runtime: RuntimeInventory, secret_base: Path):
+def _patroni_dcs(runtime: RuntimeInventory, secrets: Secrets):
     """The clusters' states from etcd, as the inventory's read-only etcd user; None when it
     names none (then every scrape asks each cluster's REST API)."""
-    from dr.workload import resolve_secret
     from support.patroni_dcs import PatroniDcs
 
     auth = runtime.etcd_auth
@@ -90,52 +90,28 @@ def _patroni_dcs(runtime: RuntimeInventory, secret_base: Path):
         return None
     tls = runtime.client_tls
     dcs = PatroniDcs(runtime.etcd, auth.patroni_prefix, auth.monitor_user,
-                     lambda: resolve_secret(auth.monitor_password, secret_base),
+                     lambda: secrets(auth.monitor_password),
                      *((tls.ca, tls.cert, tls.key) if tls else (runtime.tls_ca_file,)))
     return functools.partial(probes.patroni_clusters, dcs)
 
 
-class _Passwords:
-    """Each cluster's database password, read again once a minute rather than at every
-    poll: the leader watch asks every second, and reading the secret was a quarter of its
-    CPU. A rotated password reaches the next connection within a minute; the connections
-    already kept stay logged in."""
-
-    MAX_AGE = 60.0
-
-    def __init__(self, secret_base: Path, clock=time.monotonic):
-        self.secret_base, self.clock = secret_base, clock
-        self._read: dict[str, tuple[float, str | None]] = {}  # cluster → (when, password)
-
-    def __call__(self, db) -> str | None:
-        from dr.workload import SecretUnavailable, resolve_secret
-
-        when, password = self._read.get(db.cluster, (None, None))
-        if when is None or self.clock() - when > self.MAX_AGE:
-            try:
-                password = resolve_secret(db.password, self.secret_base)
-            except (SecretUnavailable, OSError):
-                password = None
-            self._read[db.cluster] = (self.clock(), password)
-        return password
-
-
-def _watch_poll(runtime: RuntimeInventory, passwords: _Passwords):
+def _watch_poll(runtime: RuntimeInventory, secrets: Secrets):
     """The leader watch's poll: Patroni and the leader's database (probes.leader_poll),
     over the connection the exporter keeps for pg_stat_replication, with the same account."""
     def poll(db, last_leader, timeout, quick):
-        return probes.leader_poll(db, last_leader, timeout, runtime.tls_ca_file, quick, passwords(db))
+        return probes.leader_poll(db, last_leader, timeout, runtime.tls_ca_file, quick,
+                                  secrets.or_none(db.password))
     return poll
 
 
-def _watch_confirm(runtime: RuntimeInventory, passwords: _Passwords):
+def _watch_confirm(runtime: RuntimeInventory, secrets: Secrets):
     """The leader watch's quick confirmation of every cluster at once
     (probes.confirm_primaries), over the connections the exporter keeps, same account."""
     def confirm(asks, timeout):
         # A cluster without its password, or whose leader the inventory does not list, is
         # left to the poll, which says why.
         known = {name: (db, member, password) for name, (db, leader) in asks.items()
-                 if (password := passwords(db)) is not None
+                 if (password := secrets.or_none(db.password)) is not None
                  and (member := next((m for m in db.members if m.name == leader), None))}
         return probes.confirm_primaries(known, runtime.tls_ca_file, timeout)
     return confirm
@@ -184,11 +160,11 @@ def serve(runtime_file: Path, haproxy_stats: tuple[str, ...],
     if leader_poll > 0:
         from monitoring.leader_watch import LeaderWatch, Timing
 
-        passwords = _Passwords(runtime_file.parent)
+        secrets = collector.sources.secrets  # the scrapes' cache: one read a minute for both
         collector.watch = LeaderWatch(
-            collector.runtime, _watch_poll(collector.runtime, passwords),
+            collector.runtime, _watch_poll(collector.runtime, secrets),
             Timing.for_scrapes(scrape_interval, leader_poll),
-            confirm=_watch_confirm(collector.runtime, passwords))
+            confirm=_watch_confirm(collector.runtime, secrets))
         # The scrape reports the watch's verdict instead of asking /primary once more.
         collector.sources.leader_lost = collector.watch.leader_lost
         collector.watch.start()

@@ -12,6 +12,7 @@ from typing import Callable
 from inventory.runtime import SystemRuntime
 from monitoring import probes
 from monitoring.inventory_view import InventoryView
+from monitoring.secrets import Secrets
 from monitoring.probes import (
     EtcdMemberStatus,
     HaproxyServer,
@@ -60,6 +61,9 @@ class Sources:
     pgbackrest_user: str | None = None
     drill_history: Path | None = None
     secret_base: Path | None = None  # resolves relative secret file references
+    # Every secret a probe needs, read through one cache (monitoring/secrets.py); made from
+    # secret_base unless given.
+    secrets: Secrets | None = None
     patroni: Callable = probes.patroni_cluster
     # Every cluster's state from etcd in one read (probes.patroni_clusters), asked before
     # `patroni`, which remains for a cluster the read did not cover; None: REST API only.
@@ -77,6 +81,10 @@ class Sources:
     # replaces the scrape's own /primary; set when a watch runs (monitoring/cli.py).
     leader_lost: Callable[[str], bool | None] = lambda system: None
 
+    def __post_init__(self) -> None:
+        if self.secrets is None:
+            self.secrets = Secrets(self.secret_base)
+
 
 def confirmed_leader(obs: SystemObservation) -> str | None:
     return obs.cluster.leader if obs.cluster is not None and obs.leader_answers else None
@@ -85,7 +93,7 @@ def confirmed_leader(obs: SystemObservation) -> str | None:
 def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None = None,
                     cluster: ClusterState | None = None) -> SystemObservation:
     """`cluster`: the state etcd gave, if it did; else this asks Patroni's REST API."""
-    from dr.workload import SecretUnavailable, resolve_secret
+    from dr.workload import SecretUnavailable
 
     obs = SystemObservation(cluster=cluster)
     db = system.database
@@ -104,7 +112,7 @@ def _observe_system(system: SystemRuntime, sources: Sources, ca_file: str | None
     # Only a leader that answers: a frozen one would hold the scrape for the connect timeout.
     if obs.leader_answers and obs.cluster is not None and obs.cluster.leader is not None:
         try:
-            password = resolve_secret(db.password, sources.secret_base)
+            password = sources.secrets(db.password)
             obs.replication = sources.replication(db, db.member(obs.cluster.leader), password,
                                                   ca_file)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:
@@ -161,7 +169,7 @@ def observe(view: InventoryView, sources: Sources,
         with ThreadPoolExecutor(max_workers=WORKERS) as own:
             return observe(view, sources, own)
     from dr import history
-    from dr.workload import SecretUnavailable, resolve_secret
+    from dr.workload import SecretUnavailable
 
     runtime = view.runtime
     obs = Observation()
@@ -187,8 +195,8 @@ def observe(view: InventoryView, sources: Sources,
         writer = next((c for c in store.regions if runtime.centers.get(c) and
                        runtime.centers[c].role == "main"), next(iter(store.regions)))
         try:
-            args = (store, resolve_secret(store.access_key, sources.secret_base),
-                    resolve_secret(store.secret_key, sources.secret_base), writer)
+            args = (store, sources.secrets(store.access_key), sources.secrets(store.secret_key),
+                    writer)
             obs.heartbeat = sources.heartbeat(*args)
             obs.heartbeat_age = answer_age(sources.heartbeat, args)
         except (ProbeFailed, SecretUnavailable, OSError) as exc:

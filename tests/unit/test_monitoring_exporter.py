@@ -440,22 +440,47 @@ def test_without_etcd_each_cluster_is_asked_over_its_rest_api(tmp_path: Path) ->
     assert value(text, "tricenter_db_leader_present", system="registry") == 1
 
 
-def test_the_watch_reads_a_password_once_a_minute_and_a_rotated_one_after(tmp_path: Path) -> None:
+def test_a_secret_is_read_once_a_minute_and_a_rotated_one_after(tmp_path: Path) -> None:
+    from monitoring.secrets import Secrets
+
     secret = tmp_path / "registry-db-password"
     secret.write_text("first")
-    db = runtime().systems["registry"].database.model_copy(
-        update={"password": SecretRef(file=str(secret))})
+    ref = SecretRef(file=secret.name)  # relative: read from the runtime inventory's folder
     now = [0.0]
-    passwords = cli._Passwords(tmp_path, clock=lambda: now[0])
-    assert passwords(db) == "first"
+    secrets = Secrets(tmp_path, clock=lambda: now[0])
+    assert secrets(ref) == "first"
     secret.write_text("rotated")
     now[0] += 30
-    assert passwords(db) == "first"
+    assert secrets(ref) == "first"
     now[0] += 31
-    assert passwords(db) == "rotated"
+    assert secrets(ref) == "rotated"
     secret.unlink()
     now[0] += 61
-    assert passwords(db) is None  # the poll then says why
+    assert secrets.or_none(ref) is None  # the watch's poll then says why
+    with pytest.raises(OSError):
+        secrets(ref)  # a scrape reports the probe failed
+    secret.write_text("restored")
+    assert secrets(ref) == "restored"  # a failure is not remembered
+
+
+def test_scrapes_read_each_secret_once_a_minute(tmp_path: Path, monkeypatch) -> None:
+    import dr.workload
+
+    reads: list[SecretRef] = []
+    resolve = dr.workload.resolve_secret
+
+    def counted(ref: SecretRef, base: Path | None = None) -> str:
+        reads.append(ref)
+        return resolve(ref, base)
+
+    monkeypatch.setattr(dr.workload, "resolve_secret", counted)
+    src = sources(tmp_path)
+    scrape(src)
+    # The sample's database password and object-store keys are one variable: used three
+    # times, read once.
+    assert reads == [SecretRef(env="TRICENTER_TEST_PW")]
+    scrape(src)
+    assert len(reads) == 1
 
 
 def test_one_pgbackrest_run_answers_for_every_stanza(tmp_path: Path) -> None:
@@ -479,3 +504,26 @@ def test_one_pgbackrest_run_answers_for_every_stanza(tmp_path: Path) -> None:
     assert probe(tmp_path / "pgbackrest.conf", "absent", "postgres") == {}
     assert probe.age(tmp_path / "pgbackrest.conf", "charity", "postgres") == 30
     assert runs == [(tmp_path / "pgbackrest.conf", "postgres")]
+
+
+def test_haproxy_csv_as_haproxy_writes_it() -> None:
+    """All ~100 columns of a real stats page (the lab's HAProxy 2.x), read by name."""
+    import csv
+    import io
+
+    text = (Path(__file__).parents[1] / "fixtures/monitoring/haproxy-stats.csv").read_text()
+    servers = parse_haproxy_csv(text)
+    by_dict = [r for r in csv.DictReader(io.StringIO(text.lstrip("# ")))
+               if r["svname"] not in ("FRONTEND", "BACKEND")]
+    assert [(s.proxy, s.server, s.status, s.sessions_total) for s in servers] == [
+        (r["pxname"], r["svname"], r["status"].split(" ")[0], float(r["stot"] or 0)) for r in by_dict]
+    assert {s.server for s in servers} == {"pg-main", "pg-samecity", "pg-remote", "main-app",
+                                           "samecity-app"}
+
+
+def test_haproxy_csv_with_a_short_row_or_no_header() -> None:
+    assert parse_haproxy_csv("") == []
+    assert parse_haproxy_csv("nothing,like,haproxy\n1,2,3\n") == []
+    servers = parse_haproxy_csv("# pxname,svname,status,stot,addr\napp,main-app,UP 1/3\napp\n")
+    assert [(s.server, s.status, s.sessions_total, s.address) for s in servers] == [
+        ("main-app", "UP", 0.0, "")]
