@@ -14,7 +14,7 @@ from dr import checker, report_view
 from dr.engine import DrillOutcome
 from dr.levels import claimed_level
 from dr.paths import reports_dir
-from dr.touched import center_summary
+from dr.touched import center_summary, drilled_row
 from inventory.loader import load_gbt_table
 
 
@@ -74,7 +74,7 @@ def summary(out: DrillOutcome, report_dir: Path | None, context: dict | None = N
     context = context or {}
     rto_from = out.scenario.targets.rto_from
     center = recovered_in(out)
-    return {
+    result = {
         "scenario": out.scenario.name,
         "system": out.system.name,
         "run_id": out.run_id,
@@ -123,19 +123,11 @@ def summary(out: DrillOutcome, report_dir: Path | None, context: dict | None = N
         "alerts_note": out.extra.get("alerts_note"),
         "report_dir": str(report_dir) if report_dir else None,
         "context": {k: v for k, v in context.items() if k != "center_roles"},
-        **_center_wide(out, f),
     }
-
-
-def _center_wide(out: DrillOutcome, f) -> dict:
-    """A center fault's other systems, and the summary over all of them (none: absent)."""
-    if not out.touched:
-        return {}
-    drilled = {"name": out.system.name, "tier": out.targets.tier if out.targets else None,
-               "rto_seconds": _r(f.rto_seconds) if f else None,
-               "rpo_lost_writes": f.rpo_lost_writes if f else None, "passed": out.passed}
-    return {"touched_systems": [t.as_json() for t in out.touched],
-            "center_summary": center_summary(drilled, out.touched)}
+    if out.touched:  # a center fault's other systems, and the summary over all of them
+        result["touched_systems"] = [t.as_json() for t in out.touched]
+        result["center_summary"] = center_summary(drilled_row(result), out.touched)
+    return result
 
 
 def report_dir_for(out: DrillOutcome, base: Path) -> Path:

@@ -12,6 +12,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from dr.touched import drilled_row
+
 UTC8 = dt.timezone(dt.timedelta(hours=8), "UTC+8")
 
 TEXT: dict[str, dict[str, str]] = {
@@ -290,9 +292,7 @@ def _touched(r: dict, t: dict[str, str]) -> dict:
     summary = r.get("center_summary")
     if not summary:
         return {"touched": []}
-    drilled = {"name": r["system"], "tier": r.get("tier"), "rto_seconds": r.get("rto_seconds"),
-               "rpo_lost_writes": r.get("rpo_lost_writes"), "gbt20988_level": r.get("gbt20988_level"),
-               "passed": r.get("passed"), "note": ""}
+    drilled = drilled_row(r)
     rows = [{"name": x["name"], "tier": x.get("tier") or "—", "rto": seconds(x.get("rto_seconds"), t),
              "lost": "—" if x.get("rpo_lost_writes") is None else str(x["rpo_lost_writes"]),
              "level": x.get("gbt20988_level") or "—", "ok": bool(x.get("passed")), "note": x.get("note") or ""}

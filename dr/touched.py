@@ -158,6 +158,15 @@ class TouchedSystem:
         return out
 
 
+def drilled_row(result: dict) -> dict:
+    """The drilled system's row of the center-wide table, from the drill's JSON result: the
+    keys the center-wide table and its summary read of a touched system (TouchedResult.as_json)."""
+    return {"name": result["system"], "tier": result.get("tier"),
+            "rto_seconds": result.get("rto_seconds"), "rpo_lost_writes": result.get("rpo_lost_writes"),
+            "gbt20988_level": result.get("gbt20988_level"), "passed": result.get("passed"),
+            "note": ""}
+
+
 def center_summary(drilled: dict, touched: list[TouchedResult]) -> dict:
     """What a DR team reports for the center: every system, the worst RTO, the writes lost."""
     rows = [drilled] + [t.as_json() for t in touched]
