@@ -176,12 +176,13 @@ def test_etcd_gives_the_clusters_as_patroni_does_and_the_exporter_reads_them_the
     from pathlib import Path
 
     from monitoring.cli import _patroni_dcs
+    from monitoring.secrets import Secrets
     from support.patroni import ApiAccess, PatroniCluster
 
     def roles(state):
         return {m.name: (m.role, m.state, m.timeline) for m in state.members.values()}
 
-    read = _patroni_dcs(runtime, Path(ctx.runtime_inventory_file).parent)
+    read = _patroni_dcs(runtime, Secrets(Path(ctx.runtime_inventory_file).parent))
     assert read is not None, "the lab's runtime inventory names no read-only etcd user"
 
     def agreeing_snapshot():
