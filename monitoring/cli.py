@@ -61,7 +61,7 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
     runtime = _load_runtime(runtime_file)
     targets = _tier_targets(runtime_file, runtime)
     drill_history = drill_history or history_file()  # where `tricenter drill run` appends
-    secrets = Secrets(runtime_file.parent)
+    secrets = Secrets(runtime_file.parent)  # relative secret files sit beside the inventory
     # What changes slowly and may hang for long is refreshed off the scrape path, and the
     # exporter says how old the answer is (tricenter_probe_answer_age_seconds). A backup
     # alert speaks in hours, object-store replication (container sync) in minutes: a
@@ -75,8 +75,8 @@ def _collector(runtime_file: Path, haproxy_stats: tuple[str, ...],
                       heartbeat=probes.Background(functools.partial(
                           probes.object_store_heartbeat, ca_file=runtime.tls_ca_file), max_age=60),
                       etcd=functools.partial(probes.etcd_member, tls=runtime.client_tls),
-                      drill_history=drill_history, secret_base=runtime_file.parent,
-                      secrets=secrets, patroni_dcs=_patroni_dcs(runtime, secrets))
+                      drill_history=drill_history, secrets=secrets,
+                      patroni_dcs=_patroni_dcs(runtime, secrets))
     return TricenterCollector(runtime, sources, targets)
 
 
