@@ -154,9 +154,19 @@ def leader_poll(db: DatabaseCluster, last_leader: str | None, timeout: float,
     views = tuple(view.leader for m in db.members if m.name != last_leader
                   and (view := client.member_view(m.name, timeout)) is not None)
     named = [v for v in views if v is not None]
-    leader = max(set(named), key=named.count) if named else None
-    if leader is not None and leader != last_leader:
-        answer = primary(leader)
+    # Most named first, ties by name. While the members disagree (a failover under way, one
+    # view not yet updated), each leader some member names is asked until one confirms:
+    # asking only the most named one, a tie picked at random and could miss the new leader.
+    candidates = sorted(set(named), key=lambda name: (-named.count(name), name))
+    leader = candidates[0] if candidates else None
+    for candidate in candidates:
+        if candidate == last_leader:
+            continue  # asked above
+        said = primary(candidate)
+        if said is PrimaryAnswer.yes:
+            return LeaderPoll(candidate, said, views)
+        if candidate == leader:
+            answer = said
     return LeaderPoll(leader if leader is not None else last_leader, answer, views)
 
 

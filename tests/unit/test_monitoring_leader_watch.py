@@ -265,6 +265,19 @@ def test_after_a_failover_the_poll_follows_the_leader_the_members_name(
     assert poll.leader == "pg-samecity" and judge(poll) is Verdict.confirmed
 
 
+def test_members_split_between_two_leaders_each_is_asked_until_one_confirms(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # pg-main is frozen; one member already names the new leader, one still the old.
+    fake = FakeCluster({"pg-samecity": YES}, {"pg-samecity": "pg-samecity", "pg-remote": "pg-main"})
+    poll = poll_with(monkeypatch, fake, "pg-main")
+    assert poll.leader == "pg-samecity" and judge(poll) is Verdict.confirmed
+    # Nobody confirms: the most named (ties by name) is the leader the poll reports.
+    fake = FakeCluster({}, {"pg-samecity": "pg-samecity", "pg-remote": "pg-main"})
+    poll = poll_with(monkeypatch, fake, None)
+    assert poll.leader == "pg-main" and judge(poll) is Verdict.lost
+    assert fake.asked.count(("primary", "pg-main")) == fake.asked.count(("primary", "pg-samecity")) == 1
+
+
 def test_a_first_poll_finds_the_leader_from_the_members(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCluster({"pg-main": YES}, {m: "pg-main" for m in ("pg-main", "pg-samecity", "pg-remote")})
     assert judge(poll_with(monkeypatch, fake, None)) is Verdict.confirmed
