@@ -271,7 +271,8 @@ def postgres_exporter_dsn(node: DbMember, db: DatabaseCluster, password: str,
 def require_connected(url: str, log: Path) -> None:
     """Stop unless postgres_exporter reaches its database (pg_up 1). One that cannot connect
     still answers each scrape, at a fraction of the CPU: a baseline that says nothing
-    (until 2026-12-04, every side-by-side figure was measured so)."""
+    (from 2026-12-02, when the lab's PostgreSQL took TLS only, until 2026-12-04, every
+    side-by-side figure was measured so)."""
     if not postgres_up(requests.get(url, timeout=30).text):
         detail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
         sys.exit(f"postgres_exporter at {url} reports pg_up 0: it cannot reach its database, "
