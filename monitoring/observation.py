@@ -60,10 +60,9 @@ class Sources:
     pgbackrest_config: Path | None = None
     pgbackrest_user: str | None = None
     drill_history: Path | None = None
-    secret_base: Path | None = None  # resolves relative secret file references
-    # Every secret a probe needs, read through one cache (monitoring/secrets.py); made from
-    # secret_base unless given.
-    secrets: Secrets | None = None
+    # Every secret a probe needs, read through one cache (monitoring/secrets.py), which
+    # knows where relative secret files start.
+    secrets: Secrets = field(default_factory=Secrets)
     patroni: Callable = probes.patroni_cluster
     # Every cluster's state from etcd in one read (probes.patroni_clusters), asked before
     # `patroni`, which remains for a cluster the read did not cover; None: REST API only.
@@ -80,10 +79,6 @@ class Sources:
     # system → the leader watch's verdict (True: leader lost, None: no verdict yet), which
     # replaces the scrape's own /primary; set when a watch runs (monitoring/cli.py).
     leader_lost: Callable[[str], bool | None] = lambda system: None
-
-    def __post_init__(self) -> None:
-        if self.secrets is None:
-            self.secrets = Secrets(self.secret_base)
 
 
 def confirmed_leader(obs: SystemObservation) -> str | None:

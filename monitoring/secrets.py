@@ -2,9 +2,9 @@
 
 Each scrape needs every database's password and the object store's keys, and the leader
 watch a database's password every second: read from their files each time, that was
-about 0.14 ms of CPU a read, 0.6 of a scrape's ~9 ms on the lab. A rotated secret reaches the next
-new connection within a minute; the connections already kept stay logged in. A secret
-that cannot be read is not remembered: the next use tries again and says why.
+about 0.14 ms of CPU a read, 0.6 ms of a scrape's ~9 ms on the lab. A rotated secret
+reaches the next new connection within a minute; the connections already kept stay logged
+in. A secret that cannot be read is not remembered: the next use tries again and says why.
 """
 from __future__ import annotations
 
