@@ -42,6 +42,8 @@ BINARIES: dict[str, Binary] = {b.name: b for b in (
     Binary("initdb", PG_BIN / "initdb", "Debian package postgresql-15"),
     Binary("pg_rewind", PG_BIN / "pg_rewind", "Debian package postgresql-15"),
     Binary("patroni", PATRONI_BIN / "patroni", "scripts/bootstrap.sh (Patroni virtualenv)"),
+    # runs the postgresql_patroni role's launcher (templates/patroni_launcher.py.j2)
+    Binary("patroni-python", PATRONI_BIN / "python", "scripts/bootstrap.sh (Patroni virtualenv)"),
     Binary("patronictl", PATRONI_BIN / "patronictl", "scripts/bootstrap.sh (Patroni virtualenv)"),
     Binary("haproxy", Path("/usr/sbin/haproxy"), "Debian package haproxy"),
     Binary("sshd", Path("/usr/sbin/sshd"), "Debian package openssh-server"),

@@ -93,6 +93,10 @@ def config_file(lab: LabContext, center: str, system: str | None = None) -> Path
     return config_dir(lab, center, system) / "patroni.yml"
 
 
+def launcher_file(lab: LabContext, center: str, system: str | None = None) -> Path:
+    return config_dir(lab, center, system) / "patroni_launcher.py"
+
+
 def tls_dir(lab: LabContext, center: str, system: str | None = None) -> Path:
     return config_dir(lab, center, system) / "tls"
 
@@ -319,6 +323,7 @@ class Patroni:
             _write_owned(config_file(lab, center, system), renderer.template("patroni.yml.j2"), 0o600)
             _write_owned(Path(str(renderer.var("postgresql_patroni_post_bootstrap"))),
                          renderer.template("post_bootstrap.sh.j2"), 0o700)
+            _write_owned(launcher_file(lab, center, system), renderer.template("patroni_launcher.py.j2"), 0o644)
 
     def reload(self, lab: LabContext) -> None:
         """Make running members re-read patroni.yml (a no-op when nothing changed)."""
@@ -330,7 +335,8 @@ class Patroni:
 
     def programs(self, lab: LabContext) -> list[Program]:
         return [Program(name=program_name(center, lab, system), center=center, component="patroni",
-                        command=[binaries.path("patroni"), str(config_file(lab, center, system))],
+                        command=[binaries.path("patroni-python"), str(launcher_file(lab, center, system)),
+                                 str(config_file(lab, center, system))],
                         user=OS_USER, directory=config_dir(lab, center, system), priority=200,
                         host=db_host(lab, center, system))
                 for system, center in nodes(lab)]

@@ -180,7 +180,8 @@ def test_the_profiles_are_patronis_defaults_and_a_fast_one(ctx) -> None:
 
 def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> None:
     for program in patroni.Patroni().programs(ctx):
-        assert program.command[0] == binaries.path("patroni")
+        assert program.command[0] == binaries.path("patroni-python")
+        assert program.command[1].endswith("/etc/patroni/patroni_launcher.py")
 
 
 def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:

@@ -201,6 +201,37 @@ def test_post_bootstrap_quotes_the_application_password(hostvars, secrets) -> No
     assert "CREATE ROLE \"registry\" LOGIN PASSWORD 'app-''pw:1';" in script
 
 
+def _fake_patroni(root: Path, postgresql_module: str) -> None:
+    """A `patroni` package whose main() prints the stop polling it would run with."""
+    (root / "patroni" / "postgresql").mkdir(parents=True)
+    (root / "patroni" / "__init__.py").write_text("__version__ = '9.9.9'\n")
+    (root / "patroni" / "postgresql" / "__init__.py").write_text(postgresql_module)
+    (root / "patroni" / "__main__.py").write_text(
+        "import patroni.postgresql as pg, sys\n"
+        "def main():\n"
+        "    print(getattr(pg, 'STOP_POLLING_INTERVAL', None), sys.argv[1:])\n")
+
+
+@pytest.mark.parametrize(("postgresql_module", "prints", "warns"), [
+    ("STOP_POLLING_INTERVAL = 1\n", "0.1 ['/etc/patroni/patroni.yml']", False),
+    ("", "None ['/etc/patroni/patroni.yml']", True),  # a Patroni that renamed it still starts
+])
+def test_patroni_starts_through_a_launcher_with_short_stop_polling(
+        hostvars, tmp_path: Path, postgresql_module: str, prints: str, warns: bool) -> None:
+    variables = hostvars("main-db")
+    unit = render("postgresql_patroni", "patroni.service.j2", variables)
+    assert ("ExecStart=/usr/bin/python3 /etc/patroni/patroni_launcher.py /etc/patroni/patroni.yml"
+            in unit.splitlines())
+    launcher = tmp_path / "patroni_launcher.py"
+    launcher.write_text(render("postgresql_patroni", "patroni_launcher.py.j2", variables))
+    _fake_patroni(tmp_path / "site", postgresql_module)
+    done = subprocess.run([sys.executable, str(launcher), "/etc/patroni/patroni.yml"],
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+                          capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.strip() == prints
+    assert ("has no patroni.postgresql.STOP_POLLING_INTERVAL" in done.stderr) is warns
+
+
 def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Path) -> None:
     config = render("haproxy", "haproxy.cfg.j2", hostvars("main-lb"))
     assert "option httpchk GET /primary" in config and "option httpchk GET /replica" in config
