@@ -89,9 +89,12 @@ def _patroni_dcs(runtime: RuntimeInventory, secrets: Secrets):
     if auth is None or auth.monitor_password is None or not runtime.etcd:
         return None
     tls = runtime.client_tls
+    # With a client certificate, the etcd member probes' pool: one keep-alive connection
+    # per member for both.
     dcs = PatroniDcs(runtime.etcd, auth.patroni_prefix, auth.monitor_user,
                      lambda: secrets(auth.monitor_password),
-                     *((tls.ca, tls.cert, tls.key) if tls else (runtime.tls_ca_file,)))
+                     *((tls.ca, tls.cert, tls.key) if tls else (runtime.tls_ca_file,)),
+                     http=probes.pool(tls) if tls else None)
     return functools.partial(probes.patroni_clusters, dcs)
 
 

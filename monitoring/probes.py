@@ -425,7 +425,7 @@ _watchdog = Watchdog()  # one thread for every bounded query, not one per query
 def haproxy_stats(stats_url: str, timeout: float = 1) -> list[HaproxyServer]:
     """The servers of HAProxy's stats page (CSV export: `<url>;csv`)."""
     try:
-        reply = _pool(None).request("GET", stats_url.rstrip("/") + "/;csv", timeout=timeout)
+        reply = pool(None).request("GET", stats_url.rstrip("/") + "/;csv", timeout=timeout)
     except urllib3.exceptions.HTTPError as exc:
         raise ProbeFailed(f"haproxy stats {stats_url}: {type(exc).__name__}") from None
     if reply.status != 200:
@@ -453,10 +453,10 @@ def parse_haproxy_csv(text: str) -> list[HaproxyServer]:
             and (server := r[at["svname"]]) not in ("FRONTEND", "BACKEND")]
 
 
-def _pool(tls: TlsFiles | None) -> urllib3.PoolManager:
-    """One connection pool per client identity, shared by every probing thread (urllib3's
-    pools are thread-safe): each endpoint's keep-alive connection, and its TLS handshake,
-    serves scrape after scrape."""
+def pool(tls: TlsFiles | None) -> urllib3.PoolManager:
+    """One connection pool per client identity, shared by every probing thread and by the
+    exporter's etcd reads (urllib3's pools are thread-safe): each endpoint's keep-alive
+    connection, and its TLS handshake, serves scrape after scrape."""
     return _pool_for(None if tls is None else (tls.ca, tls.cert, tls.key))
 
 
@@ -473,7 +473,7 @@ def etcd_member(url: str, tls: TlsFiles | None = None, timeout: float = 1.0) -> 
     in one request instead of two. `tls`: the client certificate etcd demands and the CA
     its certificate is checked against."""
     try:
-        reply = _pool(tls).request("POST", url.rstrip("/") + "/v3/maintenance/status", body=b"{}",
+        reply = pool(tls).request("POST", url.rstrip("/") + "/v3/maintenance/status", body=b"{}",
                                    headers={"Content-Type": "application/json"}, timeout=timeout)
         status = json.loads(reply.data) if reply.status == 200 else None
     except (urllib3.exceptions.HTTPError, ValueError):

@@ -112,17 +112,19 @@ def _range_end(prefix: str) -> str:
 class PatroniDcs:
     """Reads Patroni's namespace from etcd's v3 JSON gateway: the member that answered last
     first, each with `timeout`; logs in with `user` and `password()` when it has no token
-    or etcd stops taking it. Thread-safe."""
+    or etcd stops taking it. `http`: a connection pool to share (one is made from the TLS
+    files otherwise). Thread-safe."""
 
     def __init__(self, urls: list[str], prefix: str, user: str, password: Callable[[], str],
                  ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None, timeout: float = 1.0):
+                 key_file: str | None = None, timeout: float = 1.0,
+                 http: urllib3.PoolManager | None = None):
         if not urls:
             raise ValueError("no etcd member to read from")
         self.urls = [u.rstrip("/") for u in urls]
         self.prefix, self.user, self.password, self.timeout = prefix, user, password, timeout
-        self._http = urllib3.PoolManager(maxsize=4, retries=False,
-                                         ssl_context=client_context(ca_file, cert_file, key_file))
+        self._http = http or urllib3.PoolManager(maxsize=4, retries=False,
+                                                 ssl_context=client_context(ca_file, cert_file, key_file))
         self._token: str | None = None
         self._preferred = 0
         self._lock = threading.Lock()

@@ -14,6 +14,7 @@ from inventory.runtime import RuntimeInventory
 from dr import alerts
 from lab.components import alertmanager, exporter, pgbackrest, prometheus
 from lab.context import CENTERS, LabContext
+from monitoring import probes
 
 pytestmark = pytest.mark.lab
 
@@ -184,6 +185,7 @@ def test_etcd_gives_the_clusters_as_patroni_does_and_the_exporter_reads_them_the
 
     read = _patroni_dcs(runtime, Secrets(Path(ctx.runtime_inventory_file).parent))
     assert read is not None, "the lab's runtime inventory names no read-only etcd user"
+    assert read.args[0]._http is probes.pool(runtime.client_tls), "a second pool to the same members"
 
     def agreeing_snapshot():
         rest = {name: roles(PatroniCluster(s.database, ApiAccess(ca_file=runtime.tls_ca_file)).state())
