@@ -123,6 +123,9 @@ class Host(_Model):
     service_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
     tls: TlsFiles | None = None
     control: HostControl = HostControl()
+    # On a database host: the interpreter Patroni (3.0.3 or later) is installed for. Debian
+    # 12's python3-patroni is 3.0.2, which the postgresql_patroni role refuses.
+    patroni_python: str = Field(default=DEFAULT_PYTHON_INTERPRETER, pattern=r"^/\S+$")
 
 
 
@@ -435,6 +438,8 @@ def _host_vars(runtime: RuntimeInventory, host: Host) -> dict:
         vars_["tricenter_service_user"] = host.service_user
     if host.tls is not None:
         vars_["tricenter_tls"] = host.tls.model_dump()
+    if host.role == HostRole.db:
+        vars_["tricenter_patroni_python"] = host.patroni_python
     if host.database is not None:
         vars_.update({"tricenter_system": host.database.system,
                       "tricenter_cluster": host.database.cluster,

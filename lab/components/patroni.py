@@ -369,6 +369,9 @@ class Patroni:
                                               root=str(sshd.host_root(lab, host)),
                                               service_manager="supervisor",
                                               service_user=users.SERVICE_USER))
+                # The role's Patroni: the pinned virtualenv the lab's programs run.
+                next(h for h in runtime.hosts if h.name == host).patroni_python = \
+                    str(binaries.path("patroni-python"))
                 sshd.give_tls(lab, runtime, host, address_)
 
 

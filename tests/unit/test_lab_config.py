@@ -182,6 +182,9 @@ def test_members_run_the_pinned_patroni_with_the_fenced_leader_update(ctx) -> No
     for program in patroni.Patroni().programs(ctx):
         assert program.command[0] == binaries.path("patroni-python")
         assert program.command[1].endswith("/etc/patroni/patroni_launcher.py")
+    # ... the interpreter the role checks and its unit would run (host.patroni_python)
+    db_hosts = [h for h in Lab(ctx, components=CORE).runtime_inventory().hosts if h.role.value == "db"]
+    assert db_hosts and {h.patroni_python for h in db_hosts} == {str(binaries.path("patroni-python"))}
 
 
 def test_the_app_role_and_database_are_created_once_after_bootstrap(ctx) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.template import trust_as_template
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -93,13 +94,19 @@ def test_etcd_demands_a_certificate_from_clients_and_peers(hostvars) -> None:
                                 "trusted-ca-file": "/etc/etcd/tls/ca.crt", "client-cert-auth": True}
 
 
-def test_etcd_role_keeps_its_key_private_and_its_passwords_out_of_the_output() -> None:
+def test_etcd_role_keeps_its_key_private_and_its_passwords_out_of_the_output(hostvars, secrets) -> None:
     tasks = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/config.yml").read_text())
     key_copy = next(t for t in tasks if t.get("ansible.builtin.copy", {}).get("dest") == "{{ etcd_tls_key_file }}")
     assert key_copy["ansible.builtin.copy"]["mode"] == "0600" and key_copy["diff"] is False
     auth = yaml.safe_load((PLAYBOOKS / "roles/etcd/tasks/auth.yml").read_text())
-    with_secrets = [t for t in auth if "tricenter_secret" in json.dumps(t)]
+    with_secrets = [t for t in auth if "tricenter_secret" in json.dumps(t)
+                    or "etcd_etcdctl_root_environment" in json.dumps(t)]
     assert len(with_secrets) == 4 and all(t["no_log"] is True for t in with_secrets)
+    # The root password reaches etcdctl in its environment.
+    root = RoleRenderer("etcd", hostvars("main-db")).var("etcd_etcdctl_root_environment")
+    assert root["ETCDCTL_USER"] == "root"
+    assert root["ETCDCTL_PASSWORD"] == secrets["TRICENTER_SAMPLE_ETCD_ROOT_PASSWORD"]
+    assert root["ETCDCTL_ENDPOINTS"].startswith("https://")
     # Passwords reach etcdctl on stdin or in its environment, never in its argv.
     setup = next(t for t in auth if "etcd_auth_commands" in t.get("vars", {}))
     monitor = yaml.safe_load((PLAYBOOKS / "roles/etcd/defaults/main.yml").read_text())["etcd_monitor_commands"]
@@ -230,6 +237,26 @@ def test_patroni_starts_through_a_launcher_with_short_stop_polling(
                           capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == prints
     assert ("has no patroni.postgresql.STOP_POLLING_INTERVAL" in done.stderr) is warns
+
+
+@pytest.mark.parametrize(("found", "accepted", "says"), [
+    ({"rc": 0, "stdout": "3.1.2\n"}, True, "runs Patroni 3.1.2"),
+    ({"rc": 0, "stdout": "3.0.2\n"}, False, "runs Patroni 3.0.2"),  # Debian 12's: split brain
+    ({"rc": 1, "stdout": ""}, False, "cannot import patroni"),
+])
+def test_patroni_precheck_refuses_a_release_that_does_not_fence_its_leader_key(
+        hostvars, found: dict, accepted: bool, says: str) -> None:
+    runtime = sample_runtime()
+    next(h for h in runtime.hosts if h.name == "main-db").patroni_python = "/opt/patroni/bin/python"
+    variables = {**host_variables(runtime, "main-db"), "postgresql_patroni_found_version": found}
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/postgresql_patroni/tasks/precheck.yml").read_text())
+    probe = next(t for t in tasks if t.get("register") == "postgresql_patroni_found_version")
+    check = next(t for t in tasks if "postgresql_patroni_found_version" in json.dumps(t.get("ansible.builtin.assert")))
+    renderer = RoleRenderer("postgresql_patroni", variables)
+    assert renderer.var(probe["ansible.builtin.command"]["argv"][0].strip("{} ")) == "/opt/patroni/bin/python"
+    assert all(renderer.var(f"({c})") for c in check["ansible.builtin.assert"]["that"]) is accepted
+    message = renderer.templar.template(trust_as_template(check["ansible.builtin.assert"]["fail_msg"]))
+    assert f"main-db: /opt/patroni/bin/python {says};" in message and "patroni_python" in message
 
 
 def test_haproxy_routes_by_patronis_rest_api_and_is_valid(hostvars, tmp_path: Path) -> None:
