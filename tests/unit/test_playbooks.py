@@ -211,7 +211,8 @@ def test_post_bootstrap_quotes_the_application_password(hostvars, secrets) -> No
 def _fake_patroni(root: Path, postgresql_module: str) -> None:
     """A `patroni` package whose main() prints the stop polling it would run with."""
     (root / "patroni" / "postgresql").mkdir(parents=True)
-    (root / "patroni" / "__init__.py").write_text("__version__ = '9.9.9'\n")
+    (root / "patroni" / "__init__.py").write_text("")
+    (root / "patroni" / "version.py").write_text("__version__ = '9.9.9'\n")
     (root / "patroni" / "postgresql" / "__init__.py").write_text(postgresql_module)
     (root / "patroni" / "__main__.py").write_text(
         "import patroni.postgresql as pg, sys\n"
@@ -236,7 +237,22 @@ def test_patroni_starts_through_a_launcher_with_short_stop_polling(
                           env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
                           capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == prints
-    assert ("has no patroni.postgresql.STOP_POLLING_INTERVAL" in done.stderr) is warns
+    assert ("Patroni 9.9.9 has no patroni.postgresql.STOP_POLLING_INTERVAL" in done.stderr) is warns
+
+
+def test_the_pinned_patroni_has_the_stop_polling_the_launcher_shortens(hostvars, tmp_path: Path) -> None:
+    """The launcher against the release the lab and the docs pin (scripts/constraints/
+    patroni.txt): a release without the constant would start unchanged, so a test says so."""
+    from lab import binaries
+
+    launcher = tmp_path / "patroni_launcher.py"
+    launcher.write_text(render("postgresql_patroni", "patroni_launcher.py.j2", hostvars("main-db")))
+    probe = ("import runpy, sys, patroni.__main__ as m, patroni.postgresql as pg;"
+             " m.main = lambda: print(pg.STOP_POLLING_INTERVAL);"
+             " runpy.run_path(sys.argv[1], run_name='__main__')")
+    done = subprocess.run([str(binaries.path("patroni-python")), "-c", probe, str(launcher)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert (done.stdout.strip(), done.stderr) == ("0.1", "")
 
 
 @pytest.mark.parametrize(("found", "accepted", "says"), [
