@@ -253,6 +253,13 @@ def test_the_pinned_patroni_has_the_stop_polling_the_launcher_shortens(hostvars,
     done = subprocess.run([str(binaries.path("patroni-python")), "-c", probe, str(launcher)],
                           capture_output=True, text=True, timeout=60, check=True)
     assert (done.stdout.strip(), done.stderr) == ("0.1", "")
+    # ...and the precheck's question gets that release's version from it.
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/postgresql_patroni/tasks/precheck.yml").read_text())
+    question = next(t for t in tasks if t.get("register") == "postgresql_patroni_found_version")
+    code = question["ansible.builtin.command"]["argv"][2]
+    done = subprocess.run([str(binaries.path("patroni-python")), "-c", code],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "3.1.2"
 
 
 @pytest.mark.parametrize(("found", "accepted", "says"), [
