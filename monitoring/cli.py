@@ -93,8 +93,7 @@ def _patroni_dcs(runtime: RuntimeInventory, secrets: Secrets):
     # per member for both.
     dcs = PatroniDcs(runtime.etcd, auth.patroni_prefix, auth.monitor_user,
                      lambda: secrets(auth.monitor_password),
-                     *((tls.ca, tls.cert, tls.key) if tls else (runtime.tls_ca_file,)),
-                     http=probes.pool(tls) if tls else None)
+                     **({"http": probes.pool(tls)} if tls else {"ca_file": runtime.tls_ca_file}))
     return functools.partial(probes.patroni_clusters, dcs)
 
 

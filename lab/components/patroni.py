@@ -364,14 +364,14 @@ class Patroni:
             system.database = database_cluster(lab, placed.name)
             for center in members(lab, placed.name):
                 host, address_ = db_host(lab, center, placed.name), address(lab, center, placed.name)
-                if not any(h.name == host for h in runtime.hosts):
-                    runtime.hosts.append(Host(name=host, center=center, role=HostRole.db, address=address_,
-                                              root=str(sshd.host_root(lab, host)),
-                                              service_manager="supervisor",
-                                              service_user=users.SERVICE_USER))
+                existing = next((h for h in runtime.hosts if h.name == host), None)
+                if existing is None:
+                    existing = Host(name=host, center=center, role=HostRole.db, address=address_,
+                                    root=str(sshd.host_root(lab, host)), service_manager="supervisor",
+                                    service_user=users.SERVICE_USER)
+                    runtime.hosts.append(existing)
                 # The role's Patroni: the pinned virtualenv the lab's programs run.
-                next(h for h in runtime.hosts if h.name == host).patroni_python = \
-                    str(binaries.path("patroni-python"))
+                existing.patroni_python = str(binaries.path("patroni-python"))
                 sshd.give_tls(lab, runtime, host, address_)
 
 
